@@ -1,0 +1,1 @@
+//! Provider formats (auth0, okta, keycloak) normalised into canonical events.
