@@ -1,4 +1,23 @@
 //! authwatch: detects attacks on identity systems from authentication events.
+//!
+//! Code map, in pipeline order:
+//! - [`source`]: reading records (lines from files and stdin);
+//! - [`event`]: the canonical event (SPEC §1), JSON decoding, field paths;
+//! - [`normalize`]: provider formats (auth0, okta, keycloak) into canonical events;
+//! - [`rule`]: rule files (YAML) compiled into checked rules, with their `tests:`;
+//! - [`engine`]: windows, distinct sets, sequences, suppression, alert ids (pure, no IO);
+//! - [`sink`]: alert destinations and routing;
+//! - [`pipeline`]: decode -> engine -> sinks, with bad-input accounting;
+//! - [`config`]: `authwatch.toml`, raw then validated;
+//! - [`app`], [`cli`]: the commands and their wiring; [`telemetry`]: logging.
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod engine;
 pub mod event;
 pub mod normalize;
+pub mod pipeline;
 pub mod rule;
+pub mod sink;
+pub mod source;
+pub mod telemetry;

@@ -84,7 +84,10 @@ pub fn decode_line(line: &[u8]) -> Result<Event, BadInput> {
     match line.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}
         Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok() => {
-            return Err(BadInput::new(BadReason::NotAnObject, "an event must be a JSON object"));
+            return Err(BadInput::new(
+                BadReason::NotAnObject,
+                "an event must be a JSON object",
+            ));
         }
         _ => {}
     }
@@ -96,7 +99,10 @@ pub fn decode_line(line: &[u8]) -> Result<Event, BadInput> {
 /// Decodes an already parsed JSON value (rule test events, normaliser output).
 pub fn decode_value(value: serde_json::Value) -> Result<Event, BadInput> {
     if !value.is_object() {
-        return Err(BadInput::new(BadReason::NotAnObject, "an event must be a JSON object"));
+        return Err(BadInput::new(
+            BadReason::NotAnObject,
+            "an event must be a JSON object",
+        ));
     }
     let bytes = serde_json::to_vec(&value).unwrap_or_default();
     let mut event: Event = serde_json::from_value(value).map_err(classify)?;
@@ -185,12 +191,30 @@ mod tests {
         assert_eq!(reason("{not json"), BadReason::InvalidJson);
         assert_eq!(reason("[1,2]"), BadReason::NotAnObject);
         assert_eq!(reason(r#"{"type":"logout"}"#), BadReason::MissingField);
-        assert_eq!(reason(r#"{"ts":1,"type":"login.maybe"}"#), BadReason::UnknownType);
-        assert_eq!(reason(r#"{"ts":"yesterday","type":"logout"}"#), BadReason::BadTimestamp);
-        assert_eq!(reason(r#"{"ts":-5,"type":"logout"}"#), BadReason::BadTimestamp);
-        assert_eq!(reason(r#"{"ts":1,"type":"logout","ip":"1.2.3"}"#), BadReason::BadIp);
-        assert_eq!(reason(r#"{"ts":1,"type":"logout","user":7}"#), BadReason::WrongType);
-        assert_eq!(reason(r#"{"ts":1,"type":"logout","geo":{"lat":"x"}}"#), BadReason::WrongType);
+        assert_eq!(
+            reason(r#"{"ts":1,"type":"login.maybe"}"#),
+            BadReason::UnknownType
+        );
+        assert_eq!(
+            reason(r#"{"ts":"yesterday","type":"logout"}"#),
+            BadReason::BadTimestamp
+        );
+        assert_eq!(
+            reason(r#"{"ts":-5,"type":"logout"}"#),
+            BadReason::BadTimestamp
+        );
+        assert_eq!(
+            reason(r#"{"ts":1,"type":"logout","ip":"1.2.3"}"#),
+            BadReason::BadIp
+        );
+        assert_eq!(
+            reason(r#"{"ts":1,"type":"logout","user":7}"#),
+            BadReason::WrongType
+        );
+        assert_eq!(
+            reason(r#"{"ts":1,"type":"logout","geo":{"lat":"x"}}"#),
+            BadReason::WrongType
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The canonical authentication event (SPEC §1) that every source format is normalised into.
 
-mod decode;
+pub mod decode;
 mod field;
 mod time;
 

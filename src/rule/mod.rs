@@ -1,2 +1,150 @@
-//! x
+//! Rules: YAML files (syntax) compiled into checked, executable rules (semantics).
+//!
+//! Reading goes `yaml` (positioned tree) -> `compile` (every error collected with
+//! file:line:col) -> [`Rule`]. `load` walks a rules directory; `testing` runs `tests:`.
+
+mod compile;
+pub mod diag;
+mod load;
+pub mod matcher;
+pub mod testing;
 pub mod yaml;
+
+pub use diag::Diagnostic;
+pub use load::{RuleSet, load_dir, load_file_text};
+pub use matcher::Matcher;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::event::{Event, Field};
+use yaml::Pos;
+
+/// How bad an alert is; ordered so routing can say "at least".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const NAMES: [&'static str; 5] = ["info", "low", "medium", "high", "critical"];
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        Some(match s {
+            "info" => Severity::Info,
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Severity::NAMES[self as usize]
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A compiled rule, ready for the engine.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+    pub tags: Vec<String>,
+    /// A runbook name (rules/runbooks/<name>.md) or an absolute https URL.
+    pub runbook: Option<String>,
+    pub enabled: bool,
+    /// Which events feed the rule (for sequences: a filter on every step).
+    pub filter: Matcher,
+    pub group_by: Vec<Field>,
+    pub kind: Kind,
+    /// At most one alert per group per this many milliseconds (0: every time).
+    pub suppress_ms: i64,
+    pub tests: Vec<RuleTest>,
+    pub origin: Origin,
+}
+
+/// Where a rule was written.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub pos: Pos,
+}
+
+/// What a rule counts, per kind.
+#[derive(Clone, Debug)]
+pub enum Kind {
+    Match,
+    Threshold {
+        window_ms: i64,
+        threshold: u32,
+    },
+    Distinct {
+        field: Field,
+        window_ms: i64,
+        threshold: u32,
+    },
+    Sequence {
+        within_ms: i64,
+        steps: Vec<Step>,
+    },
+}
+
+impl Kind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Match => "match",
+            Kind::Threshold { .. } => "threshold",
+            Kind::Distinct { .. } => "distinct",
+            Kind::Sequence { .. } => "sequence",
+        }
+    }
+
+    /// How long state for one group can matter after its last event.
+    pub fn horizon_ms(&self) -> i64 {
+        match self {
+            Kind::Match => 0,
+            Kind::Threshold { window_ms, .. } | Kind::Distinct { window_ms, .. } => *window_ms,
+            Kind::Sequence { within_ms, .. } => *within_ms,
+        }
+    }
+}
+
+/// One step of a sequence: `count` events matching `matcher`.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub matcher: Matcher,
+    pub count: u32,
+}
+
+/// One entry of a rule's `tests:`, with its events already expanded and decoded.
+#[derive(Clone, Debug)]
+pub struct RuleTest {
+    pub name: String,
+    pub pos: Pos,
+    pub events: Vec<Arc<Event>>,
+    pub expect: Vec<Expectation>,
+}
+
+/// One alert a test expects: its group must contain these values; `count` if given.
+#[derive(Clone, Debug)]
+pub struct Expectation {
+    pub group: serde_json::Map<String, serde_json::Value>,
+    pub count: Option<u64>,
+}

@@ -231,7 +231,8 @@ mod tests {
 
     #[test]
     fn nested_values_keep_their_positions() {
-        let doc = parse("id: x\nmatch:\n  type: login.failure\n  reason: [a, b]\nthreshold: 10\n").unwrap();
+        let doc = parse("id: x\nmatch:\n  type: login.failure\n  reason: [a, b]\nthreshold: 10\n")
+            .unwrap();
         let m = doc.get("match").unwrap();
         let t = m.get("type").unwrap();
         assert_eq!(t.pos, Pos { line: 3, col: 9 });

@@ -1,0 +1,129 @@
+//! Wiring: turns a command into components (config, rules, engine, sinks) and runs them.
+//! Errors come back as [`Failure`], which `main` maps to SPEC §4 exit codes.
+
+mod check;
+mod replay;
+mod run;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::cli::Command;
+use crate::config::{self, Config};
+use crate::engine::{EngineOptions, RunbookLinks};
+use crate::event::{BadInput, Event};
+use crate::pipeline::Decoder;
+use crate::rule::{self, RuleSet};
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Invalid configuration or rules; nothing was started. Exit 78 (EX_CONFIG).
+    Invalid(Vec<String>),
+    /// Rule tests failed. Exit 1.
+    TestsFailed,
+    /// Something went wrong while running. Exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Runtime(e.into())
+    }
+}
+
+/// SPEC §4 exit codes.
+pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_CONFIG: u8 = 78;
+
+pub fn execute(command: Command) -> ExitCode {
+    let result = match command {
+        Command::Run { config } => run::run(config.as_deref()),
+        Command::Replay {
+            files,
+            rules,
+            format,
+            lateness,
+            config,
+        } => replay::replay(
+            &files,
+            rules.as_deref(),
+            format.as_deref(),
+            lateness.as_deref(),
+            config.as_deref(),
+        ),
+        Command::Check { rules, config, dir } => {
+            check::check(rules.or(dir).as_deref(), config.as_deref())
+        }
+        Command::Test {
+            rules,
+            dir,
+            verbose,
+        } => test::test(rules.or(dir).as_deref(), verbose),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Invalid(errors)) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("authwatch: {} error(s); nothing was started", errors.len());
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(Failure::TestsFailed) => ExitCode::from(EXIT_RUNTIME),
+        Err(Failure::Runtime(e)) => {
+            eprintln!("authwatch: {e:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// The configuration from `--config`, or the embedded defaults.
+fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
+    match path {
+        Some(p) => config::load(p).map_err(|e| Failure::Invalid(e.0)),
+        None => Ok(Config::default()),
+    }
+}
+
+/// The rules of `dir` (or the configured directory), or every error in them.
+fn load_rules(dir: &Path) -> Result<RuleSet, Failure> {
+    rule::load_dir(dir)
+        .map_err(|diags| Failure::Invalid(diags.iter().map(ToString::to_string).collect()))
+}
+
+fn rules_dir(flag: Option<&Path>, config: &Config) -> PathBuf {
+    flag.map_or_else(|| config.rules_dir.clone(), Path::to_path_buf)
+}
+
+fn engine_options(config: &Config, rules: &RuleSet) -> EngineOptions {
+    EngineOptions {
+        lateness_ms: config.lateness_ms,
+        runbooks: match &config.runbook_base_url {
+            Some(base) => RunbookLinks::BaseUrl(base.clone()),
+            None => RunbookLinks::Dir(rules.runbook_dir()),
+        },
+    }
+}
+
+/// The decoder for an input format name.
+fn decoder(format: &str) -> Result<Decoder, Failure> {
+    match format {
+        "native" => Ok(decode_native),
+        other => Err(Failure::Invalid(vec![format!(
+            "unknown format `{other}`; use one of {}",
+            config::FORMATS.join(", ")
+        )])),
+    }
+}
+
+fn decode_native(line: &[u8]) -> Result<Event, BadInput> {
+    crate::event::decode_line(line)
+}

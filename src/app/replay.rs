@@ -1,0 +1,120 @@
+//! `authwatch replay`: recorded events through the rules, alerts on stdout, a summary on stderr
+//! (and a progress bar when stderr is a terminal).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{Failure, decoder, engine_options, load_config, load_rules, rules_dir};
+use crate::engine::Engine;
+use crate::pipeline::Pipeline;
+use crate::sink::{Router, StdoutSink};
+use crate::source::lines::{LineReader, Record};
+
+/// Progress is redrawn every this many records (drawing per line would cost more than parsing).
+const PROGRESS_EVERY: u64 = 4096;
+
+pub fn replay(
+    files: &[PathBuf],
+    rules: Option<&Path>,
+    format: Option<&str>,
+    lateness: Option<&str>,
+    config: Option<&Path>,
+) -> Result<(), Failure> {
+    let mut cfg = load_config(config)?;
+    if let Some(l) = lateness {
+        cfg.lateness_ms = humantime::parse_duration(l)
+            .map_err(|e| {
+                Failure::Invalid(vec![format!("--lateness `{l}`: {e}; write it like 60s")])
+            })?
+            .as_millis() as i64;
+    }
+    let set = load_rules(&rules_dir(rules, &cfg))?;
+    let decode = decoder(format.unwrap_or(&cfg.format))?;
+    let engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
+    // replay always prints to stdout: it is a tool for tuning, not the daemon's delivery.
+    let router = Router::new(vec![(Default::default(), Box::new(StdoutSink::new()))]);
+    let mut pipeline = Pipeline::new(engine, decode, router);
+
+    let inputs: Vec<PathBuf> = if files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        files.to_vec()
+    };
+    let progress = progress_bar(&inputs);
+    let started = Instant::now();
+    let mut done_bytes = 0;
+    for input in &inputs {
+        let name = input.display().to_string();
+        let reader: Box<dyn BufRead> = if name == "-" {
+            Box::new(BufReader::new(io::stdin().lock()))
+        } else {
+            let file = File::open(input).with_context(|| format!("cannot open {name}"))?;
+            Box::new(BufReader::with_capacity(1 << 16, file))
+        };
+        let mut lines = LineReader::new(reader);
+        let mut buf = Vec::new();
+        while let Some(record) = lines
+            .next_record(&mut buf)
+            .with_context(|| format!("reading {name}"))?
+        {
+            match record {
+                Record::Line => pipeline.feed(&buf, &name, lines.line_no)?,
+                Record::TooLong(len) => pipeline.too_long(len, &name, lines.line_no),
+            }
+            if lines.line_no % PROGRESS_EVERY == 0
+                && let Some(p) = &progress
+            {
+                p.set_position(done_bytes + lines.offset);
+            }
+        }
+        done_bytes += lines.offset;
+    }
+    pipeline.finish()?;
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    print_summary(&pipeline, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn progress_bar(inputs: &[PathBuf]) -> Option<ProgressBar> {
+    if !io::stderr().is_terminal() {
+        return None;
+    }
+    let total: u64 = inputs
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+fn print_summary(pipeline: &Pipeline, seconds: f64) {
+    let counts = &pipeline.counts;
+    let stats = pipeline.engine.stats();
+    let rate = counts.events as f64 / seconds.max(1e-9);
+    eprintln!(
+        "replayed {} events in {seconds:.2}s ({rate:.0} events/s): {} bad, {} duplicates, {} late, {} alerts",
+        counts.events,
+        counts.bad_total(),
+        stats.duplicates,
+        stats.late,
+        counts.alerts,
+    );
+    for (reason, n) in &counts.bad {
+        eprintln!("  bad input {reason:<24} {n}");
+    }
+    for (rule, n) in &stats.alerts_by_rule {
+        eprintln!("  alerts {rule:<27} {n}");
+    }
+}

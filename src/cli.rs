@@ -1,0 +1,63 @@
+//! The command line (SPEC §4).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "authwatch",
+    version,
+    about = "Detects attacks on identity systems from authentication events"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (embedded defaults without --config: rules from ./rules, events on
+    /// stdin, alerts on stdout).
+    Run {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Process recorded events and print alerts as JSON lines; a summary goes to stderr.
+    Replay {
+        /// Event files; `-` or none reads standard input.
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+        /// Input format: native, auth0, okta or keycloak.
+        #[arg(long, value_name = "F")]
+        format: Option<String>,
+        /// Out-of-order tolerance in event time, like 60s.
+        #[arg(long, value_name = "DURATION")]
+        lateness: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Validate rules and configuration without touching the network.
+    Check {
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Rules directory given without --rules (as in `authwatch check rules`).
+        #[arg(value_name = "DIR", conflicts_with = "rules")]
+        dir: Option<PathBuf>,
+    },
+    /// Run the `tests:` of every rule.
+    Test {
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+        /// Rules directory given without --rules (as in `authwatch test rules`).
+        #[arg(value_name = "DIR", conflicts_with = "rules")]
+        dir: Option<PathBuf>,
+        /// Print every test, not only failures.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+}

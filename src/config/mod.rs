@@ -1,0 +1,368 @@
+//! Configuration: `authwatch.toml` read into raw structs, then validated into a [`Config`] with
+//! every error collected. With no file, the embedded defaults of SPEC §5 apply.
+
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use raw::{RawConfig, RawSink};
+
+use crate::engine::DEFAULT_LATENESS_MS;
+use crate::rule::Severity;
+
+/// SPEC §5 defaults, used when there is no configuration file.
+pub const DEFAULT_RULES_DIR: &str = "rules";
+pub const DEFAULT_STATE_DIR: &str = "authwatch-state";
+
+/// Input formats that can be named in `[source] format` and `--format`.
+pub const FORMATS: [&str; 4] = ["native", "auth0", "okta", "keycloak"];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub source: Source,
+    pub format: String,
+    pub state_dir: PathBuf,
+    pub rules_dir: PathBuf,
+    pub lateness_ms: i64,
+    pub runbook_base_url: Option<String>,
+    pub http_listen: Option<SocketAddr>,
+    pub sinks: Vec<SinkConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Stdin,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SinkConfig {
+    pub kind: SinkKind,
+    pub routing: Routing,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SinkKind {
+    Stdout,
+    File { path: PathBuf },
+}
+
+/// Which alerts a sink receives.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Routing {
+    pub min_severity: Option<Severity>,
+    /// Rule ids to include; empty means all.
+    pub include_rules: Vec<String>,
+    /// Rule ids to leave out (written `!id`).
+    pub exclude_rules: Vec<String>,
+    /// The alert must carry one of these tags (or a tag below one, `attack.t1110` covers
+    /// `attack.t1110.001`); empty means any.
+    pub tags: Vec<String>,
+}
+
+impl Routing {
+    pub fn accepts(&self, rule: &str, severity: Severity, tags: &[String]) -> bool {
+        self.min_severity.is_none_or(|min| severity >= min)
+            && (self.include_rules.is_empty() || self.include_rules.iter().any(|r| r == rule))
+            && !self.exclude_rules.iter().any(|r| r == rule)
+            && (self.tags.is_empty()
+                || tags.iter().any(|t| {
+                    self.tags.iter().any(|want| {
+                        t == want
+                            || t.strip_prefix(want.as_str())
+                                .is_some_and(|rest| rest.starts_with('.'))
+                    })
+                }))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: Source::Stdin,
+            format: "native".into(),
+            state_dir: DEFAULT_STATE_DIR.into(),
+            rules_dir: DEFAULT_RULES_DIR.into(),
+            lateness_ms: DEFAULT_LATENESS_MS,
+            runbook_base_url: None,
+            http_listen: None,
+            sinks: vec![SinkConfig {
+                kind: SinkKind::Stdout,
+                routing: Routing::default(),
+            }],
+        }
+    }
+}
+
+/// Everything wrong with a configuration file, each line naming the file and the key.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Loads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![format!(
+            "{}: cannot read the configuration: {e}",
+            path.display()
+        )])
+    })?;
+    parse(path, &text)
+}
+
+/// Validates configuration text; `path` is only used in messages.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+        let message = e.message().to_string();
+        ConfigErrors(vec![format!("{file}:{line}:{col}: {message}")])
+    })?;
+    let mut errors = Vec::new();
+    let config = validate(raw, &mut |msg: String| {
+        errors.push(format!("{file}: {msg}"))
+    });
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
+    let mut config = Config::default();
+    if let Some(source) = raw.source {
+        match source.kind.as_str() {
+            "stdin" => config.source = Source::Stdin,
+            "file" | "kafka" | "http" => error(format!(
+                "[source] kind = \"{}\" is not available in this version of authwatch; use \"stdin\"",
+                source.kind
+            )),
+            other => error(format!(
+                "[source] unknown kind `{other}`; use one of stdin, file, kafka, http"
+            )),
+        }
+        if let Some(format) = source.format {
+            if FORMATS.contains(&format.as_str()) {
+                config.format = format;
+            } else {
+                error(format!(
+                    "[source] unknown format `{format}`; use one of {}",
+                    FORMATS.join(", ")
+                ));
+            }
+        }
+    }
+    if let Some(dir) = raw.state.and_then(|s| s.dir) {
+        config.state_dir = dir.into();
+    }
+    if let Some(rules) = raw.rules {
+        if let Some(dir) = rules.dir {
+            config.rules_dir = dir.into();
+        }
+        if let Some(lateness) = rules.lateness {
+            match humantime::parse_duration(&lateness) {
+                Ok(d) => config.lateness_ms = d.as_millis() as i64,
+                Err(e) => error(format!(
+                    "[rules] lateness `{lateness}`: {e}; write it like 60s"
+                )),
+            }
+        }
+    }
+    if raw
+        .geoip
+        .is_some_and(|g| g.city.is_some() || g.asn.is_some())
+    {
+        error("[geoip] is not available in this version of authwatch; remove the section".into());
+    }
+    if let Some(base) = raw.runbooks.and_then(|r| r.base_url) {
+        if base.starts_with("https://") || base.starts_with("http://") {
+            config.runbook_base_url = Some(base);
+        } else {
+            error(format!(
+                "[runbooks] base_url `{base}` must be an http(s) URL"
+            ));
+        }
+    }
+    if let Some(listen) = raw.http.and_then(|h| h.listen) {
+        match listen.parse() {
+            Ok(addr) => config.http_listen = Some(addr),
+            Err(_) => error(format!(
+                "[http] listen `{listen}` must be an address like 127.0.0.1:9640"
+            )),
+        }
+    }
+    if !raw.sink.is_empty() {
+        config.sinks = raw
+            .sink
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| sink(i + 1, s, error))
+            .collect();
+    }
+    config
+}
+
+fn sink(n: usize, raw: RawSink, error: &mut dyn FnMut(String)) -> Option<SinkConfig> {
+    let at = format!("[[sink]] #{n} ({})", raw.kind);
+    let mut routing = Routing::default();
+    if let Some(min) = &raw.min_severity {
+        routing.min_severity = Severity::parse(min);
+        if routing.min_severity.is_none() {
+            error(format!(
+                "{at}: unknown min_severity `{min}`; use one of {}",
+                Severity::NAMES.join(", ")
+            ));
+        }
+    }
+    for r in raw.rules.unwrap_or_default() {
+        match r.strip_prefix('!') {
+            Some(excluded) => routing.exclude_rules.push(excluded.to_string()),
+            None => routing.include_rules.push(r),
+        }
+    }
+    routing.tags = raw.tags.unwrap_or_default();
+    let mut options = raw.options;
+    let mut take_str = |key: &str, error: &mut dyn FnMut(String)| -> Option<String> {
+        match options.remove(key) {
+            Some(toml::Value::String(s)) => Some(s),
+            Some(other) => {
+                error(format!(
+                    "{at}: `{key}` must be a string, found {}",
+                    other.type_str()
+                ));
+                None
+            }
+            None => None,
+        }
+    };
+    let kind = match raw.kind.as_str() {
+        "stdout" => Some(SinkKind::Stdout),
+        "file" => match take_str("path", error) {
+            Some(path) => Some(SinkKind::File { path: path.into() }),
+            None => {
+                error(format!("{at}: missing `path`"));
+                None
+            }
+        },
+        "webhook" | "splunk_hec" | "elasticsearch" | "syslog" | "pagerduty" | "slack" | "email" => {
+            error(format!(
+                "{at}: this sink kind is not available in this version of authwatch"
+            ));
+            options.clear();
+            None
+        }
+        other => {
+            error(format!(
+                "{at}: unknown kind `{other}`; use one of stdout, file, webhook, splunk_hec, elasticsearch, syslog, pagerduty, slack, email"
+            ));
+            options.clear();
+            None
+        }
+    };
+    for key in options.keys() {
+        error(format!("{at}: unknown key `{key}`"));
+    }
+    Some(SinkConfig {
+        kind: kind?,
+        routing,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_means_the_embedded_defaults() {
+        assert_eq!(parse(Path::new("a.toml"), "").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn a_full_valid_file_is_read() {
+        let c = parse(
+            Path::new("a.toml"),
+            r#"
+[source]
+kind = "stdin"
+format = "native"
+[state]
+dir = "/tmp/s"
+[rules]
+dir = "/etc/authwatch/rules"
+lateness = "30s"
+[runbooks]
+base_url = "https://runbooks.example.com/"
+[http]
+listen = "127.0.0.1:9640"
+[[sink]]
+kind = "file"
+path = "/tmp/alerts.jsonl"
+min_severity = "high"
+rules = ["!impersonation-started"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.lateness_ms, 30_000);
+        assert_eq!(
+            c.sinks[0].kind,
+            SinkKind::File {
+                path: "/tmp/alerts.jsonl".into()
+            }
+        );
+        assert!(
+            !c.sinks[0]
+                .routing
+                .accepts("impersonation-started", Severity::Critical, &[])
+        );
+        assert!(!c.sinks[0].routing.accepts("x", Severity::Medium, &[]));
+        assert!(c.sinks[0].routing.accepts("x", Severity::High, &[]));
+    }
+
+    #[test]
+    fn unknown_keys_name_file_line_and_column() {
+        let err = parse(
+            Path::new("a.toml"),
+            "[rules]\ndir = \"r\"\nlatness = \"1s\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.0[0].starts_with("a.toml:3:1: unknown field `latness`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_semantic_error_is_collected() {
+        let err = parse(
+            Path::new("a.toml"),
+            "[rules]\nlateness = \"soon\"\n[http]\nlisten = \"nowhere\"\n[[sink]]\nkind = \"file\"\nmin_severity = \"hi\"\ncolour = \"red\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 5, "{err}");
+    }
+
+    #[test]
+    fn tags_route_by_prefix_on_dot_boundaries() {
+        let r = Routing {
+            tags: vec!["attack.t1110".into()],
+            ..Routing::default()
+        };
+        assert!(r.accepts("x", Severity::Low, &["attack.t1110.001".into()]));
+        assert!(!r.accepts("x", Severity::Low, &["attack.t11101".into()]));
+    }
+}

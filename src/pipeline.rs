@@ -1,0 +1,115 @@
+//! The synchronous heart shared by `run` and `replay`: bytes in, decode, engine, sinks out.
+//! Bad input is counted by reason and logged with its position, rate-limited per reason.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use crate::engine::{Alert, Engine};
+use crate::event::{BadInput, BadReason, Event};
+use crate::sink::Router;
+
+/// Turns one input record into a canonical event (native JSON or a provider format).
+pub type Decoder = fn(&[u8]) -> Result<Event, BadInput>;
+
+/// Bad lines of one reason logged one by one before they are only counted.
+const BAD_LINES_LOGGED_PER_REASON: u64 = 10;
+
+/// What went through the pipeline.
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
+    /// Records read (blank lines excluded).
+    pub records: u64,
+    /// Records that decoded into events.
+    pub events: u64,
+    pub bad: BTreeMap<BadReason, u64>,
+    pub alerts: u64,
+}
+
+impl Counts {
+    pub fn bad_total(&self) -> u64 {
+        self.bad.values().sum()
+    }
+}
+
+pub struct Pipeline {
+    pub engine: Engine,
+    decode: Decoder,
+    router: Router,
+    pub counts: Counts,
+    alerts: Vec<Alert>,
+}
+
+impl Pipeline {
+    pub fn new(engine: Engine, decode: Decoder, router: Router) -> Pipeline {
+        Pipeline {
+            engine,
+            decode,
+            router,
+            counts: Counts::default(),
+            alerts: Vec::new(),
+        }
+    }
+
+    /// Feeds one record; `origin` and `line_no` say where it came from, for the log.
+    pub fn feed(&mut self, record: &[u8], origin: &str, line_no: u64) -> io::Result<()> {
+        if record.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        self.counts.records += 1;
+        match (self.decode)(record) {
+            Ok(event) => {
+                self.counts.events += 1;
+                self.engine.process(event, &mut self.alerts);
+                self.deliver()
+            }
+            Err(bad) => {
+                self.reject(&bad, origin, line_no);
+                Ok(())
+            }
+        }
+    }
+
+    /// Counts a record that was too long to read.
+    pub fn too_long(&mut self, len: usize, origin: &str, line_no: u64) {
+        self.counts.records += 1;
+        let bad = BadInput::new(BadReason::TooLarge, format!("{len} bytes"));
+        self.reject(&bad, origin, line_no);
+    }
+
+    /// Lets event time advance to `ts` on a quiet source.
+    pub fn advance_to(&mut self, ts: i64) -> io::Result<()> {
+        self.engine.advance_to(ts, &mut self.alerts);
+        self.deliver()
+    }
+
+    /// End of input: processes what the lateness buffer holds and flushes the sinks.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.engine.flush(&mut self.alerts);
+        self.deliver()?;
+        self.router.flush()
+    }
+
+    pub fn flush_sinks(&mut self) -> io::Result<()> {
+        self.router.flush()
+    }
+
+    fn deliver(&mut self) -> io::Result<()> {
+        for mut alert in self.alerts.drain(..) {
+            alert.stamp_detected_now();
+            self.counts.alerts += 1;
+            self.router.deliver(&alert)?;
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, bad: &BadInput, origin: &str, line_no: u64) {
+        let seen = self.counts.bad.entry(bad.reason).or_default();
+        *seen += 1;
+        if *seen <= BAD_LINES_LOGGED_PER_REASON {
+            tracing::warn!(source = origin, line = line_no, reason = %bad.reason, "bad input set aside: {}", bad.message);
+            if *seen == BAD_LINES_LOGGED_PER_REASON {
+                tracing::warn!(reason = %bad.reason, "further bad input of this kind is counted, not logged");
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Event sources. For now: newline-delimited input from files and standard input.
+
+pub mod lines;
