@@ -5,8 +5,8 @@ little of `globex`), normal traffic mixed with the attacks listed in demo/README
 Deterministic: a fixed random seed and fixed attack times, so the output only changes when this
 script does. Standard library only. Run from anywhere: `python3 demo/generate.py`.
 
-Addresses are documentation ranges: users at home and in the office come from 192.0.2.0/24,
-198.51.100.0/25 and 2001:db8:1::/48; attackers from 203.0.113.0/24 and 198.51.100.128/25.
+Addresses are documentation ranges: users at home come from 192.0.2.0/24 and 2001:db8:1::/48, the
+acme office NAT is 198.51.100.10; attackers use 203.0.113.0/24 and the rest of 198.51.100.0/24.
 """
 
 import json
@@ -186,15 +186,16 @@ targets = [priya, tom, marta, lena, omar, sofia, ana, noah, kim, admin]
 globex = [User(n, tenant="globex", domain="globex.example", city=rnd.choice(["london", "amsterdam"]))
           for n in ["alex.hunt", "bea.cole", "chris.ward", "dina.shah", "eli.moss", "faye.lin"]]
 
-# a few ordinary hiccups, spread over different users and addresses
-typo_users = set(rnd.sample(range(len(acme)), 6))
+# a few ordinary hiccups, spread over different users and addresses: password typos (three of
+# them behind the office NAT), push prompts that time out, mistyped TOTP codes
+office_idx = [i for i, u in enumerate(acme) if u.office]
+home_idx = [i for i, u in enumerate(acme) if not u.office]
+typo_users = set(rnd.sample(office_idx, 3) + rnd.sample(home_idx, 3))
 hiccup_users = {}
-for i in rnd.sample(range(len(acme)), 5):
-    u = acme[i]
-    if u.mfa in ("push", "sms"):
-        hiccup_users[i] = "mfa_timeout"
-    elif u.mfa == "totp":
-        hiccup_users[i] = "bad_code"
+for i in rnd.sample([i for i, u in enumerate(acme) if u.mfa in ("push", "sms")], 3):
+    hiccup_users[i] = "mfa_timeout"
+for i in rnd.sample([i for i, u in enumerate(acme) if u.mfa == "totp"], 2):
+    hiccup_users[i] = "bad_code"
 
 for i, u in enumerate(acme):
     logout = timedelta(hours=rnd.randint(2, 3), minutes=rnd.randint(0, 59)) if rnd.random() < 0.35 else None

@@ -9,7 +9,8 @@
 //! - [`sink`]: alert destinations and routing;
 //! - [`pipeline`]: decode -> engine -> sinks, with bad-input accounting;
 //! - [`config`]: `authwatch.toml`, raw then validated;
-//! - [`app`], [`cli`]: the commands and their wiring; [`telemetry`]: logging.
+//! - [`app`], [`cli`]: the commands and their wiring; [`telemetry`]: logging;
+//! - [`synth`]: synthetic traffic for benchmarks and tests.
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -20,4 +21,5 @@ pub mod pipeline;
 pub mod rule;
 pub mod sink;
 pub mod source;
+pub mod synth;
 pub mod telemetry;

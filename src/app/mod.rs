@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use crate::cli::Command;
 use crate::config::{self, Config};
 use crate::engine::{EngineOptions, RunbookLinks};
-use crate::event::{BadInput, Event};
+use crate::normalize::Format;
 use crate::pipeline::Decoder;
 use crate::rule::{self, RuleSet};
 
@@ -115,15 +115,10 @@ fn engine_options(config: &Config, rules: &RuleSet) -> EngineOptions {
 
 /// The decoder for an input format name.
 fn decoder(format: &str) -> Result<Decoder, Failure> {
-    match format {
-        "native" => Ok(decode_native),
-        other => Err(Failure::Invalid(vec![format!(
-            "unknown format `{other}`; use one of {}",
+    format.parse::<Format>().map(Format::decoder).map_err(|_| {
+        Failure::Invalid(vec![format!(
+            "unknown format `{format}`; use one of {}",
             config::FORMATS.join(", ")
-        )])),
-    }
-}
-
-fn decode_native(line: &[u8]) -> Result<Event, BadInput> {
-    crate::event::decode_line(line)
+        )])
+    })
 }
