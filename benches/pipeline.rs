@@ -16,7 +16,9 @@ const EVENTS: usize = 100_000;
 
 fn pack() -> Vec<rule::Rule> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    rule::load_dir(&dir).expect("the default pack loads").enabled()
+    rule::load_dir(&dir)
+        .expect("the default pack loads")
+        .enabled()
 }
 
 fn benches(c: &mut Criterion) {

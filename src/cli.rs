@@ -22,6 +22,9 @@ pub enum Command {
     Run {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Move the state directory aside (to <dir>.old-<time>) and start afresh.
+        #[arg(long)]
+        reset_state: bool,
     },
     /// Process recorded events and print alerts as JSON lines; a summary goes to stderr.
     Replay {
@@ -36,6 +39,26 @@ pub enum Command {
         /// Out-of-order tolerance in event time, like 60s.
         #[arg(long, value_name = "DURATION")]
         lateness: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Carry windows across invocations in this state directory.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// With --state: move the old state aside first.
+        #[arg(long, requires = "state")]
+        reset_state: bool,
+    },
+    /// Erase everything the state holds about one user (by `user` id and by `username`).
+    Forget {
+        #[arg(long, value_name = "ID")]
+        user: String,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Print everything the state holds about one user, as JSON lines.
+    Export {
+        #[arg(long, value_name = "ID")]
+        user: String,
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },

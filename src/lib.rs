@@ -6,6 +6,7 @@
 //! - [`normalize`]: provider formats (auth0, okta, keycloak) into canonical events;
 //! - [`rule`]: rule files (YAML) compiled into checked rules, with their `tests:`;
 //! - [`engine`]: windows, distinct sets, sequences, suppression, alert ids (pure, no IO);
+//! - [`state`]: the durable store (sled) that checkpoints engine state and source positions;
 //! - [`sink`]: alert destinations and routing;
 //! - [`pipeline`]: decode -> engine -> sinks, with bad-input accounting;
 //! - [`config`]: `authwatch.toml`, raw then validated;
@@ -21,5 +22,6 @@ pub mod pipeline;
 pub mod rule;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod synth;
 pub mod telemetry;

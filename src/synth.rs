@@ -74,7 +74,8 @@ impl Traffic {
         out.truncate(n);
         for (i, e) in out.iter_mut().enumerate() {
             e.id = Some(format!("synth-{}-{i}", self.seed));
-            e.fingerprint = crate::event::fingerprint(e.id.as_deref().unwrap_or_default().as_bytes());
+            e.fingerprint =
+                crate::event::fingerprint(e.id.as_deref().unwrap_or_default().as_bytes());
         }
         out
     }
@@ -117,7 +118,8 @@ impl Traffic {
             0 => {
                 // Brute force on one account, sometimes ending in a success.
                 for i in 0..12 {
-                    let mut e = self.user_event(rng, ts + i * step, EventType::LoginFailure, victim);
+                    let mut e =
+                        self.user_event(rng, ts + i * step, EventType::LoginFailure, victim);
                     e.ip = Some(attacker);
                     e.reason = Some("bad_password".into());
                     out.push(e);
@@ -130,19 +132,33 @@ impl Traffic {
                 // Credential stuffing / spray: one IP, many usernames.
                 for i in 0..20 {
                     let target = rng.below(self.users);
-                    let mut e = self.user_event(rng, ts + i * step / 4, EventType::LoginFailure, target);
+                    let mut e =
+                        self.user_event(rng, ts + i * step / 4, EventType::LoginFailure, target);
                     e.ip = Some(attacker);
-                    e.reason = Some(if i % 2 == 0 { "bad_password" } else { "unknown_user" }.into());
+                    e.reason = Some(
+                        if i % 2 == 0 {
+                            "bad_password"
+                        } else {
+                            "unknown_user"
+                        }
+                        .into(),
+                    );
                     out.push(e);
                 }
             }
             3 => {
                 // MFA push flood, denied, then approved.
                 for i in 0..6 {
-                    let mut e = self.user_event(rng, ts + i * step / 2, EventType::MfaChallenge, victim);
+                    let mut e =
+                        self.user_event(rng, ts + i * step / 2, EventType::MfaChallenge, victim);
                     e.factor = Some("push".into());
                     out.push(e);
-                    let mut d = self.user_event(rng, ts + i * step / 2 + 500, EventType::MfaFailure, victim);
+                    let mut d = self.user_event(
+                        rng,
+                        ts + i * step / 2 + 500,
+                        EventType::MfaFailure,
+                        victim,
+                    );
                     d.factor = Some("push".into());
                     d.reason = Some("mfa_denied".into());
                     out.push(d);
@@ -155,7 +171,8 @@ impl Traffic {
             _ => {
                 for i in 0..12 {
                     let target = rng.below(self.users);
-                    let mut e = self.user_event(rng, ts + i * 300, EventType::PasswordResetRequest, target);
+                    let mut e =
+                        self.user_event(rng, ts + i * 300, EventType::PasswordResetRequest, target);
                     e.ip = Some(attacker);
                     out.push(e);
                 }

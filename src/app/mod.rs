@@ -4,6 +4,7 @@
 mod check;
 mod replay;
 mod run;
+mod subject;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use crate::engine::{EngineOptions, RunbookLinks};
 use crate::normalize::Format;
 use crate::pipeline::Decoder;
 use crate::rule::{self, RuleSet};
+use crate::state::{self, SledStore};
 
 /// How a command failed, which decides the exit code.
 #[derive(Debug)]
@@ -45,20 +47,31 @@ pub const EXIT_CONFIG: u8 = 78;
 
 pub fn execute(command: Command) -> ExitCode {
     let result = match command {
-        Command::Run { config } => run::run(config.as_deref()),
+        Command::Run {
+            config,
+            reset_state,
+        } => run::run(config.as_deref(), reset_state),
         Command::Replay {
             files,
             rules,
             format,
             lateness,
             config,
+            state,
+            reset_state,
         } => replay::replay(
             &files,
-            rules.as_deref(),
-            format.as_deref(),
-            lateness.as_deref(),
-            config.as_deref(),
+            &replay::Options {
+                rules: rules.as_deref(),
+                format: format.as_deref(),
+                lateness: lateness.as_deref(),
+                config: config.as_deref(),
+                state: state.as_deref(),
+                reset_state,
+            },
         ),
+        Command::Forget { user, config } => subject::forget(&user, config.as_deref()),
+        Command::Export { user, config } => subject::export(&user, config.as_deref()),
         Command::Check { rules, config, dir } => {
             check::check(rules.or(dir).as_deref(), config.as_deref())
         }
@@ -106,11 +119,20 @@ fn rules_dir(flag: Option<&Path>, config: &Config) -> PathBuf {
 fn engine_options(config: &Config, rules: &RuleSet) -> EngineOptions {
     EngineOptions {
         lateness_ms: config.lateness_ms,
+        max_groups_per_rule: config.max_groups_per_rule,
         runbooks: match &config.runbook_base_url {
             Some(base) => RunbookLinks::BaseUrl(base.clone()),
             None => RunbookLinks::Dir(rules.runbook_dir()),
         },
     }
+}
+
+/// Opens the state store, after moving the old one aside when asked to.
+fn open_state(dir: &Path, reset: bool) -> Result<SledStore, Failure> {
+    if reset && let Some(moved) = state::reset(dir).map_err(|e| Failure::Runtime(e.into()))? {
+        tracing::warn!(from = %dir.display(), to = %moved.display(), "old state moved aside");
+    }
+    SledStore::open(dir).map_err(|e| Failure::Runtime(e.into()))
 }
 
 /// The decoder for an input format name.

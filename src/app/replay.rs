@@ -9,33 +9,53 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{Failure, decoder, engine_options, load_config, load_rules, rules_dir};
-use crate::engine::Engine;
+use super::{Failure, decoder, engine_options, load_config, load_rules, open_state, rules_dir};
+use crate::engine::{Engine, StateWrites};
 use crate::pipeline::Pipeline;
 use crate::sink::{Router, StdoutSink};
 use crate::source::lines::{LineReader, Record};
+use crate::state::{self, Store};
 
 /// Progress is redrawn every this many records (drawing per line would cost more than parsing).
 const PROGRESS_EVERY: u64 = 4096;
 
-pub fn replay(
-    files: &[PathBuf],
-    rules: Option<&Path>,
-    format: Option<&str>,
-    lateness: Option<&str>,
-    config: Option<&Path>,
-) -> Result<(), Failure> {
-    let mut cfg = load_config(config)?;
-    if let Some(l) = lateness {
+/// What `replay` was asked to do.
+pub struct Options<'a> {
+    pub rules: Option<&'a Path>,
+    pub format: Option<&'a str>,
+    pub lateness: Option<&'a str>,
+    pub config: Option<&'a Path>,
+    /// Carry engine state across invocations in this directory.
+    pub state: Option<&'a Path>,
+    pub reset_state: bool,
+}
+
+pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
+    let mut cfg = load_config(opts.config)?;
+    if let Some(l) = opts.lateness {
         cfg.lateness_ms = humantime::parse_duration(l)
             .map_err(|e| {
                 Failure::Invalid(vec![format!("--lateness `{l}`: {e}; write it like 60s")])
             })?
             .as_millis() as i64;
     }
-    let set = load_rules(&rules_dir(rules, &cfg))?;
-    let decode = decoder(format.unwrap_or(&cfg.format))?;
-    let engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
+    let set = load_rules(&rules_dir(opts.rules, &cfg))?;
+    let decode = decoder(opts.format.unwrap_or(&cfg.format))?;
+    let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
+    let store = match opts.state {
+        Some(dir) => {
+            let store = open_state(dir, opts.reset_state)?;
+            let entries = state::engine_entries(&store).map_err(|e| Failure::Runtime(e.into()))?;
+            engine.restore(entries).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot restore the state in {}: {e}; use --reset-state to begin afresh",
+                    dir.display()
+                )
+            })?;
+            Some(store)
+        }
+        None => None,
+    };
     // replay always prints to stdout: it is a tool for tuning, not the daemon's delivery.
     let router = Router::new(vec![(Default::default(), Box::new(StdoutSink::new()))]);
     let mut pipeline = Pipeline::new(engine, decode, router);
@@ -66,7 +86,7 @@ pub fn replay(
                 Record::Line => pipeline.feed(&buf, &name, lines.line_no)?,
                 Record::TooLong(len) => pipeline.too_long(len, &name, lines.line_no),
             }
-            if lines.line_no % PROGRESS_EVERY == 0
+            if lines.line_no.is_multiple_of(PROGRESS_EVERY)
                 && let Some(p) = &progress
             {
                 p.set_position(done_bytes + lines.offset);
@@ -75,6 +95,13 @@ pub fn replay(
         done_bytes += lines.offset;
     }
     pipeline.finish()?;
+    if let Some(store) = &store {
+        let mut writes = StateWrites::default();
+        pipeline.engine.checkpoint(&mut writes);
+        store
+            .commit(writes)
+            .map_err(|e| Failure::Runtime(e.into()))?;
+    }
     if let Some(p) = progress {
         p.finish_and_clear();
     }

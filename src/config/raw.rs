@@ -23,10 +23,11 @@ pub struct RawConfig {
 pub struct RawSource {
     pub kind: String,
     pub format: Option<String>,
+    pub path: Option<String>,
+    /// file: keep following the file (`tail -F`); false reads to the end and stops.
+    pub follow: Option<bool>,
     // The keys below belong to source kinds that validation refuses for now; they are read
     // so that a config written for them gets "not available" rather than "unknown key".
-    #[allow(dead_code)]
-    pub path: Option<String>,
     #[allow(dead_code)]
     pub brokers: Option<String>,
     #[allow(dead_code)]
@@ -43,6 +44,8 @@ pub struct RawSource {
 #[serde(deny_unknown_fields)]
 pub struct RawState {
     pub dir: Option<String>,
+    pub checkpoint_interval: Option<String>,
+    pub max_groups_per_rule: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

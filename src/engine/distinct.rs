@@ -6,14 +6,33 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::Fired;
+use super::held::Held;
+use super::table::GroupState;
 use crate::event::Event;
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct DistinctGroup {
-    values: VecDeque<(Box<str>, Arc<Event>)>,
+    values: VecDeque<(Box<str>, Held)>,
     pub last_fired: Option<i64>,
     pub last_seen: i64,
+}
+
+impl GroupState for DistinctGroup {
+    fn last_seen(&self) -> i64 {
+        self.last_seen
+    }
+    fn events(&self) -> Vec<&Arc<Event>> {
+        self.values.iter().map(|(_, h)| &h.0).collect()
+    }
+    fn forget(&mut self, about: &dyn Fn(&Event) -> bool) {
+        self.values.retain(|(_, e)| !about(e));
+    }
+    fn is_empty(&self) -> bool {
+        self.values.is_empty() && self.last_fired.is_none()
+    }
 }
 
 impl DistinctGroup {
@@ -35,7 +54,7 @@ impl DistinctGroup {
             None => None,
         };
         let key = entry.unwrap_or_else(|| value.into());
-        self.values.push_back((key, Arc::clone(e)));
+        self.values.push_back((key, Held(Arc::clone(e))));
         if self.values.len() > threshold as usize {
             self.values.pop_front();
         }

@@ -9,29 +9,39 @@ mod alert;
 mod dedup;
 mod distinct;
 mod group;
+mod held;
+mod matchkind;
+mod persist;
 mod reorder;
 mod sequence;
+mod table;
 mod window;
 
 pub use alert::{Alert, MAX_EVIDENCE, alert_id, describe_duration, describe_group};
+pub use persist::{RestoreReport, StateWrites};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-use foldhash::HashMap;
 
 use crate::event::{Event, EventType, format_ts};
 use crate::rule::{Kind, Rule};
 use dedup::Dedup;
 use distinct::DistinctGroup;
 use group::{GroupKey, group_json};
+use matchkind::MatchGroup;
 use reorder::{Admit, Reorder};
 use sequence::SequenceGroup;
+use table::Table;
 use window::WindowGroup;
 
 /// SPEC §2: events may arrive this much out of order and still count exactly.
 pub const DEFAULT_LATENESS_MS: i64 = 60_000;
+
+/// Groups one rule may hold at once before the least recently seen are evicted. At a few
+/// hundred bytes a group, 100k groups per rule keeps a flood of millions of attacker-chosen
+/// usernames or IPs to tens of megabytes per rule.
+pub const DEFAULT_MAX_GROUPS_PER_RULE: usize = 100_000;
 
 /// Expired groups are swept whenever event time has moved on this much, so an idle key's
 /// memory is returned within a minute of event time after its window closes.
@@ -68,6 +78,7 @@ impl RunbookLinks {
 pub struct EngineOptions {
     pub lateness_ms: i64,
     pub runbooks: RunbookLinks,
+    pub max_groups_per_rule: usize,
 }
 
 impl Default for EngineOptions {
@@ -75,6 +86,7 @@ impl Default for EngineOptions {
         EngineOptions {
             lateness_ms: DEFAULT_LATENESS_MS,
             runbooks: RunbookLinks::Dir(PathBuf::from("rules/runbooks")),
+            max_groups_per_rule: DEFAULT_MAX_GROUPS_PER_RULE,
         }
     }
 }
@@ -102,19 +114,41 @@ pub struct Fired {
 /// Per-group state of one rule.
 enum Groups {
     /// `match` rules only keep the last alert time, and only when they suppress.
-    Match(HashMap<Box<str>, i64>),
-    Threshold(HashMap<Box<str>, WindowGroup>),
-    Distinct(HashMap<Box<str>, DistinctGroup>),
+    Match(Table<MatchGroup>),
+    Threshold(Table<WindowGroup>),
+    Distinct(Table<DistinctGroup>),
     Sequence {
         positions: Vec<usize>,
-        groups: HashMap<Box<str>, SequenceGroup>,
+        table: Table<SequenceGroup>,
     },
+}
+
+impl Groups {
+    fn table(&self) -> &dyn persist::AnyTable {
+        match self {
+            Groups::Match(t) => t,
+            Groups::Threshold(t) => t,
+            Groups::Distinct(t) => t,
+            Groups::Sequence { table, .. } => table,
+        }
+    }
+
+    fn table_mut(&mut self) -> &mut dyn persist::AnyTable {
+        match self {
+            Groups::Match(t) => t,
+            Groups::Threshold(t) => t,
+            Groups::Distinct(t) => t,
+            Groups::Sequence { table, .. } => table,
+        }
+    }
 }
 
 struct LiveRule {
     rule: Rule,
     runbook_url: Option<String>,
     groups: Groups,
+    /// A hash of what the rule counts; stored state of a rule whose shape changed is dropped.
+    shape: String,
 }
 
 pub struct Engine {
@@ -126,25 +160,30 @@ pub struct Engine {
     stats: EngineStats,
     key: GroupKey,
     last_sweep: i64,
+    /// Stored keys found stale at restore (rules removed or changed), deleted at the next
+    /// checkpoint.
+    stale_keys: Vec<Vec<u8>>,
 }
 
 impl Engine {
     pub fn new(rules: Vec<Rule>, options: &EngineOptions) -> Engine {
         let mut by_type = vec![Vec::new(); EventType::ALL.len()];
+        let cap = options.max_groups_per_rule;
         let rules: Vec<LiveRule> = rules
             .into_iter()
             .filter(|r| r.enabled)
             .map(|rule| LiveRule {
                 runbook_url: rule.runbook.as_deref().map(|r| options.runbooks.url(r)),
                 groups: match &rule.kind {
-                    Kind::Match => Groups::Match(HashMap::default()),
-                    Kind::Threshold { .. } => Groups::Threshold(HashMap::default()),
-                    Kind::Distinct { .. } => Groups::Distinct(HashMap::default()),
+                    Kind::Match => Groups::Match(Table::new(cap)),
+                    Kind::Threshold { .. } => Groups::Threshold(Table::new(cap)),
+                    Kind::Distinct { .. } => Groups::Distinct(Table::new(cap)),
                     Kind::Sequence { steps, .. } => Groups::Sequence {
                         positions: sequence::positions(steps),
-                        groups: HashMap::default(),
+                        table: Table::new(cap),
                     },
                 },
+                shape: persist::rule_shape(&rule),
                 rule,
             })
             .collect();
@@ -161,6 +200,7 @@ impl Engine {
             stats: EngineStats::default(),
             key: GroupKey::default(),
             last_sweep: i64::MIN,
+            stale_keys: Vec::new(),
         }
     }
 
@@ -201,18 +241,13 @@ impl Engine {
         &self.stats
     }
 
-    /// Groups currently held per rule.
-    pub fn state_sizes(&self) -> Vec<(&str, usize)> {
+    /// Per rule: groups held and groups evicted because the table was full.
+    pub fn state_sizes(&self) -> Vec<(&str, usize, u64)> {
         self.rules
             .iter()
             .map(|l| {
-                let n = match &l.groups {
-                    Groups::Match(g) => g.len(),
-                    Groups::Threshold(g) => g.len(),
-                    Groups::Distinct(g) => g.len(),
-                    Groups::Sequence { groups, .. } => groups.len(),
-                };
-                (l.rule.id.as_str(), n)
+                let t = l.groups.table();
+                (l.rule.id.as_str(), t.len(), t.evictions())
             })
             .collect()
     }
@@ -224,7 +259,8 @@ impl Engine {
         }
         for &i in &self.by_type[e.kind.index()] {
             let live = &mut self.rules[i];
-            if !live.rule.filter.matches(e) || !self.key.build(&live.rule.group_by, e) {
+            let counting = !matches!(live.rule.kind, Kind::Match);
+            if !live.rule.filter.matches(e) || !self.key.build(&live.rule.group_by, e, counting) {
                 continue;
             }
             if let Some(alert) = observe(live, self.key.as_str(), e) {
@@ -243,13 +279,7 @@ impl Engine {
         self.last_sweep = now;
         for live in &mut self.rules {
             let keep_ms = live.rule.kind.horizon_ms().max(live.rule.suppress_ms);
-            let oldest = now.saturating_sub(keep_ms);
-            match &mut live.groups {
-                Groups::Match(g) => g.retain(|_, fired| *fired >= oldest),
-                Groups::Threshold(g) => g.retain(|_, s| s.last_seen >= oldest),
-                Groups::Distinct(g) => g.retain(|_, s| s.last_seen >= oldest),
-                Groups::Sequence { groups, .. } => groups.retain(|_, s| s.last_seen >= oldest),
-            }
+            live.groups.table_mut().expire(now.saturating_sub(keep_ms));
         }
     }
 }
@@ -275,37 +305,35 @@ fn observe(live: &mut LiveRule, key: &str, e: &Arc<Event>) -> Option<Alert> {
     let rule = &live.rule;
     let suppress = rule.suppress_ms;
     let fired = match (&mut live.groups, &rule.kind) {
-        (Groups::Match(last), Kind::Match) => {
+        (Groups::Match(table), Kind::Match) => {
             if suppress > 0 {
-                if last.get(key).is_some_and(|t| e.ts - t < suppress) {
+                if table
+                    .get(key)
+                    .is_some_and(|g| e.ts - g.last_fired < suppress)
+                {
                     return None;
                 }
-                last.insert(key.into(), e.ts);
+                table.entry(key).last_fired = e.ts;
             }
-            return Some(make_alert(
-                live,
-                key,
-                e,
-                Fired {
-                    count: 1,
-                    first_ts: e.ts,
-                    triggers: vec![Arc::clone(e)],
-                },
-            ));
+            Fired {
+                count: 1,
+                first_ts: e.ts,
+                triggers: vec![Arc::clone(e)],
+            }
         }
         (
-            Groups::Threshold(groups),
+            Groups::Threshold(table),
             Kind::Threshold {
                 window_ms,
                 threshold,
             },
         ) => {
-            let g = entry(groups, key);
-            let fired = g.observe(e, *window_ms, *threshold);
-            fired.filter(|_| take_turn(&mut g.last_fired, e.ts, suppress))
+            let g = table.entry(key);
+            let fired = g.observe(e, *window_ms, *threshold)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
         }
         (
-            Groups::Distinct(groups),
+            Groups::Distinct(table),
             Kind::Distinct {
                 field,
                 window_ms,
@@ -313,30 +341,22 @@ fn observe(live: &mut LiveRule, key: &str, e: &Arc<Event>) -> Option<Alert> {
             },
         ) => {
             let value = field.get(e)?.to_text();
-            let g = entry(groups, key);
-            let fired = g.observe(&value, e, *window_ms, *threshold);
-            fired.filter(|_| take_turn(&mut g.last_fired, e.ts, suppress))
+            let g = table.entry(key);
+            let fired = g.observe(&value, e, *window_ms, *threshold)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
         }
-        (Groups::Sequence { positions, groups }, Kind::Sequence { within_ms, steps }) => {
+        (Groups::Sequence { positions, table }, Kind::Sequence { within_ms, steps }) => {
             let step_matches: Vec<bool> = steps.iter().map(|s| s.matcher.matches(e)).collect();
             if !step_matches.contains(&true) {
                 return None;
             }
-            let g = entry(groups, key);
-            let fired = g.observe(e, &step_matches, positions, *within_ms);
-            fired.filter(|_| take_turn(&mut g.last_fired, e.ts, suppress))
+            let g = table.entry(key);
+            let fired = g.observe(e, &step_matches, positions, *within_ms)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
         }
         _ => unreachable!("a rule's state always matches its kind"),
-    }?;
+    };
     Some(make_alert(live, key, e, fired))
-}
-
-fn entry<'a, G: Default>(groups: &'a mut HashMap<Box<str>, G>, key: &str) -> &'a mut G {
-    // Look up by &str first so the common case (existing group) allocates nothing.
-    if !groups.contains_key(key) {
-        groups.insert(key.into(), G::default());
-    }
-    groups.get_mut(key).expect("inserted above")
 }
 
 /// Suppression: true (and records the alert) when the group may alert again at `ts`.

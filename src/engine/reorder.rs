@@ -90,4 +90,26 @@ impl Reorder {
     pub fn advance_to(&mut self, ts: i64) {
         self.max_ts = self.max_ts.max(ts);
     }
+
+    /// The events held back, in no particular order.
+    pub fn pending(&self) -> impl Iterator<Item = &Arc<Event>> {
+        self.heap.iter().map(|Reverse(p)| &p.0)
+    }
+
+    /// The newest event time seen and the last released position (for checkpoints).
+    pub fn position(&self) -> (i64, Option<(i64, u64)>) {
+        (self.max_ts, self.released)
+    }
+
+    pub fn set_position(&mut self, max_ts: i64, released: Option<(i64, u64)>) {
+        self.max_ts = self.max_ts.max(max_ts);
+        self.released = released;
+    }
+
+    /// Drops held events `about` returns true for; returns how many.
+    pub fn forget(&mut self, about: &dyn Fn(&Event) -> bool) -> usize {
+        let before = self.heap.len();
+        self.heap.retain(|Reverse(p)| !about(&p.0));
+        before - self.heap.len()
+    }
 }

@@ -7,7 +7,11 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 use super::Fired;
+use super::held::Held;
+use super::table::GroupState;
 use crate::event::Event;
 use crate::rule::Step;
 
@@ -29,6 +33,104 @@ pub struct SequenceGroup {
     partials: Vec<Option<Partial>>,
     pub last_fired: Option<i64>,
     pub last_seen: i64,
+}
+
+impl Partial {
+    /// The partial's events, oldest first.
+    fn events(&self) -> Vec<Arc<Event>> {
+        let mut out = Vec::new();
+        let mut link = self.chain.as_ref();
+        while let Some(l) = link {
+            out.push(Arc::clone(&l.event));
+            link = l.prev.as_ref();
+        }
+        out.reverse();
+        out
+    }
+
+    fn from_events(start: i64, events: Vec<Arc<Event>>) -> Partial {
+        let chain = events
+            .into_iter()
+            .fold(None, |prev, event| Some(Arc::new(Link { event, prev })));
+        Partial { start, chain }
+    }
+}
+
+/// How a group is written to the state store: each partial as its start and events.
+#[derive(Serialize, Deserialize)]
+struct Repr {
+    partials: Vec<Option<(i64, Vec<Held>)>>,
+    last_fired: Option<i64>,
+    last_seen: i64,
+}
+
+impl Serialize for SequenceGroup {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Repr {
+            partials: self
+                .partials
+                .iter()
+                .map(|p| {
+                    p.as_ref()
+                        .map(|p| (p.start, p.events().into_iter().map(Held).collect()))
+                })
+                .collect(),
+            last_fired: self.last_fired,
+            last_seen: self.last_seen,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SequenceGroup {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let repr = Repr::deserialize(d)?;
+        Ok(SequenceGroup {
+            partials: repr
+                .partials
+                .into_iter()
+                .map(|p| {
+                    p.map(|(start, events)| {
+                        Partial::from_events(start, events.into_iter().map(|h| h.0).collect())
+                    })
+                })
+                .collect(),
+            last_fired: repr.last_fired,
+            last_seen: repr.last_seen,
+        })
+    }
+}
+
+impl GroupState for SequenceGroup {
+    fn last_seen(&self) -> i64 {
+        self.last_seen
+    }
+    fn events(&self) -> Vec<&Arc<Event>> {
+        let mut out = Vec::new();
+        for p in self.partials.iter().flatten() {
+            let mut link = p.chain.as_ref();
+            while let Some(l) = link {
+                out.push(&l.event);
+                link = l.prev.as_ref();
+            }
+        }
+        out
+    }
+    /// A partial match that involves the subject is dropped whole: without the subject's
+    /// event it is not a match of that many steps.
+    fn forget(&mut self, about: &dyn Fn(&Event) -> bool) {
+        for slot in self.partials.iter_mut() {
+            if slot
+                .as_ref()
+                .is_some_and(|p| p.events().iter().any(|e| about(e)))
+            {
+                *slot = None;
+            }
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.partials.iter().all(Option::is_none) && self.last_fired.is_none()
+    }
 }
 
 /// The step each flattened position needs.
@@ -96,13 +198,7 @@ impl SequenceGroup {
         let done = completed?;
         // A completed sequence starts over: its events cannot complete another one.
         self.partials.iter_mut().for_each(|p| *p = None);
-        let mut triggers = Vec::with_capacity(total);
-        let mut link = done.chain;
-        while let Some(l) = link {
-            triggers.push(Arc::clone(&l.event));
-            link = l.prev.clone();
-        }
-        triggers.reverse();
+        let triggers = done.events();
         Some(Fired {
             count: triggers.len() as u64,
             first_ts: done.start,

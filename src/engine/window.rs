@@ -6,14 +6,33 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::Fired;
+use super::held::Held;
+use super::table::GroupState;
 use crate::event::Event;
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct WindowGroup {
-    events: VecDeque<Arc<Event>>,
+    events: VecDeque<Held>,
     pub last_fired: Option<i64>,
     pub last_seen: i64,
+}
+
+impl GroupState for WindowGroup {
+    fn last_seen(&self) -> i64 {
+        self.last_seen
+    }
+    fn events(&self) -> Vec<&Arc<Event>> {
+        self.events.iter().map(|h| &h.0).collect()
+    }
+    fn forget(&mut self, about: &dyn Fn(&Event) -> bool) {
+        self.events.retain(|e| !about(e));
+    }
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.last_fired.is_none()
+    }
 }
 
 impl WindowGroup {
@@ -25,14 +44,14 @@ impl WindowGroup {
         while self.events.front().is_some_and(|f| f.ts < oldest) {
             self.events.pop_front();
         }
-        self.events.push_back(Arc::clone(e));
+        self.events.push_back(Held(Arc::clone(e)));
         if self.events.len() > threshold as usize {
             self.events.pop_front();
         }
         (self.events.len() >= threshold as usize).then(|| Fired {
             count: self.events.len() as u64,
             first_ts: self.events.front().map_or(e.ts, |f| f.ts),
-            triggers: self.events.iter().cloned().collect(),
+            triggers: self.events.iter().map(|h| Arc::clone(h)).collect(),
         })
     }
 

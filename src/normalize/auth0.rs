@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use super::common::{
-    boolean, factor_in_text, new_event, number, owned, path, set_attr, set_attr_opt,
-    set_geo, set_ip, set_username, text, timestamp,
+    boolean, factor_in_text, new_event, number, owned, path, set_attr, set_attr_opt, set_geo,
+    set_ip, set_username, text, timestamp,
 };
 use super::country::country_code;
 use crate::event::{BadInput, BadReason, Event, EventType as T, Geo};
@@ -80,15 +80,50 @@ pub(crate) static CODES: &[Code] = &[
     with("gd_send_voice", T::MfaChallenge, None, Some("voice")),
     with("gd_send_email", T::MfaChallenge, None, Some("email")),
     row("gd_auth_succeed", T::MfaSuccess),
-    with("gd_auth_email_verification", T::MfaSuccess, None, Some("email")),
+    with(
+        "gd_auth_email_verification",
+        T::MfaSuccess,
+        None,
+        Some("email"),
+    ),
     with("gd_recovery_succeed", T::MfaSuccess, None, Some("recovery")),
-    with("gd_auth_rejected", T::MfaFailure, Some("mfa_denied"), Some("push")),
+    with(
+        "gd_auth_rejected",
+        T::MfaFailure,
+        Some("mfa_denied"),
+        Some("push"),
+    ),
     with("gd_auth_failed", T::MfaFailure, Some("bad_code"), None),
-    with("gd_auth_fail_email_verification", T::MfaFailure, Some("bad_code"), Some("email")),
-    with("gd_webauthn_challenge_failed", T::MfaFailure, None, Some("webauthn")),
-    with("gd_recovery_failed", T::MfaFailure, Some("bad_code"), Some("recovery")),
-    with("gd_otp_rate_limit_exceed", T::MfaFailure, Some("rate_limited"), None),
-    with("gd_recovery_rate_limit_exceed", T::MfaFailure, Some("rate_limited"), Some("recovery")),
+    with(
+        "gd_auth_fail_email_verification",
+        T::MfaFailure,
+        Some("bad_code"),
+        Some("email"),
+    ),
+    with(
+        "gd_webauthn_challenge_failed",
+        T::MfaFailure,
+        None,
+        Some("webauthn"),
+    ),
+    with(
+        "gd_recovery_failed",
+        T::MfaFailure,
+        Some("bad_code"),
+        Some("recovery"),
+    ),
+    with(
+        "gd_otp_rate_limit_exceed",
+        T::MfaFailure,
+        Some("rate_limited"),
+        None,
+    ),
+    with(
+        "gd_recovery_rate_limit_exceed",
+        T::MfaFailure,
+        Some("rate_limited"),
+        Some("recovery"),
+    ),
     row("gd_enrollment_complete", T::MfaEnroll),
     row("gd_unenroll", T::MfaRemove),
     // Tenant configuration.
@@ -322,7 +357,9 @@ fn refine_management_call(e: &mut Event, data: &Value) {
 /// trusted to say which protection changed.
 fn find_setting(description: Option<&str>, api_path: Option<&str>) -> Option<&'static Setting> {
     match description {
-        Some(d) => SETTINGS.iter().find(|s| s.description.eq_ignore_ascii_case(d)),
+        Some(d) => SETTINGS
+            .iter()
+            .find(|s| s.description.eq_ignore_ascii_case(d)),
         None => {
             let p = api_path?;
             SETTINGS.iter().find(|s| p.contains(s.path))
@@ -498,9 +535,19 @@ mod tests {
             ("pwd_leak", T::LoginFailure, Some("breached_password"), None),
             ("limit_wc", T::AccountLock, None, None),
             ("gd_send_pn", T::MfaChallenge, None, Some("push")),
-            ("gd_auth_rejected", T::MfaFailure, Some("mfa_denied"), Some("push")),
+            (
+                "gd_auth_rejected",
+                T::MfaFailure,
+                Some("mfa_denied"),
+                Some("push"),
+            ),
             ("gd_auth_failed", T::MfaFailure, Some("bad_code"), None),
-            ("gd_otp_rate_limit_exceed", T::MfaFailure, Some("rate_limited"), None),
+            (
+                "gd_otp_rate_limit_exceed",
+                T::MfaFailure,
+                Some("rate_limited"),
+                None,
+            ),
             ("gd_auth_succeed", T::MfaSuccess, None, None),
             ("ferrt", T::TokenReuse, None, None),
             ("scpr", T::PasswordResetRequest, None, None),
@@ -526,8 +573,10 @@ mod tests {
 
     #[test]
     fn enrollment_factor_comes_from_the_description() {
-        let e = event(json!({"date": "2024-01-01T00:00:00Z", "type": "gd_enrollment_complete",
-            "description": "Guardian - Enrollment complete (sms)"}));
+        let e = event(
+            json!({"date": "2024-01-01T00:00:00Z", "type": "gd_enrollment_complete",
+            "description": "Guardian - Enrollment complete (sms)"}),
+        );
         assert_eq!((e.kind, e.factor.as_deref()), (T::MfaEnroll, Some("sms")));
     }
 
@@ -539,13 +588,18 @@ mod tests {
         assert_eq!(e.reason.as_deref(), Some("client_error"));
         let e = event(json!({"date": "2021-11-03T03:06:05.696Z", "type": "f",
             "description": "Wrong email or password."}));
-        assert_eq!((e.kind, e.reason.as_deref()), (T::LoginFailure, Some("bad_password")));
+        assert_eq!(
+            (e.kind, e.reason.as_deref()),
+            (T::LoginFailure, Some("bad_password"))
+        );
     }
 
     fn sapi(description: &str, api_path: &str, status: i64, response: Value) -> Event {
-        event(json!({"date": "2025-10-03 14:09:32.149000000", "type": "sapi", "description": description,
+        event(
+            json!({"date": "2025-10-03 14:09:32.149000000", "type": "sapi", "description": description,
             "details": {"request": {"path": api_path, "auth": {"user": {"email": "Admin@X.io", "user_id": "auth0|adm"}}},
-            "response": {"statusCode": status, "body": response}}}))
+            "response": {"statusCode": status, "body": response}}}),
+        )
     }
 
     fn attrs(e: &Event) -> &serde_json::Map<String, Value> {
@@ -578,7 +632,10 @@ mod tests {
             200,
             json!(["all-applications"]),
         );
-        assert_eq!((attrs(&e)["setting"].as_str(), &attrs(&e)["enabled"]), (Some("mfa_policy"), &json!(true)));
+        assert_eq!(
+            (attrs(&e)["setting"].as_str(), &attrs(&e)["enabled"]),
+            (Some("mfa_policy"), &json!(true))
+        );
     }
 
     #[test]
@@ -597,18 +654,25 @@ mod tests {
 
     #[test]
     fn password_logins_say_so_and_email_verification_is_kept() {
-        let e = event(json!({"date": "2024-01-01T00:00:00Z", "type": "s", "strategy_type": "database",
-            "details": {"email_verified": false}}));
+        let e = event(
+            json!({"date": "2024-01-01T00:00:00Z", "type": "s", "strategy_type": "database",
+            "details": {"email_verified": false}}),
+        );
         assert_eq!(attrs(&e)["auth_method"], "password");
         assert_eq!(attrs(&e)["email_verified"], false);
     }
 
     #[test]
     fn location_info_becomes_geo() {
-        let e = event(json!({"date": "2024-01-01T00:00:00Z", "type": "s", "location_info":
-            {"country_code": "DE", "city_name": "Berlin", "latitude": 52.5, "longitude": 13.4}}));
+        let e = event(
+            json!({"date": "2024-01-01T00:00:00Z", "type": "s", "location_info":
+            {"country_code": "DE", "city_name": "Berlin", "latitude": 52.5, "longitude": 13.4}}),
+        );
         let geo = e.geo.unwrap();
-        assert_eq!((geo.country.as_deref(), geo.city.as_deref()), (Some("DE"), Some("Berlin")));
+        assert_eq!(
+            (geo.country.as_deref(), geo.city.as_deref()),
+            (Some("DE"), Some("Berlin"))
+        );
         assert_eq!((geo.lat, geo.lon), (Some(52.5), Some(13.4)));
     }
 
@@ -627,10 +691,18 @@ mod tests {
     fn every_code_in_the_table_is_documented() {
         let docs = include_str!("../../docs/formats.md");
         for row in CODES {
-            assert!(docs.contains(&format!("`{}`", row.code)), "docs/formats.md lacks `{}`", row.code);
+            assert!(
+                docs.contains(&format!("`{}`", row.code)),
+                "docs/formats.md lacks `{}`",
+                row.code
+            );
         }
         for s in SETTINGS {
-            assert!(docs.contains(s.setting), "docs/formats.md lacks {}", s.setting);
+            assert!(
+                docs.contains(s.setting),
+                "docs/formats.md lacks {}",
+                s.setting
+            );
         }
     }
 }

@@ -98,13 +98,19 @@ pub(crate) fn timestamp(v: &Value, fields: &[&[&str]], format: &str) -> Result<i
                 return parse_timestamp(t).ok_or_else(|| {
                     BadInput::new(
                         BadReason::BadTimestamp,
-                        format!("{format} event field `{}` is not a timestamp: {t}", keys.join(".")),
+                        format!(
+                            "{format} event field `{}` is not a timestamp: {t}",
+                            keys.join(".")
+                        ),
                     )
                 });
             }
         }
     }
-    let names: Vec<String> = fields.iter().map(|k| format!("`{}`", k.join("."))).collect();
+    let names: Vec<String> = fields
+        .iter()
+        .map(|k| format!("`{}`", k.join(".")))
+        .collect();
     Err(BadInput::new(
         BadReason::MissingField,
         format!("{format} event has no timestamp ({})", names.join(" or ")),
@@ -228,7 +234,10 @@ mod tests {
     fn keys_match_exactly_first_then_ignoring_case() {
         let v = json!({"eventtype": "a", "debugContext": {"debugData": {"dtHash": "h"}}});
         assert_eq!(text(&v, &["eventType"]), Some("a"));
-        assert_eq!(text(&v, &["debugcontext", "debugdata", "dthash"]), Some("h"));
+        assert_eq!(
+            text(&v, &["debugcontext", "debugdata", "dthash"]),
+            Some("h")
+        );
         let both = json!({"eventType": "exact", "eventtype": "lower"});
         assert_eq!(text(&both, &["eventType"]), Some("exact"));
     }
@@ -253,7 +262,10 @@ mod tests {
     #[test]
     fn factors_are_recognised_in_provider_text() {
         assert_eq!(factor_in_text("OKTA_VERIFY_PUSH"), Some("push"));
-        assert_eq!(factor_in_text("Guardian - Enrollment complete (sms)"), Some("sms"));
+        assert_eq!(
+            factor_in_text("Guardian - Enrollment complete (sms)"),
+            Some("sms")
+        );
         assert_eq!(factor_in_text("FIDO_WEBAUTHN"), Some("webauthn"));
         assert_eq!(factor_in_text("token:software:totp"), Some("totp"));
         assert_eq!(factor_in_text("password"), None);

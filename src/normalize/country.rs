@@ -383,7 +383,10 @@ mod tests {
     #[test]
     fn every_code_in_the_table_is_two_upper_case_letters() {
         for (name, code) in COUNTRIES {
-            assert!(code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()), "{name}");
+            assert!(
+                code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()),
+                "{name}"
+            );
         }
     }
 }

@@ -75,7 +75,10 @@ pub(crate) enum Failure {
 /// `LOGIN_ERROR` errors (`org.keycloak.events.Errors`). Errors not listed are
 /// `login.failure` with the error kept as the reason.
 pub(crate) static LOGIN_ERRORS: &[(&str, Failure)] = &[
-    ("invalid_user_credentials", Failure::Credential("bad_password")),
+    (
+        "invalid_user_credentials",
+        Failure::Credential("bad_password"),
+    ),
     ("user_not_found", Failure::Credential("unknown_user")),
     ("user_disabled", Failure::Credential("disabled")),
     ("user_temporarily_disabled", Failure::Credential("locked")),
@@ -118,16 +121,46 @@ pub(crate) enum AdminKind {
 /// `attrs.raw_type` as Elastic names them (`CREATE-GROUP`).
 pub(crate) static ADMIN_EVENTS: &[AdminRow] = &[
     admin("CREATE", "USER", "users/*", AdminKind::User(T::Signup)),
-    admin("DELETE", "USER", "users/*", AdminKind::User(T::AccountDelete)),
-    admin("DELETE", "USER", "users/*/credentials/*", AdminKind::User(T::MfaRemove)),
-    admin("ACTION", "USER", "users/*/reset-password", AdminKind::User(T::PasswordReset)),
-    admin("UPDATE", "USER", "users/*/reset-password", AdminKind::User(T::PasswordReset)),
-    admin("DELETE", "*", "attack-detection/brute-force/users/*", AdminKind::User(T::AccountUnlock)),
+    admin(
+        "DELETE",
+        "USER",
+        "users/*",
+        AdminKind::User(T::AccountDelete),
+    ),
+    admin(
+        "DELETE",
+        "USER",
+        "users/*/credentials/*",
+        AdminKind::User(T::MfaRemove),
+    ),
+    admin(
+        "ACTION",
+        "USER",
+        "users/*/reset-password",
+        AdminKind::User(T::PasswordReset),
+    ),
+    admin(
+        "UPDATE",
+        "USER",
+        "users/*/reset-password",
+        AdminKind::User(T::PasswordReset),
+    ),
+    admin(
+        "DELETE",
+        "*",
+        "attack-detection/brute-force/users/*",
+        AdminKind::User(T::AccountUnlock),
+    ),
     admin("UPDATE", "REALM", "**", AdminKind::Realm),
     admin("UPDATE", "AUTH_EXECUTION", "**", AdminKind::FlowStep),
 ];
 
-const fn admin(operation: &'static str, resource: &'static str, path: &'static str, kind: AdminKind) -> AdminRow {
+const fn admin(
+    operation: &'static str,
+    resource: &'static str,
+    path: &'static str,
+    kind: AdminKind,
+) -> AdminRow {
     AdminRow {
         operation,
         resource,
@@ -157,14 +190,15 @@ const KEPT_DETAILS: [&str; 8] = [
 /// Normalises one JSON record: an event (`type`) or admin event (`operationType`) as the
 /// admin API and event listeners write them, or a wrapper holding a log line.
 pub(crate) fn from_value(v: &Value) -> Result<Event, BadInput> {
-    if get(v, "type").is_none() && get(v, "operationType").is_none() {
-        if let Some(line) = LINE_FIELDS.iter().find_map(|k| text(v, &[k])) {
-            let wrapper_time = ["timestamp", "@timestamp", "time"]
-                .iter()
-                .find_map(|k| get(v, k))
-                .and_then(parse_timestamp);
-            return from_log_line(line, wrapper_time);
-        }
+    if get(v, "type").is_none()
+        && get(v, "operationType").is_none()
+        && let Some(line) = LINE_FIELDS.iter().find_map(|k| text(v, &[k]))
+    {
+        let wrapper_time = ["timestamp", "@timestamp", "time"]
+            .iter()
+            .find_map(|k| get(v, k))
+            .and_then(parse_timestamp);
+        return from_log_line(line, wrapper_time);
     }
     let ts = timestamp(v, &[&["time"], &["timestamp"], &["@timestamp"]], "keycloak")?;
     from_fields(ts, &flatten(v))
@@ -327,28 +361,31 @@ fn from_fields(ts: i64, f: &Value) -> Result<Event, BadInput> {
 /// A user event: identity from `userId` and the `username` detail.
 fn user_event(ts: i64, event_type: &str, f: &Value) -> Event {
     let upper = event_type.to_ascii_uppercase();
-    let kind = EVENT_TYPES.iter().find(|(t, _)| *t == upper).map(|(_, k)| *k);
+    let kind = EVENT_TYPES
+        .iter()
+        .find(|(t, _)| *t == upper)
+        .map(|(_, k)| *k);
     let mut e = new_event(ts, T::Other, &upper);
     e.user = owned(text(f, &["userId"]));
     set_username(&mut e, text(f, &["username"]));
     let credential = text(f, &["credential_type"]);
     // A credential type other than the password means a second factor was involved.
-    let factor = credential.and_then(|c| (!c.eq_ignore_ascii_case("password")).then(|| factor_in_text(c).unwrap_or("other")));
+    let factor = credential.and_then(|c| {
+        (!c.eq_ignore_ascii_case("password")).then(|| factor_in_text(c).unwrap_or("other"))
+    });
     match kind {
         Some(Is(t)) => e.kind = t,
         Some(Factor(t, name)) => (e.kind, e.factor) = (t, Some(name.into())),
         Some(LoginError) => login_error(&mut e, text(f, &["error"]), factor),
         Some(RefreshError) => {
-            let said = text(f, &["reason"]).unwrap_or_default().to_ascii_lowercase();
+            let said = text(f, &["reason"])
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             if said.contains(REUSE_MARKER) {
                 e.kind = T::TokenReuse;
             }
         }
-        Some(Profile) => {
-            if email_changed(f) {
-                e.kind = T::EmailChange;
-            }
-        }
+        Some(Profile) if email_changed(f) => e.kind = T::EmailChange,
         Some(CredentialUpdate) => match factor {
             Some(name) => (e.kind, e.factor) = (T::MfaEnroll, Some(name.into())),
             None if credential.is_some() => e.kind = T::PasswordChange,
@@ -359,7 +396,7 @@ fn user_event(ts: i64, event_type: &str, f: &Value) -> Event {
                 (e.kind, e.factor) = (T::MfaRemove, Some(name.into()));
             }
         }
-        None => {}
+        Some(Profile) | None => {}
     }
     if e.factor.as_deref() == Some("other") {
         e.factor = None;
@@ -404,12 +441,22 @@ fn email_changed(f: &Value) -> bool {
 /// (`authDetails.userId`) goes to `attrs.actor_user`.
 fn admin_event(ts: i64, operation: &str, f: &Value) -> Event {
     let op = operation.to_ascii_uppercase();
-    let resource = text(f, &["resourceType"]).unwrap_or_default().to_ascii_uppercase();
+    let resource = text(f, &["resourceType"])
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     let resource_path = text(f, &["resourcePath"]).unwrap_or_default();
-    let raw_type = if resource.is_empty() { op.clone() } else { format!("{op}-{resource}") };
+    let raw_type = if resource.is_empty() {
+        op.clone()
+    } else {
+        format!("{op}-{resource}")
+    };
     let mut e = new_event(ts, T::Other, &raw_type);
     set_attr_opt(&mut e, "actor_user", text(f, &["userId"]));
-    set_attr_opt(&mut e, "resource_path", (!resource_path.is_empty()).then_some(resource_path));
+    set_attr_opt(
+        &mut e,
+        "resource_path",
+        (!resource_path.is_empty()).then_some(resource_path),
+    );
     let row = ADMIN_EVENTS.iter().find(|r| {
         r.operation == op
             && (r.resource == "*" || r.resource == resource)
@@ -444,7 +491,10 @@ fn path_matches(pattern: &str, actual: &str) -> bool {
 fn user_in_path(resource_path: &str) -> Option<String> {
     let mut segments = resource_path.split('/');
     segments.find(|s| *s == "users")?;
-    segments.next().filter(|s| !s.is_empty()).map(str::to_string)
+    segments
+        .next()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// The admin event's `representation` (a JSON document in a string), when present.
@@ -457,7 +507,8 @@ fn representation(f: &Value) -> Option<Value> {
 
 /// A realm update switches brute-force detection when its representation says so.
 fn realm_change(e: &mut Event, f: &Value) {
-    let Some(enabled) = representation(f).and_then(|r| get(&r, "bruteForceProtected")?.as_bool()) else {
+    let Some(enabled) = representation(f).and_then(|r| get(&r, "bruteForceProtected")?.as_bool())
+    else {
         return;
     };
     e.kind = T::AdminSecurityChange;
@@ -515,33 +566,47 @@ mod tests {
 
     #[test]
     fn old_unquoted_lines_parse_with_spaces_and_urls_in_values() {
-        let e = line("2021-10-22 20:58:02,700 WARN  [org.keycloak.events] (default task-18) type=LOGIN_ERROR, realmId=ABCD TEST, clientId=https://www.example.com/shibboleth, userId=ce637d23, ipAddress=10.2.2.156, error=invalid_user_credentials, auth_method=saml, username=Admin");
+        let e = line(
+            "2021-10-22 20:58:02,700 WARN  [org.keycloak.events] (default task-18) type=LOGIN_ERROR, realmId=ABCD TEST, clientId=https://www.example.com/shibboleth, userId=ce637d23, ipAddress=10.2.2.156, error=invalid_user_credentials, auth_method=saml, username=Admin",
+        );
         assert_eq!(e.kind, T::LoginFailure);
         assert_eq!(e.reason.as_deref(), Some("bad_password"));
         assert_eq!(e.tenant.as_deref(), Some("ABCD TEST"));
-        assert_eq!(e.client.as_deref(), Some("https://www.example.com/shibboleth"));
+        assert_eq!(
+            e.client.as_deref(),
+            Some("https://www.example.com/shibboleth")
+        );
         assert_eq!(e.username.as_deref(), Some("admin"));
         assert_eq!(e.user.as_deref(), Some("ce637d23"));
         assert_eq!(e.ip, Some("10.2.2.156".parse().unwrap()));
-        assert_eq!(e.ts, parse_timestamp_str("2021-10-22T20:58:02.700Z").unwrap());
+        assert_eq!(
+            e.ts,
+            parse_timestamp_str("2021-10-22T20:58:02.700Z").unwrap()
+        );
     }
 
     #[test]
     fn new_quoted_lines_and_escaped_quotes_parse() {
-        let e = line(r#"2025-10-11 23:56:34,733 WARN [events] (executor-thread-1) type="REFRESH_TOKEN_ERROR", realmId="253a", realmName="bodhi", clientId="res", userId="null", ipAddress="49.207.233.26", error="invalid_token", reason="Token is not active", grant_type="refresh_token""#);
+        let e = line(
+            r#"2025-10-11 23:56:34,733 WARN [events] (executor-thread-1) type="REFRESH_TOKEN_ERROR", realmId="253a", realmName="bodhi", clientId="res", userId="null", ipAddress="49.207.233.26", error="invalid_token", reason="Token is not active", grant_type="refresh_token""#,
+        );
         assert_eq!(e.kind, T::Other);
         assert_eq!(e.tenant.as_deref(), Some("bodhi"));
         assert_eq!(attr(&e, "realm_id"), Some(&json!("253a")));
         assert_eq!(e.user, None);
         assert_eq!(attr(&e, "reason"), Some(&json!("Token is not active")));
-        let e = line(r#"2024-07-17T12:05:32,104 INFO [org.keycloak.events] (main-thread-1) type=\"LOGOUT\", realmId=\"r1\", userId=\"u1\", sessionId=\"s1\", ipAddress=\"192.168.1.1\", username=\"dummyuser\""#);
+        let e = line(
+            r#"2024-07-17T12:05:32,104 INFO [org.keycloak.events] (main-thread-1) type=\"LOGOUT\", realmId=\"r1\", userId=\"u1\", sessionId=\"s1\", ipAddress=\"192.168.1.1\", username=\"dummyuser\""#,
+        );
         assert_eq!((e.kind, e.session.as_deref()), (T::Logout, Some("s1")));
         assert_eq!(e.username.as_deref(), Some("dummyuser"));
     }
 
     #[test]
     fn refresh_token_reuse_is_recognised_by_keycloaks_reason() {
-        let e = line(r#"2025-01-01 00:00:00,000 WARN [org.keycloak.events] (t) type="REFRESH_TOKEN_ERROR", realmId="acme", userId="u1", ipAddress="203.0.113.5", error="invalid_token", reason="Maximum allowed refresh token reuse exceeded""#);
+        let e = line(
+            r#"2025-01-01 00:00:00,000 WARN [org.keycloak.events] (t) type="REFRESH_TOKEN_ERROR", realmId="acme", userId="u1", ipAddress="203.0.113.5", error="invalid_token", reason="Maximum allowed refresh token reuse exceeded""#,
+        );
         assert_eq!(e.kind, T::TokenReuse);
     }
 
@@ -550,15 +615,24 @@ mod tests {
         let err = from_log_line("21:01:49,114 WARN  [org.keycloak.events] (default task-1) type=LOGIN_ERROR, realmId=test", None).unwrap_err();
         assert_eq!(err.reason, BadReason::BadTimestamp);
         assert!(err.message.contains("no date"), "{}", err.message);
-        let err = from_log_line("2024-01-01 00:00:00,000 INFO [org.keycloak.services] started", None).unwrap_err();
+        let err = from_log_line(
+            "2024-01-01 00:00:00,000 INFO [org.keycloak.services] started",
+            None,
+        )
+        .unwrap_err();
         assert_eq!(err.reason, BadReason::Unmappable);
     }
 
     #[test]
     fn a_syslog_prefix_with_an_offset_gives_the_time() {
-        let e = line(r#"2025-12-09T08:49:18.495105+00:00 openshift_1 service[keycloak-qk] 2025-12-09 09:49:17,971 INFO [org.keycloak.events] (executor-thread-399) type="IMPERSONATE", realmId="realm1", clientId="null", userId="aaaa", ipAddress="", impersonator_realm="master", impersonator="admin""#);
+        let e = line(
+            r#"2025-12-09T08:49:18.495105+00:00 openshift_1 service[keycloak-qk] 2025-12-09 09:49:17,971 INFO [org.keycloak.events] (executor-thread-399) type="IMPERSONATE", realmId="realm1", clientId="null", userId="aaaa", ipAddress="", impersonator_realm="master", impersonator="admin""#,
+        );
         assert_eq!(e.kind, T::ImpersonationStart);
-        assert_eq!(e.ts, parse_timestamp_str("2025-12-09T08:49:18.495Z").unwrap());
+        assert_eq!(
+            e.ts,
+            parse_timestamp_str("2025-12-09T08:49:18.495Z").unwrap()
+        );
         assert_eq!((e.client.as_deref(), e.ip), (None, None));
         assert_eq!(attr(&e, "impersonator"), Some(&json!("admin")));
     }
@@ -566,21 +640,41 @@ mod tests {
     #[test]
     fn login_errors_map_by_error() {
         let error = |err: &str, extra: &str| {
-            line(&format!("2024-01-01 00:00:00,000 WARN [org.keycloak.events] (t) type=LOGIN_ERROR, realmId=r, userId=u, error={err}{extra}"))
+            line(&format!(
+                "2024-01-01 00:00:00,000 WARN [org.keycloak.events] (t) type=LOGIN_ERROR, realmId=r, userId=u, error={err}{extra}"
+            ))
         };
-        assert_eq!(error("user_not_found", "").reason.as_deref(), Some("unknown_user"));
-        assert_eq!(error("user_temporarily_disabled", "").reason.as_deref(), Some("locked"));
+        assert_eq!(
+            error("user_not_found", "").reason.as_deref(),
+            Some("unknown_user")
+        );
+        assert_eq!(
+            error("user_temporarily_disabled", "").reason.as_deref(),
+            Some("locked")
+        );
         let client = error("invalid_redirect_uri", "");
-        assert_eq!((client.kind, client.reason.as_deref()), (T::Other, Some("client_error")));
+        assert_eq!(
+            (client.kind, client.reason.as_deref()),
+            (T::Other, Some("client_error"))
+        );
         let denied = error("rejected_by_user", ", credential_type=push-mfa");
         assert_eq!(denied.kind, T::MfaFailure);
-        assert_eq!((denied.reason.as_deref(), denied.factor.as_deref()), (Some("mfa_denied"), Some("push")));
+        assert_eq!(
+            (denied.reason.as_deref(), denied.factor.as_deref()),
+            (Some("mfa_denied"), Some("push"))
+        );
         let otp = error("invalid_user_credentials", ", credential_type=otp");
-        assert_eq!((otp.kind, otp.reason.as_deref()), (T::MfaFailure, Some("bad_code")));
+        assert_eq!(
+            (otp.kind, otp.reason.as_deref()),
+            (T::MfaFailure, Some("bad_code"))
+        );
         let consent = error("rejected_by_user", "");
         assert_eq!(consent.kind, T::Other);
         let odd = error("some_new_error", "");
-        assert_eq!((odd.kind, odd.reason.as_deref()), (T::LoginFailure, Some("some_new_error")));
+        assert_eq!(
+            (odd.kind, odd.reason.as_deref()),
+            (T::LoginFailure, Some("some_new_error"))
+        );
     }
 
     #[test]
@@ -592,7 +686,10 @@ mod tests {
         assert_eq!((e.id.as_deref(), e.ts), (Some("e1"), 1_700_000_000_000));
         assert_eq!(e.username.as_deref(), Some("carol"));
         let totp = from_value(&json!({"time": 1_700_000_000_000_i64, "type": "REMOVE_TOTP", "realmId": "acme", "userId": "u1"})).unwrap();
-        assert_eq!((totp.kind, totp.factor.as_deref()), (T::MfaRemove, Some("totp")));
+        assert_eq!(
+            (totp.kind, totp.factor.as_deref()),
+            (T::MfaRemove, Some("totp"))
+        );
         let cred = from_value(&json!({"time": 1_700_000_000_000_i64, "type": "UPDATE_CREDENTIAL", "realmId": "acme", "userId": "u1",
             "details": {"credential_type": "password"}})).unwrap();
         assert_eq!(cred.kind, T::PasswordChange);
@@ -600,17 +697,24 @@ mod tests {
 
     #[test]
     fn admin_events_follow_the_user_in_the_path_and_keep_the_admin() {
-        let e = line("2021-10-22 22:12:09,871 DEBUG [org.keycloak.events] (default task-3) operationType=CREATE, realmId=test, clientId=7bca, userId=ce63, ipAddress=10.2.2.156, resourceType=USER, resourcePath=users/0797");
+        let e = line(
+            "2021-10-22 22:12:09,871 DEBUG [org.keycloak.events] (default task-3) operationType=CREATE, realmId=test, clientId=7bca, userId=ce63, ipAddress=10.2.2.156, resourceType=USER, resourcePath=users/0797",
+        );
         assert_eq!(e.kind, T::Signup);
         assert_eq!(e.user.as_deref(), Some("0797"));
         assert_eq!(attr(&e, "actor_user"), Some(&json!("ce63")));
         assert_eq!(attr(&e, "raw_type"), Some(&json!("CREATE-USER")));
-        let group = line("2021-10-22 22:14:29,031 DEBUG [org.keycloak.events] (t) operationType=CREATE, realmId=test, userId=ce63, resourceType=GROUP, resourcePath=groups/d043");
+        let group = line(
+            "2021-10-22 22:14:29,031 DEBUG [org.keycloak.events] (t) operationType=CREATE, realmId=test, userId=ce63, resourceType=GROUP, resourcePath=groups/d043",
+        );
         assert_eq!(group.kind, T::Other);
         let cred = from_value(&json!({"time": 1_700_000_000_000_i64, "operationType": "DELETE", "resourceType": "USER",
             "resourcePath": "users/u9/credentials/c1", "realmId": "acme",
             "authDetails": {"realmId": "master", "userId": "adm", "ipAddress": "192.0.2.1"}})).unwrap();
-        assert_eq!((cred.kind, cred.user.as_deref()), (T::MfaRemove, Some("u9")));
+        assert_eq!(
+            (cred.kind, cred.user.as_deref()),
+            (T::MfaRemove, Some("u9"))
+        );
     }
 
     #[test]
@@ -642,7 +746,10 @@ mod tests {
             .chain(LOGIN_ERRORS.iter().map(|(e, _)| *e))
             .chain(ADMIN_EVENTS.iter().map(|r| r.path));
         for name in names {
-            assert!(docs.contains(&format!("`{name}`")), "docs/formats.md lacks `{name}`");
+            assert!(
+                docs.contains(&format!("`{name}`")),
+                "docs/formats.md lacks `{name}`"
+            );
         }
     }
 }

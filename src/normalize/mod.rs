@@ -39,7 +39,12 @@ pub enum Format {
 
 impl Format {
     /// Every format, in the order the documentation lists them.
-    pub const ALL: [Format; 4] = [Format::Native, Format::Auth0, Format::Okta, Format::Keycloak];
+    pub const ALL: [Format; 4] = [
+        Format::Native,
+        Format::Auth0,
+        Format::Okta,
+        Format::Keycloak,
+    ];
 
     /// A plain function decoding one line in this format, for callers that keep a decoder
     /// as a `fn` pointer (sources, replay).
@@ -101,8 +106,7 @@ pub fn normalize(format: Format, line: &[u8]) -> Result<Event, BadInput> {
         // Keycloak's jboss-logging listener writes `type=LOGIN_ERROR, realmId=...` lines.
         keycloak::from_log_line(&String::from_utf8_lossy(line), None)?
     } else {
-        let value = parse_json(line)?;
-        from_provider_value(format, &value)?
+        from_parsed(format, &parse_json(line)?)?
     };
     event.fingerprint = fingerprint(line);
     event.source = Some(format.as_str().to_string());
@@ -116,13 +120,7 @@ pub fn normalize_value(format: Format, value: serde_json::Value) -> Result<Event
         return decode_value(value).map(native_source);
     }
     let bytes = serde_json::to_vec(&value).unwrap_or_default();
-    let mut event = match (&value, format) {
-        // A Keycloak log line that arrived as a JSON string (e.g. an array of lines).
-        (serde_json::Value::String(line), Format::Keycloak) => {
-            keycloak::from_log_line(line, None)?
-        }
-        _ => from_provider_value(format, &value)?,
-    };
+    let mut event = from_parsed(format, &value)?;
     event.fingerprint = fingerprint(&bytes);
     event.source = Some(format.as_str().to_string());
     Ok(event)
@@ -137,7 +135,11 @@ fn native_source(mut event: Event) -> Event {
     event
 }
 
-fn from_provider_value(format: Format, value: &serde_json::Value) -> Result<Event, BadInput> {
+fn from_parsed(format: Format, value: &serde_json::Value) -> Result<Event, BadInput> {
+    // A Keycloak log line may arrive as a JSON string (an array of lines, a quoted line).
+    if let (Format::Keycloak, serde_json::Value::String(line)) = (format, value) {
+        return keycloak::from_log_line(line, None);
+    }
     if !value.is_object() {
         return Err(BadInput::new(
             BadReason::NotAnObject,
@@ -148,7 +150,8 @@ fn from_provider_value(format: Format, value: &serde_json::Value) -> Result<Even
         Format::Auth0 => auth0::from_value(value),
         Format::Okta => okta::from_value(value),
         Format::Keycloak => keycloak::from_value(value),
-        Format::Native => unreachable!("native input is decoded by crate::event"),
+        // Callers handle native input first; this arm keeps the function total.
+        Format::Native => decode_value(value.clone()).map(native_source),
     }
 }
 
@@ -192,7 +195,10 @@ mod tests {
     #[test]
     fn each_formats_decoder_normalises_in_that_format() {
         let line = br#"{"date":"2024-01-01T00:00:00Z","type":"slo"}"#;
-        assert_eq!(Format::Auth0.decoder()(line).unwrap().kind, EventType::Logout);
+        assert_eq!(
+            Format::Auth0.decoder()(line).unwrap().kind,
+            EventType::Logout
+        );
         assert!(Format::Okta.decoder()(line).is_err());
     }
 
@@ -200,7 +206,11 @@ mod tests {
     fn native_lines_are_decoded_and_marked_native() {
         let e = normalize(Format::Native, br#"{"ts":1,"type":"logout"}"#).unwrap();
         assert_eq!(e.source.as_deref(), Some("native"));
-        let e = normalize(Format::Native, br#"{"ts":1,"type":"logout","source":"okta"}"#).unwrap();
+        let e = normalize(
+            Format::Native,
+            br#"{"ts":1,"type":"logout","source":"okta"}"#,
+        )
+        .unwrap();
         assert_eq!(e.source.as_deref(), Some("okta"));
     }
 
@@ -222,7 +232,10 @@ mod tests {
         assert_eq!(reason(Format::Auth0, "{oops"), BadReason::InvalidJson);
         assert_eq!(reason(Format::Keycloak, "{oops"), BadReason::InvalidJson);
         let big = vec![b'{'; MAX_EVENT_BYTES + 1];
-        assert_eq!(normalize(Format::Okta, &big).unwrap_err().reason, BadReason::TooLarge);
+        assert_eq!(
+            normalize(Format::Okta, &big).unwrap_err().reason,
+            BadReason::TooLarge
+        );
     }
 
     #[test]
@@ -237,6 +250,9 @@ mod tests {
             "2024-01-01 00:00:00,000 INFO [org.keycloak.events] (t) type=LOGOUT, realmId=r, userId=u"
                 .into(),
         );
-        assert_eq!(normalize_value(Format::Keycloak, line).unwrap().kind, EventType::Logout);
+        assert_eq!(
+            normalize_value(Format::Keycloak, line).unwrap().kind,
+            EventType::Logout
+        );
     }
 }

@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use super::common::{
-    boolean, factor_in_text, get, new_event, number, owned, path, present, set_attr,
-    set_attr_opt, set_geo, set_ip, set_username, text, timestamp,
+    boolean, factor_in_text, get, new_event, number, owned, path, present, set_attr, set_attr_opt,
+    set_geo, set_ip, set_username, text, timestamp,
 };
 use super::country::country_code;
 use crate::event::{BadInput, BadReason, Event, EventType as T, Geo};
@@ -55,7 +55,12 @@ const fn on(event_type: &'static str, kind: Kind, subject: Subject) -> Row {
     }
 }
 
-const fn mfa(event_type: &'static str, kind: T, reason: Option<&'static str>, factor: &'static str) -> Row {
+const fn mfa(
+    event_type: &'static str,
+    kind: T,
+    reason: Option<&'static str>,
+    factor: &'static str,
+) -> Row {
     Row {
         event_type,
         kind: Kind::Always(kind),
@@ -76,14 +81,38 @@ pub(crate) static EVENT_TYPES: &[Row] = &[
     on("user.authentication.auth_via_social", Login, Actor),
     on("user.session.end", Done(T::Logout), Actor),
     on("user.session.clear", Always(T::SessionRevoke), Target),
-    on("user.authentication.universal_logout", Always(T::SessionRevoke), Target),
+    on(
+        "user.authentication.universal_logout",
+        Always(T::SessionRevoke),
+        Target,
+    ),
     // MFA. Identity Engine reports a denied push as a failed `auth_via_mfa` whose
     // debugData says OV_RESPONSE_DENY; Classic has its own `deny_push` types.
     on("user.authentication.auth_via_mfa", Mfa, Actor),
-    mfa("user.mfa.okta_verify.deny_push", T::MfaFailure, Some("mfa_denied"), "push"),
-    mfa("user.mfa.okta_verify.deny_push_upgrade_needed", T::MfaFailure, Some("mfa_denied"), "push"),
-    mfa("system.push.send_factor_verify_push", T::MfaChallenge, None, "push"),
-    mfa("system.sms.send_factor_verify_message", T::MfaChallenge, None, "sms"),
+    mfa(
+        "user.mfa.okta_verify.deny_push",
+        T::MfaFailure,
+        Some("mfa_denied"),
+        "push",
+    ),
+    mfa(
+        "user.mfa.okta_verify.deny_push_upgrade_needed",
+        T::MfaFailure,
+        Some("mfa_denied"),
+        "push",
+    ),
+    mfa(
+        "system.push.send_factor_verify_push",
+        T::MfaChallenge,
+        None,
+        "push",
+    ),
+    mfa(
+        "system.sms.send_factor_verify_message",
+        T::MfaChallenge,
+        None,
+        "sms",
+    ),
     on("user.mfa.factor.activate", Done(T::MfaEnroll), Target),
     on("user.mfa.factor.deactivate", Done(T::MfaRemove), Target),
     on("user.mfa.factor.reset_all", Done(T::MfaRemove), Target),
@@ -92,28 +121,92 @@ pub(crate) static EVENT_TYPES: &[Row] = &[
     on("user.account.lock", Always(T::AccountLock), Target),
     on("user.account.lock.limit", Always(T::AccountLock), Target),
     on("user.account.unlock", Done(T::AccountUnlock), Target),
-    on("user.account.unlock_by_admin", Done(T::AccountUnlock), Target),
-    on("system.email.password_reset.sent_message", Always(T::PasswordResetRequest), Target),
-    on("user.account.reset_password", Done(T::PasswordReset), Target),
-    on("user.account.update_password", Done(T::PasswordChange), Target),
-    on("user.account.update_primary_email", Done(T::EmailChange), Target),
+    on(
+        "user.account.unlock_by_admin",
+        Done(T::AccountUnlock),
+        Target,
+    ),
+    on(
+        "system.email.password_reset.sent_message",
+        Always(T::PasswordResetRequest),
+        Target,
+    ),
+    on(
+        "user.account.reset_password",
+        Done(T::PasswordReset),
+        Target,
+    ),
+    on(
+        "user.account.update_password",
+        Done(T::PasswordChange),
+        Target,
+    ),
+    on(
+        "user.account.update_primary_email",
+        Done(T::EmailChange),
+        Target,
+    ),
     on("user.account.update_profile", Profile, Target),
     on("user.lifecycle.create", Done(T::Signup), Target),
-    on("user.lifecycle.delete.initiated", Done(T::AccountDelete), Target),
+    on(
+        "user.lifecycle.delete.initiated",
+        Done(T::AccountDelete),
+        Target,
+    ),
     // Tokens.
-    on("app.oauth2.token.grant.refresh_token", Done(T::TokenRefresh), Target),
-    on("app.oauth2.as.token.grant.refresh_token", Done(T::TokenRefresh), Target),
-    on("app.oauth2.token.detect_reuse", Always(T::TokenReuse), Target),
-    on("app.oauth2.as.token.detect_reuse", Always(T::TokenReuse), Target),
+    on(
+        "app.oauth2.token.grant.refresh_token",
+        Done(T::TokenRefresh),
+        Target,
+    ),
+    on(
+        "app.oauth2.as.token.grant.refresh_token",
+        Done(T::TokenRefresh),
+        Target,
+    ),
+    on(
+        "app.oauth2.token.detect_reuse",
+        Always(T::TokenReuse),
+        Target,
+    ),
+    on(
+        "app.oauth2.as.token.detect_reuse",
+        Always(T::TokenReuse),
+        Target,
+    ),
     // Impersonation: granting Okta Support access and starting the session both alert.
-    on("user.session.impersonation.grant", Done(T::ImpersonationStart), Target),
-    on("user.session.impersonation.initiate", Done(T::ImpersonationStart), Target),
+    on(
+        "user.session.impersonation.grant",
+        Done(T::ImpersonationStart),
+        Target,
+    ),
+    on(
+        "user.session.impersonation.initiate",
+        Done(T::ImpersonationStart),
+        Target,
+    ),
     // Org-wide protections.
-    on("system.mfa.factor.deactivate", Setting("mfa_factor", false), Actor),
-    on("system.mfa.factor.activate", Setting("mfa_factor", true), Actor),
-    on("policy.lifecycle.deactivate", Setting("policy", false), Actor),
+    on(
+        "system.mfa.factor.deactivate",
+        Setting("mfa_factor", false),
+        Actor,
+    ),
+    on(
+        "system.mfa.factor.activate",
+        Setting("mfa_factor", true),
+        Actor,
+    ),
+    on(
+        "policy.lifecycle.deactivate",
+        Setting("policy", false),
+        Actor,
+    ),
     on("policy.lifecycle.activate", Setting("policy", true), Actor),
-    on("policy.rule.deactivate", Setting("policy_rule", false), Actor),
+    on(
+        "policy.rule.deactivate",
+        Setting("policy_rule", false),
+        Actor,
+    ),
     on("policy.rule.activate", Setting("policy_rule", true), Actor),
 ];
 
@@ -131,7 +224,10 @@ const LOGIN_REASONS: [(&str, &str); 8] = [
 ];
 
 /// The debugData keys in which Identity Engine reports the answer to an Okta Verify push.
-const PUSH_RESPONSE_KEYS: [&str; 2] = ["pushOnlyResponseType", "pushWithNumberChallengeResponseType"];
+const PUSH_RESPONSE_KEYS: [&str; 2] = [
+    "pushOnlyResponseType",
+    "pushWithNumberChallengeResponseType",
+];
 
 /// Normalises one Okta System Log event.
 pub(crate) fn from_value(v: &Value) -> Result<Event, BadInput> {
@@ -235,7 +331,9 @@ fn mfa_reason(v: &Value, result: Option<&str>) -> Option<String> {
     let push_answer = debug
         .and_then(|d| PUSH_RESPONSE_KEYS.iter().find_map(|k| text(d, &[k])))
         .unwrap_or_default();
-    let said = text(v, &["outcome", "reason"]).unwrap_or_default().to_ascii_lowercase();
+    let said = text(v, &["outcome", "reason"])
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let reason = if push_answer.eq_ignore_ascii_case("OV_RESPONSE_DENY")
         || said.contains("ov_response_deny")
         || said.contains("denied")
@@ -315,12 +413,13 @@ fn fill_context(e: &mut Event, v: &Value) {
     e.user_agent = owned(text(v, &["client", "userAgent", "rawUserAgent"]));
     e.client = owned(text(v, &["client", "id"]));
     e.device = owned(debug_data(v).and_then(|d| text(d, &["dtHash"])));
-    e.session = owned(text(v, &["authenticationContext", "externalSessionId"]));
+    // Okta writes `unknown` when a request had no session yet.
+    e.session = owned(text(v, &["authenticationContext", "externalSessionId"]).and_then(known));
     set_geo(e, geo(v));
-    if let Some(name) = text(v, &["client", "geographicalContext", "country"]) {
-        if country_code(name).is_none() {
-            set_attr(e, "country_name", name);
-        }
+    if let Some(name) = text(v, &["client", "geographicalContext", "country"])
+        && country_code(name).is_none()
+    {
+        set_attr(e, "country_name", name);
     }
     set_attr_opt(e, "outcome", text(v, &["outcome", "result"]));
     set_attr_opt(e, "outcome_reason", text(v, &["outcome", "reason"]));
@@ -385,45 +484,81 @@ mod tests {
         assert_eq!(e.session.as_deref(), Some("idx1"));
         let geo = e.geo.unwrap();
         assert_eq!(geo.country.as_deref(), Some("US"));
-        assert_eq!((geo.asn, geo.as_org.as_deref()), (Some(701), Some("verizon")));
+        assert_eq!(
+            (geo.asn, geo.as_org.as_deref()),
+            (Some(701), Some("verizon"))
+        );
         assert_eq!(e.id.as_deref(), Some("u-1"));
     }
 
     #[test]
     fn failed_sign_ins_get_reasons_and_unknown_actors_are_unknown_users() {
-        let e = okta("user.session.start", "FAILURE", json!({"outcome": {"result": "FAILURE", "reason": "INVALID_CREDENTIALS"}}));
-        assert_eq!((e.kind, e.reason.as_deref()), (T::LoginFailure, Some("bad_password")));
-        let e = okta("user.session.start", "FAILURE", json!({"outcome": {"result": "FAILURE", "reason": "VERIFICATION_ERROR"},
-            "actor": {"id": "unknown", "type": "User", "alternateId": "Nobody@x.io"}}));
+        let e = okta(
+            "user.session.start",
+            "FAILURE",
+            json!({"outcome": {"result": "FAILURE", "reason": "INVALID_CREDENTIALS"}}),
+        );
+        assert_eq!(
+            (e.kind, e.reason.as_deref()),
+            (T::LoginFailure, Some("bad_password"))
+        );
+        let e = okta(
+            "user.session.start",
+            "FAILURE",
+            json!({"outcome": {"result": "FAILURE", "reason": "VERIFICATION_ERROR"},
+            "actor": {"id": "unknown", "type": "User", "alternateId": "Nobody@x.io"}}),
+        );
         assert_eq!(e.reason.as_deref(), Some("unknown_user"));
         assert_eq!((e.user, e.username.as_deref()), (None, Some("nobody@x.io")));
-        let e = okta("user.session.start", "FAILURE", json!({"outcome": {"result": "FAILURE", "reason": "LOCKED_OUT"}}));
+        let e = okta(
+            "user.session.start",
+            "FAILURE",
+            json!({"outcome": {"result": "FAILURE", "reason": "LOCKED_OUT"}}),
+        );
         assert_eq!(e.reason.as_deref(), Some("locked"));
     }
 
     #[test]
     fn push_denials_are_recognised_in_classic_and_identity_engine_forms() {
         let classic = okta("user.mfa.okta_verify.deny_push", "FAILURE", json!({}));
-        let oie = okta("user.authentication.auth_via_mfa", "FAILURE", json!({
+        let oie = okta(
+            "user.authentication.auth_via_mfa",
+            "FAILURE",
+            json!({
             "outcome": {"result": "FAILURE", "reason": "INVALID_CREDENTIALS"},
-            "debugContext": {"debugData": {"factor": "OKTA_VERIFY_PUSH", "pushOnlyResponseType": "OV_RESPONSE_DENY"}}}));
+            "debugContext": {"debugData": {"factor": "OKTA_VERIFY_PUSH", "pushOnlyResponseType": "OV_RESPONSE_DENY"}}}),
+        );
         for e in [classic, oie] {
             assert_eq!(e.kind, T::MfaFailure);
             assert_eq!(e.reason.as_deref(), Some("mfa_denied"));
             assert_eq!(e.factor.as_deref(), Some("push"));
         }
         let sent = okta("system.push.send_factor_verify_push", "SUCCESS", json!({}));
-        assert_eq!((sent.kind, sent.factor.as_deref()), (T::MfaChallenge, Some("push")));
-        let code = okta("user.authentication.auth_via_mfa", "FAILURE", json!({
+        assert_eq!(
+            (sent.kind, sent.factor.as_deref()),
+            (T::MfaChallenge, Some("push"))
+        );
+        let code = okta(
+            "user.authentication.auth_via_mfa",
+            "FAILURE",
+            json!({
             "outcome": {"result": "FAILURE", "reason": "INVALID_CREDENTIALS"},
-            "debugContext": {"debugData": {"factor": "TOKEN:SOFTWARE:TOTP"}}}));
-        assert_eq!((code.reason.as_deref(), code.factor.as_deref()), (Some("bad_code"), Some("totp")));
+            "debugContext": {"debugData": {"factor": "TOKEN:SOFTWARE:TOTP"}}}),
+        );
+        assert_eq!(
+            (code.reason.as_deref(), code.factor.as_deref()),
+            (Some("bad_code"), Some("totp"))
+        );
     }
 
     #[test]
     fn changes_done_to_a_user_follow_the_target_and_keep_the_actor() {
-        let e = okta("user.mfa.factor.deactivate", "SUCCESS", json!({"actor": {"id": "00adm", "type": "User", "alternateId": "admin@x.io"},
-            "target": [{"id": "00u9", "type": "User", "alternateId": "Bob@x.io"}]}));
+        let e = okta(
+            "user.mfa.factor.deactivate",
+            "SUCCESS",
+            json!({"actor": {"id": "00adm", "type": "User", "alternateId": "admin@x.io"},
+            "target": [{"id": "00u9", "type": "User", "alternateId": "Bob@x.io"}]}),
+        );
         assert_eq!(e.kind, T::MfaRemove);
         assert_eq!(e.user.as_deref(), Some("00u9"));
         assert_eq!(e.username.as_deref(), Some("bob@x.io"));
@@ -436,23 +571,39 @@ mod tests {
             ("user.account.lock", "FAILURE", T::AccountLock),
             ("user.account.reset_password", "SUCCESS", T::PasswordReset),
             ("user.account.reset_password", "FAILURE", T::Other),
-            ("user.account.update_primary_email", "SUCCESS", T::EmailChange),
+            (
+                "user.account.update_primary_email",
+                "SUCCESS",
+                T::EmailChange,
+            ),
             ("user.account.update_password", "SUCCESS", T::PasswordChange),
-            ("user.session.impersonation.initiate", "SUCCESS", T::ImpersonationStart),
+            (
+                "user.session.impersonation.initiate",
+                "SUCCESS",
+                T::ImpersonationStart,
+            ),
             ("user.mfa.factor.activate", "SUCCESS", T::MfaEnroll),
             ("app.oauth2.token.detect_reuse", "SUCCESS", T::TokenReuse),
             ("user.authentication.sso", "SUCCESS", T::Other),
         ];
         for (event_type, result, kind) in cases {
-            assert_eq!(okta(event_type, result, json!({})).kind, kind, "{event_type} {result}");
+            assert_eq!(
+                okta(event_type, result, json!({})).kind,
+                kind,
+                "{event_type} {result}"
+            );
         }
     }
 
     #[test]
     fn token_reuse_by_a_client_app_finds_the_user() {
-        let e = okta("app.oauth2.token.detect_reuse", "SUCCESS", json!({
+        let e = okta(
+            "app.oauth2.token.detect_reuse",
+            "SUCCESS",
+            json!({
             "actor": {"id": "0oa1", "type": "PublicClientApp", "alternateId": "app"},
-            "debugContext": {"debugData": {"userId": "00u7"}}}));
+            "debugContext": {"debugData": {"userId": "00u7"}}}),
+        );
         assert_eq!((e.kind, e.user.as_deref()), (T::TokenReuse, Some("00u7")));
     }
 
@@ -461,16 +612,27 @@ mod tests {
         let e = okta("system.mfa.factor.deactivate", "SUCCESS", json!({}));
         assert_eq!(e.kind, T::AdminSecurityChange);
         let attrs = e.attrs.unwrap();
-        assert_eq!((attrs["setting"].as_str(), &attrs["enabled"]), (Some("mfa_factor"), &json!(false)));
+        assert_eq!(
+            (attrs["setting"].as_str(), &attrs["enabled"]),
+            (Some("mfa_factor"), &json!(false))
+        );
     }
 
     #[test]
     fn profile_updates_are_email_changes_only_when_the_email_changed() {
-        let changed = okta("user.account.update_profile", "SUCCESS", json!({
-            "debugContext": {"debugData": {"changedAttributes": "email,secondEmail"}}}));
+        let changed = okta(
+            "user.account.update_profile",
+            "SUCCESS",
+            json!({
+            "debugContext": {"debugData": {"changedAttributes": "email,secondEmail"}}}),
+        );
         assert_eq!(changed.kind, T::EmailChange);
-        let other = okta("user.account.update_profile", "SUCCESS", json!({
-            "debugContext": {"debugData": {"changedAttributes": "title"}}}));
+        let other = okta(
+            "user.account.update_profile",
+            "SUCCESS",
+            json!({
+            "debugContext": {"debugData": {"changedAttributes": "title"}}}),
+        );
         assert_eq!(other.kind, T::Other);
     }
 
@@ -481,14 +643,18 @@ mod tests {
             "debugcontext": {"debugData": {"dtHash": "h"}}, "authenticationcontext": {"externalSessionId": "s"}});
         let e = from_value(&v).unwrap();
         assert_eq!(e.kind, T::TokenReuse);
-        assert_eq!((e.device.as_deref(), e.session.as_deref()), (Some("h"), Some("s")));
+        assert_eq!(
+            (e.device.as_deref(), e.session.as_deref()),
+            (Some("h"), Some("s"))
+        );
     }
 
     #[test]
     fn events_without_a_usable_time_or_type_are_rejected() {
         let err = from_value(&json!({"eventType": "user.session.start"})).unwrap_err();
         assert_eq!(err.reason, BadReason::MissingField);
-        let err = from_value(&json!({"eventType": "user.session.start", "published": "redacted"})).unwrap_err();
+        let err = from_value(&json!({"eventType": "user.session.start", "published": "redacted"}))
+            .unwrap_err();
         assert_eq!(err.reason, BadReason::BadTimestamp);
         let err = from_value(&json!({"published": "2024-01-01T00:00:00Z"})).unwrap_err();
         assert!(err.message.contains("eventType"));
@@ -498,7 +664,11 @@ mod tests {
     fn every_event_type_in_the_table_is_documented() {
         let docs = include_str!("../../docs/formats.md");
         for row in EVENT_TYPES {
-            assert!(docs.contains(&format!("`{}`", row.event_type)), "docs/formats.md lacks `{}`", row.event_type);
+            assert!(
+                docs.contains(&format!("`{}`", row.event_type)),
+                "docs/formats.md lacks `{}`",
+                row.event_type
+            );
         }
     }
 }

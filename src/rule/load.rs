@@ -105,9 +105,7 @@ pub fn load_file_text(file: &Path, text: &str) -> (Vec<Rule>, Vec<Diagnostic>) {
 
 fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     if !dir.is_dir() {
-        return Err(format!(
-            "the rules directory does not exist or is not a directory; pass --rules DIR or set [rules] dir"
-        ));
+        return Err("the rules directory does not exist or is not a directory; pass --rules DIR or set [rules] dir".to_string());
     }
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(dir)

@@ -1,3 +1,36 @@
-//! Event sources. For now: newline-delimited input from files and standard input.
+//! Event sources: newline-delimited records from standard input or a followed file, read on
+//! their own thread and handed to the detection thread in batches.
 
+pub mod file;
 pub mod lines;
+pub mod stdin;
+
+use serde::{Deserialize, Serialize};
+
+/// Records handed from a reader to the engine at once, at most.
+pub const BATCH_RECORDS: usize = 1024;
+
+/// One record read from a source.
+pub enum Item {
+    /// The record's bytes and its line number.
+    Line(Vec<u8>, u64),
+    /// A record over the size limit: its length and line number (its bytes were dropped).
+    TooLong(usize, u64),
+}
+
+/// Records, and where the source will be once they are processed.
+pub struct Batch {
+    pub items: Vec<Item>,
+    pub position: Option<FilePosition>,
+}
+
+/// Where a followed file was read up to: the file's identity (device and inode, so a rotated
+/// file is told apart from its successor) and the offset after the last complete line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilePosition {
+    pub dev: u64,
+    pub inode: u64,
+    pub offset: u64,
+    /// Lines consumed so far, so line numbers in logs stay true after a restart.
+    pub line: u64,
+}

@@ -27,21 +27,44 @@ fn a_rule_file_with_three_mistakes_gets_three_positioned_errors_and_exit_78() {
     let file = dir.path().join("bad.yaml").display().to_string();
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with(&file)).collect();
     assert_eq!(lines.len(), 3, "{err}");
-    assert!(lines[0].starts_with(&format!("{file}:3:11: rule bad-rule: unknown severity `hgih`")), "{err}");
-    assert!(lines[1].starts_with(&format!("{file}:5:30: rule bad-rule: unknown field `usernme`")), "{err}");
-    assert!(lines[2].starts_with(&format!("{file}:7:9: rule bad-rule: expected a duration")), "{err}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{file}:3:11: rule bad-rule: unknown severity `hgih`"
+        )),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{file}:5:30: rule bad-rule: unknown field `usernme`"
+        )),
+        "{err}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("{file}:7:9: rule bad-rule: expected a duration")),
+        "{err}"
+    );
 }
 
 #[test]
 fn every_file_with_errors_is_listed_not_just_the_first() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.yaml"), "id: a\ntitle: A\nseverity: low\nkind: match\nmatch: {type: nope}\n").unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "id: a\ntitle: A\nseverity: low\nkind: match\nmatch: {type: nope}\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("b.yaml"), "id: b\ntitle: [unclosed\n").unwrap();
     let out = authwatch(&["check", "--rules", dir.path().to_str().unwrap()], b"");
     assert_eq!(out.status.code(), Some(78));
     let err = stderr(&out);
-    assert!(err.contains("a.yaml:5:15: rule a: unknown event type `nope`"), "{err}");
-    assert!(err.contains("b.yaml:") && err.contains("invalid YAML"), "{err}");
+    assert!(
+        err.contains("a.yaml:5:15: rule a: unknown event type `nope`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("b.yaml:") && err.contains("invalid YAML"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -51,10 +74,21 @@ fn a_bad_config_exits_78_and_usage_errors_exit_2() {
     std::fs::write(&cfg, "[rules]\nlatness = \"1s\"\n").unwrap();
     let out = authwatch(&["check", "--config", cfg.to_str().unwrap()], b"");
     assert_eq!(out.status.code(), Some(78));
-    assert!(stderr(&out).contains("authwatch.toml:2:1: unknown field `latness`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("authwatch.toml:2:1: unknown field `latness`"),
+        "{}",
+        stderr(&out)
+    );
     let out = authwatch(&["run", "--config", cfg.to_str().unwrap()], b"");
-    assert_eq!(out.status.code(), Some(78), "run must refuse to start on a bad config");
-    assert_eq!(authwatch(&["replay", "--no-such-flag"], b"").status.code(), Some(2));
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "run must refuse to start on a bad config"
+    );
+    assert_eq!(
+        authwatch(&["replay", "--no-such-flag"], b"").status.code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -68,7 +102,10 @@ fn failing_rule_tests_exit_1_and_name_the_rule() {
     let out = authwatch(&["test", "--rules", dir.path().to_str().unwrap()], b"");
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("FAILED r / expects what cannot happen: expected 1 alert(s), got 0"), "{text}");
+    assert!(
+        text.contains("FAILED r / expects what cannot happen: expected 1 alert(s), got 0"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -81,24 +118,56 @@ fn replay_counts_bad_lines_by_reason_and_keeps_going() {
     let users: Vec<&str> = got.iter().map(|a| a["user"].as_str().unwrap()).collect();
     assert_eq!(users, ["u1", "u3"]);
     let err = stderr(&out);
-    assert!(err.contains("replayed 2 events") && err.contains("3 bad"), "{err}");
-    assert!(err.contains("invalid_json") && err.contains("missing_field") && err.contains("bad_ip"), "{err}");
+    assert!(
+        err.contains("replayed 2 events") && err.contains("3 bad"),
+        "{err}"
+    );
+    assert!(
+        err.contains("invalid_json") && err.contains("missing_field") && err.contains("bad_ip"),
+        "{err}"
+    );
     // Each bad line is reported with its line number.
-    assert!(err.contains("\"line\":2") && err.contains("\"line\":3") && err.contains("\"line\":5"), "{err}");
+    assert!(
+        err.contains("\"line\":2") && err.contains("\"line\":3") && err.contains("\"line\":5"),
+        "{err}"
+    );
 }
 
 #[test]
 fn run_on_embedded_defaults_reads_stdin_and_writes_alerts_with_runbook_links() {
     let demo = std::fs::read(repo().join("demo/events.jsonl")).unwrap();
-    let out = authwatch_in(&repo(), &["run"], &demo);
+    // A fresh working directory: the embedded defaults read ./rules and keep ./authwatch-state.
+    let cwd = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(rules_dir(), cwd.path().join("rules")).unwrap();
+    let out = authwatch_in(cwd.path(), &["run"], &demo);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let got = alerts(&out);
-    assert!(got.len() >= 15, "the demo holds many attacks, got {} alerts", got.len());
+    assert!(
+        got.len() >= 15,
+        "the demo holds many attacks, got {} alerts",
+        got.len()
+    );
     for a in &got {
         let url = a["runbook_url"].as_str().unwrap();
-        let path = url.strip_prefix("file://").expect("a file link without a base_url");
-        assert!(std::path::Path::new(path).is_file(), "runbook link must resolve: {url}");
+        let path = url
+            .strip_prefix("file://")
+            .expect("a file link without a base_url");
+        assert!(
+            std::path::Path::new(path).is_file(),
+            "runbook link must resolve: {url}"
+        );
         assert!(a["detected_at"].is_string());
         assert!(!a["evidence"].as_array().unwrap().is_empty());
     }
+    assert!(
+        cwd.path().join("authwatch-state").is_dir(),
+        "state is kept in ./authwatch-state"
+    );
+    // A second run over the same events adds nothing: the state remembers them.
+    let again = authwatch_in(cwd.path(), &["run"], &demo);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert!(
+        alerts(&again).is_empty(),
+        "replayed events were already counted"
+    );
 }

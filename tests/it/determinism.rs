@@ -29,15 +29,21 @@ fn ids(alerts: &[Alert]) -> Vec<String> {
 /// that is newer than it: each gets a random delay and they are sorted by delayed time.
 fn shuffle_within(events: &[Event], max_delay_ms: i64, seed: u64) -> Vec<Event> {
     let mut rng = Rng::new(seed);
-    let mut keyed: Vec<(i64, Event)> =
-        events.iter().map(|e| (e.ts + rng.below(max_delay_ms as u64) as i64, e.clone())).collect();
+    let mut keyed: Vec<(i64, Event)> = events
+        .iter()
+        .map(|e| (e.ts + rng.below(max_delay_ms as u64) as i64, e.clone()))
+        .collect();
     keyed.sort_by_key(|(k, _)| *k);
     keyed.into_iter().map(|(_, e)| e).collect()
 }
 
 fn stream() -> Vec<Event> {
     // Dense traffic so that many events share a timestamp and ties must be broken stably.
-    let traffic = Traffic { mean_gap_ms: 3, attack_every: 300, ..Traffic::default() };
+    let traffic = Traffic {
+        mean_gap_ms: 3,
+        attack_every: 300,
+        ..Traffic::default()
+    };
     let mut events = traffic.generate(60_000);
     for e in &mut events {
         e.ts -= e.ts % 1_000; // whole seconds, as many IdPs log
@@ -49,7 +55,11 @@ fn stream() -> Vec<Event> {
 fn a_stream_shuffled_within_sixty_seconds_gives_the_same_alert_ids() {
     let sorted = stream();
     let expected = ids(&run(&sorted));
-    assert!(expected.len() > 50, "the stream must hold attacks, got {} alerts", expected.len());
+    assert!(
+        expected.len() > 50,
+        "the stream must hold attacks, got {} alerts",
+        expected.len()
+    );
     for seed in [1, 2, 3] {
         let shuffled = shuffle_within(&sorted, 59_999, seed);
         assert_ne!(
@@ -67,7 +77,10 @@ fn events_later_than_the_lateness_are_counted_and_dropped() {
     let mut late = sorted.clone();
     // Move one event far back in arrival order: three minutes behind newer events.
     let victim = late.remove(100);
-    let pos = late.iter().position(|e| e.ts > victim.ts + 180_000).unwrap();
+    let pos = late
+        .iter()
+        .position(|e| e.ts > victim.ts + 180_000)
+        .unwrap();
     late.insert(pos, victim);
     let set = rule::load_dir(&rules_dir()).unwrap();
     let mut engine = Engine::new(set.enabled(), &EngineOptions::default());

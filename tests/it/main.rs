@@ -2,4 +2,6 @@
 
 mod cli;
 mod determinism;
+mod normalize_attacks;
+mod normalize_conformance;
 mod support;

@@ -41,7 +41,9 @@ pub fn authwatch_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
 pub fn alerts(out: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("alert line is JSON ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("alert line is JSON ({e}): {l}"))
+        })
         .collect()
 }
 

@@ -1,0 +1,226 @@
+//! A per-rule table of group states: lookup without allocation, a cap with eviction of the
+//! least recently seen groups, and change tracking for checkpoints.
+
+use std::sync::Arc;
+
+use foldhash::HashMap;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::event::Event;
+
+/// What every kind's per-group state offers the table.
+pub trait GroupState: Default + Serialize + DeserializeOwned {
+    /// Event time of the group's last event (for expiry and eviction).
+    fn last_seen(&self) -> i64;
+    /// The events the state holds (for `export`).
+    fn events(&self) -> Vec<&Arc<Event>>;
+    /// Drops every held event `about` returns true for (for `forget`).
+    fn forget(&mut self, about: &dyn Fn(&Event) -> bool);
+    /// True when nothing is left worth keeping.
+    fn is_empty(&self) -> bool;
+}
+
+/// When a table is full, this share of it (the least recently seen groups) is evicted at once,
+/// so the cost of finding them is paid once per many inserts.
+const EVICT_FRACTION: usize = 10;
+
+struct Slot<G> {
+    state: G,
+    /// Changed since the last checkpoint.
+    dirty: bool,
+}
+
+pub struct Table<G> {
+    groups: HashMap<Box<str>, Slot<G>>,
+    /// Keys removed since the last checkpoint (expired, evicted or forgotten).
+    removed: Vec<Box<str>>,
+    cap: usize,
+    pub evictions: u64,
+}
+
+impl<G: GroupState> Table<G> {
+    pub fn new(cap: usize) -> Table<G> {
+        Table {
+            groups: HashMap::default(),
+            removed: Vec::new(),
+            cap: cap.max(1),
+            evictions: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The group for `key`, created if needed (evicting the least recently seen when full),
+    /// marked as changed.
+    pub fn entry(&mut self, key: &str) -> &mut G {
+        if !self.groups.contains_key(key) {
+            if self.groups.len() >= self.cap {
+                self.evict();
+            }
+            self.groups.insert(
+                key.into(),
+                Slot {
+                    state: G::default(),
+                    dirty: true,
+                },
+            );
+        }
+        let slot = self.groups.get_mut(key).expect("present or inserted above");
+        slot.dirty = true;
+        &mut slot.state
+    }
+
+    pub fn get(&self, key: &str) -> Option<&G> {
+        self.groups.get(key).map(|s| &s.state)
+    }
+
+    /// Drops groups last seen before `oldest`.
+    pub fn expire(&mut self, oldest: i64) {
+        let removed = &mut self.removed;
+        self.groups.retain(|k, s| {
+            let keep = s.state.last_seen() >= oldest;
+            if !keep {
+                removed.push(k.clone());
+            }
+            keep
+        });
+    }
+
+    /// Evicts the least recently seen tenth of the table.
+    fn evict(&mut self) {
+        let count = (self.groups.len() / EVICT_FRACTION).max(1);
+        let mut seen: Vec<i64> = self.groups.values().map(|s| s.state.last_seen()).collect();
+        let (_, cutoff, _) = seen.select_nth_unstable(count - 1);
+        let cutoff = *cutoff;
+        let mut left = count;
+        let removed = &mut self.removed;
+        self.groups.retain(|k, s| {
+            if left > 0 && s.state.last_seen() <= cutoff {
+                left -= 1;
+                removed.push(k.clone());
+                false
+            } else {
+                true
+            }
+        });
+        self.evictions += (count - left) as u64;
+    }
+
+    /// Hands every change since the last checkpoint to `write` (`None`: removed) and clears
+    /// the change marks.
+    pub fn drain_changes(&mut self, write: &mut dyn FnMut(&str, Option<&G>)) {
+        for key in self.removed.drain(..) {
+            if !self.groups.contains_key(&key) {
+                write(&key, None);
+            }
+        }
+        for (key, slot) in self.groups.iter_mut().filter(|(_, s)| s.dirty) {
+            slot.dirty = false;
+            write(key, Some(&slot.state));
+        }
+    }
+
+    /// Puts back a group read from a checkpoint.
+    pub fn restore(&mut self, key: &str, state: G) {
+        self.groups.insert(
+            key.into(),
+            Slot {
+                state,
+                dirty: false,
+            },
+        );
+    }
+
+    /// Removes what concerns a subject: whole groups whose key names it, and its events in
+    /// the others. Returns how many groups were touched.
+    pub fn forget(
+        &mut self,
+        key_names: &dyn Fn(&str) -> bool,
+        about: &dyn Fn(&Event) -> bool,
+    ) -> usize {
+        let mut touched = 0;
+        let removed = &mut self.removed;
+        self.groups.retain(|k, s| {
+            if key_names(k) {
+                touched += 1;
+                removed.push(k.clone());
+                return false;
+            }
+            if s.state.events().iter().any(|e| about(e)) {
+                touched += 1;
+                s.state.forget(about);
+                s.dirty = true;
+                if s.state.is_empty() {
+                    removed.push(k.clone());
+                    return false;
+                }
+            }
+            true
+        });
+        touched
+    }
+
+    /// Every group whose key names the subject or whose events concern it.
+    pub fn about<'a>(
+        &'a self,
+        key_names: &'a dyn Fn(&str) -> bool,
+        about: &'a dyn Fn(&Event) -> bool,
+    ) -> impl Iterator<Item = (&'a str, &'a G)> + 'a {
+        self.groups
+            .iter()
+            .filter(move |(k, s)| key_names(k) || s.state.events().iter().any(|e| about(e)))
+            .map(|(k, s)| (&**k, &s.state))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Default, Serialize, Deserialize)]
+    struct Seen(i64);
+
+    impl GroupState for Seen {
+        fn last_seen(&self) -> i64 {
+            self.0
+        }
+        fn events(&self) -> Vec<&Arc<Event>> {
+            Vec::new()
+        }
+        fn forget(&mut self, _: &dyn Fn(&Event) -> bool) {}
+        fn is_empty(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_least_recently_seen_and_counts_them() {
+        let mut t: Table<Seen> = Table::new(100);
+        for i in 0..1000 {
+            t.entry(&i.to_string()).0 = i;
+            assert!(t.len() <= 100);
+        }
+        assert!(t.evictions >= 900);
+        // The newest groups survive.
+        assert!(t.get("999").is_some() && t.get("0").is_none());
+    }
+
+    #[test]
+    fn changes_are_reported_once() {
+        let mut t: Table<Seen> = Table::new(10);
+        t.entry("a").0 = 5;
+        t.entry("b").0 = 1;
+        t.expire(3);
+        let mut seen = Vec::new();
+        t.drain_changes(&mut |k, v| seen.push((k.to_string(), v.map(|s| s.0))));
+        seen.sort();
+        assert_eq!(seen, [("a".to_string(), Some(5)), ("b".to_string(), None)]);
+        let mut again = 0;
+        t.drain_changes(&mut |_, _| again += 1);
+        assert_eq!(again, 0);
+    }
+}

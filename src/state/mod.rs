@@ -1,0 +1,87 @@
+//! Durable state: the store trait, its sled implementation, and opening a state directory
+//! with errors that name the directory and the way out.
+//!
+//! Everything lives in one sled tree so that a checkpoint (engine state, source position, and
+//! later outbox entries) is one atomic batch. Key prefixes:
+//!
+//! | prefix | owner | holds |
+//! |---|---|---|
+//! | `m/` | this module | `m/version`: the state format |
+//! | `g/`, `r/`, `e/`, `d/` | the engine (`engine/persist.rs`) | groups, rule shapes, lateness buffer and clock, event-id dedup segments |
+//! | `s/` | sources | `s/<source>`: the position to resume from (JSON) |
+
+mod sled_store;
+
+pub use sled_store::SledStore;
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::StateWrites;
+
+/// The state format this build reads and writes.
+pub const STATE_VERSION: &str = "authwatch-state/1";
+pub const VERSION_KEY: &[u8] = b"m/version";
+pub const SOURCE_PREFIX: &[u8] = b"s/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "the state directory {dir} is in use by another authwatch process; stop that process, or set another [state] dir"
+    )]
+    Locked { dir: PathBuf },
+    #[error(
+        "the state in {dir} is unreadable ({reason}); start with --reset-state to move it aside and begin afresh"
+    )]
+    Corrupt { dir: PathBuf, reason: String },
+    #[error(
+        "the state in {dir} was written by an incompatible version ({found}, this build reads {STATE_VERSION}); start with --reset-state to move it aside"
+    )]
+    WrongVersion { dir: PathBuf, found: String },
+    #[error("cannot use the state directory {dir}: {reason}")]
+    Io { dir: PathBuf, reason: String },
+}
+
+/// Stored entries: keys and values in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A key/value store with atomic batches.
+pub trait Store {
+    /// Every entry whose key starts with `prefix`, in key order.
+    fn scan(&self, prefix: &[u8]) -> Result<Entries, StateError>;
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Applies all writes atomically and durably.
+    fn commit(&self, writes: StateWrites) -> Result<(), StateError>;
+    /// Bytes on disk (for metrics and the checkpoint log).
+    fn size_on_disk(&self) -> u64;
+}
+
+/// The entries the engine restores from (everything it owns).
+pub fn engine_entries(store: &dyn Store) -> Result<Entries, StateError> {
+    let mut all = Vec::new();
+    for prefix in [&b"g/"[..], b"r/", b"e/", b"d/"] {
+        all.extend(store.scan(prefix)?);
+    }
+    Ok(all)
+}
+
+/// Moves a state directory aside (`<dir>.old-<unix seconds>`) so a fresh one can start;
+/// returns where it went, or `None` when there was nothing to move.
+pub fn reset(dir: &Path) -> Result<Option<PathBuf>, StateError> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let stamp = chrono::Utc::now().timestamp();
+    let mut name = dir.as_os_str().to_owned();
+    name.push(format!(".old-{stamp}"));
+    let target = PathBuf::from(name);
+    std::fs::rename(dir, &target).map_err(|e| StateError::Io {
+        dir: dir.to_path_buf(),
+        reason: format!("cannot move it aside: {e}"),
+    })?;
+    Ok(Some(target))
+}
+
+/// The key a source keeps its position under.
+pub fn source_key(source: &str) -> Vec<u8> {
+    [SOURCE_PREFIX, source.as_bytes()].concat()
+}

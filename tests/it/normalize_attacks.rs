@@ -1,0 +1,158 @@
+//! Realistic attacks written in each provider's own format (tests/fixtures/<format>/) raise
+//! the same default-pack alerts as their canonical equivalents (`attack.native.jsonl`): a
+//! brute force that ends in a login, refresh token reuse, MFA push denials and an
+//! account-takeover chain (password reset, email change, MFA factor removal).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use authwatch::event::{Event, decode_line};
+use authwatch::normalize::{Format, normalize};
+use serde_json::Value;
+
+use crate::support::{alerts, authwatch, repo, rules_dir, stderr};
+
+/// (format, provider fixture, canonical equivalent). Keycloak's attack is written both as
+/// log lines and as the JSON the admin API and event listeners produce.
+const CASES: [(&str, &str, &str); 4] = [
+    ("auth0", "auth0/attack.jsonl", "auth0/attack.native.jsonl"),
+    ("okta", "okta/attack.jsonl", "okta/attack.native.jsonl"),
+    (
+        "keycloak",
+        "keycloak/attack.log",
+        "keycloak/attack.native.jsonl",
+    ),
+    (
+        "keycloak",
+        "keycloak/attack.jsonl",
+        "keycloak/attack.native.jsonl",
+    ),
+];
+
+/// The rules each attack must raise, whatever the format.
+const REQUIRED_RULES: [&str; 4] = [
+    "brute-force-user",
+    "refresh-token-reuse",
+    "mfa-denied-repeatedly",
+    "account-takeover-chain",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(name)
+}
+
+fn lines(name: &str) -> Vec<String> {
+    std::fs::read_to_string(fixture(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The fields rules group and match on must agree exactly; every other field the canonical
+/// line states (session, device, geo, client, attrs) must be what the normaliser produced.
+fn differences(got: &Event, want_json: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let got_json = serde_json::to_value(got).expect("events serialise");
+    let rule_fields = [
+        "ts", "type", "tenant", "user", "username", "ip", "reason", "factor",
+    ];
+    for key in rule_fields {
+        if got_json.get(key) != want_json.get(key) {
+            out.push(format!(
+                "{key}: got {:?}, want {:?}",
+                got_json.get(key),
+                want_json.get(key)
+            ));
+        }
+    }
+    for (key, value) in want_json.as_object().into_iter().flatten() {
+        let same = match key.as_str() {
+            "attrs" => value
+                .as_object()
+                .into_iter()
+                .flatten()
+                .all(|(k, v)| got_json["attrs"].get(k) == Some(v)),
+            _ => got_json.get(key) == Some(value),
+        };
+        if !same && !rule_fields.contains(&key.as_str()) {
+            out.push(format!("{key}: got {:?}, want {value}", got_json.get(key)));
+        }
+    }
+    out
+}
+
+#[test]
+fn each_provider_attack_normalises_line_by_line_to_its_canonical_equivalent() {
+    for (format, provider, native) in CASES {
+        let format: Format = format.parse().expect("a known format");
+        let provider_lines = lines(provider);
+        let native_lines = lines(native);
+        assert_eq!(
+            provider_lines.len(),
+            native_lines.len(),
+            "{provider} and {native} differ in length"
+        );
+        let mut problems = Vec::new();
+        for (i, (p, n)) in provider_lines.iter().zip(&native_lines).enumerate() {
+            let got = normalize(format, p.as_bytes())
+                .unwrap_or_else(|e| panic!("{provider}:{}: {e}", i + 1));
+            // The canonical equivalent must itself be valid native input.
+            decode_line(n.as_bytes()).unwrap_or_else(|e| panic!("{native}:{}: {e}", i + 1));
+            let want_json: Value = serde_json::from_str(n).expect("native lines are JSON");
+            for d in differences(&got, &want_json) {
+                problems.push(format!("{provider}:{}: {d}", i + 1));
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+}
+
+/// (rule, group) of every alert `authwatch replay` prints for `args`.
+fn replay(args: &[&str]) -> BTreeSet<(String, String)> {
+    let rules = rules_dir();
+    let mut full = vec!["replay", "--rules", rules.to_str().expect("utf-8 path")];
+    full.extend_from_slice(args);
+    let out = authwatch(&full, b"");
+    assert!(
+        out.status.success(),
+        "authwatch {} failed: {}",
+        full.join(" "),
+        stderr(&out)
+    );
+    alerts(&out)
+        .iter()
+        .map(|a| {
+            let rule = a["rule"].as_str().unwrap_or_default().to_string();
+            (rule, a["group"].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn provider_attacks_raise_the_same_alerts_as_their_canonical_equivalents() {
+    for (format, provider, native) in CASES {
+        let provider_path = fixture(provider);
+        let native_path = fixture(native);
+        let from_provider = replay(&[
+            "--format",
+            format,
+            provider_path.to_str().expect("utf-8 path"),
+        ]);
+        let from_native = replay(&[native_path.to_str().expect("utf-8 path")]);
+        println!("{provider}: {from_provider:?}");
+        assert!(!from_provider.is_empty(), "{provider} raised no alert");
+        assert_eq!(
+            from_provider, from_native,
+            "{provider} and {native} raise different alerts"
+        );
+        let rules: BTreeSet<&str> = from_provider.iter().map(|(r, _)| r.as_str()).collect();
+        for rule in REQUIRED_RULES {
+            assert!(
+                rules.contains(rule),
+                "{provider} did not raise {rule}: {rules:?}"
+            );
+        }
+    }
+}
