@@ -144,4 +144,11 @@ fn print_summary(pipeline: &Pipeline, seconds: f64) {
     for (rule, n) in &stats.alerts_by_rule {
         eprintln!("  alerts {rule:<27} {n}");
     }
+    let sizes = pipeline.engine.state_sizes();
+    let held: usize = sizes.iter().map(|(_, n, _)| n).sum();
+    let evicted: u64 = sizes.iter().map(|(_, _, e)| e).sum();
+    eprintln!("state: {held} groups held, {evicted} evicted");
+    for (rule, n, e) in sizes.iter().filter(|(_, _, e)| *e > 0) {
+        eprintln!("  state {rule:<28} {n} groups held, {e} evicted (table full)");
+    }
 }

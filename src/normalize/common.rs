@@ -168,7 +168,7 @@ pub(crate) fn owned(s: Option<&str>) -> Option<String> {
 /// Stores `geo` only when something is known, so an empty object never hides GeoIP.
 pub(crate) fn set_geo(e: &mut Event, geo: Geo) {
     if geo != Geo::default() {
-        e.geo = Some(geo);
+        e.geo = Some(Box::new(geo));
     }
 }
 

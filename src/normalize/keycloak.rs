@@ -370,13 +370,12 @@ fn user_event(ts: i64, event_type: &str, f: &Value) -> Event {
     set_username(&mut e, text(f, &["username"]));
     let credential = text(f, &["credential_type"]);
     // A credential type other than the password means a second factor was involved.
-    let factor = credential.and_then(|c| {
-        (!c.eq_ignore_ascii_case("password")).then(|| factor_in_text(c).unwrap_or("other"))
-    });
+    let second_factor = credential.filter(|c| !c.eq_ignore_ascii_case("password"));
+    let factor = second_factor.and_then(factor_in_text).map(str::to_string);
     match kind {
         Some(Is(t)) => e.kind = t,
         Some(Factor(t, name)) => (e.kind, e.factor) = (t, Some(name.into())),
-        Some(LoginError) => login_error(&mut e, text(f, &["error"]), factor),
+        Some(LoginError) => login_error(&mut e, text(f, &["error"]), second_factor.is_some()),
         Some(RefreshError) => {
             let said = text(f, &["reason"])
                 .unwrap_or_default()
@@ -386,26 +385,20 @@ fn user_event(ts: i64, event_type: &str, f: &Value) -> Event {
             }
         }
         Some(Profile) if email_changed(f) => e.kind = T::EmailChange,
-        Some(CredentialUpdate) => match factor {
-            Some(name) => (e.kind, e.factor) = (T::MfaEnroll, Some(name.into())),
-            None if credential.is_some() => e.kind = T::PasswordChange,
-            None => {}
-        },
-        Some(CredentialRemove) => {
-            if let Some(name) = factor {
-                (e.kind, e.factor) = (T::MfaRemove, Some(name.into()));
-            }
-        }
-        Some(Profile) | None => {}
+        Some(CredentialUpdate) if second_factor.is_some() => e.kind = T::MfaEnroll,
+        Some(CredentialUpdate) if credential.is_some() => e.kind = T::PasswordChange,
+        Some(CredentialRemove) if second_factor.is_some() => e.kind = T::MfaRemove,
+        Some(Profile | CredentialUpdate | CredentialRemove) | None => {}
     }
-    if e.factor.as_deref() == Some("other") {
-        e.factor = None;
+    if matches!(e.kind, T::MfaEnroll | T::MfaRemove | T::MfaFailure) && e.factor.is_none() {
+        e.factor = factor;
     }
     e
 }
 
-/// `LOGIN_ERROR` by its error, see [`LOGIN_ERRORS`].
-fn login_error(e: &mut Event, error: Option<&str>, factor: Option<&str>) {
+/// `LOGIN_ERROR` by its error, see [`LOGIN_ERRORS`]; `second_factor` when the failed step
+/// checked an MFA credential.
+fn login_error(e: &mut Event, error: Option<&str>, second_factor: bool) {
     let failure = error.and_then(|err| {
         LOGIN_ERRORS
             .iter()
@@ -413,19 +406,16 @@ fn login_error(e: &mut Event, error: Option<&str>, factor: Option<&str>) {
             .map(|(_, f)| *f)
     });
     let mfa = |reason: &str| (T::MfaFailure, Some(reason.to_string()));
-    let (kind, reason) = match (failure, factor) {
-        (Some(Failure::Credential(_)), Some(_)) => mfa("bad_code"),
-        (Some(Failure::Credential(reason)), None) => (T::LoginFailure, Some(reason.to_string())),
-        (Some(Failure::Refused), Some(_)) => mfa("mfa_denied"),
-        (Some(Failure::Refused), None) => (T::Other, None),
+    let (kind, reason) = match (failure, second_factor) {
+        (Some(Failure::Credential(_)), true) => mfa("bad_code"),
+        (Some(Failure::Credential(reason)), false) => (T::LoginFailure, Some(reason.to_string())),
+        (Some(Failure::Refused), true) => mfa("mfa_denied"),
+        (Some(Failure::Refused), false) => (T::Other, None),
         (Some(Failure::Client), _) => (T::Other, Some("client_error".to_string())),
         (None, _) => (T::LoginFailure, error.map(str::to_string)),
     };
     e.kind = kind;
     e.reason = reason;
-    if kind == T::MfaFailure {
-        e.factor = factor.map(str::to_string);
-    }
 }
 
 /// `UPDATE_PROFILE` details name the old and new email when the email changed.

@@ -4,4 +4,5 @@ mod cli;
 mod determinism;
 mod normalize_attacks;
 mod normalize_conformance;
+mod state;
 mod support;

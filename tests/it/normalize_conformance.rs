@@ -70,9 +70,8 @@ impl Tally {
     }
 }
 
-/// A checker gets the line number, the raw line, the sidecar entry and the result, and
-/// returns what is wrong.
-type Check = fn(usize, &str, &Value, &Result<Event, BadInput>) -> Vec<String>;
+/// A checker gets the raw line, its sidecar entry and the result, and returns what is wrong.
+type Check = fn(&str, &Value, &Result<Event, BadInput>) -> Vec<String>;
 
 fn run_file(dir: &Path, events: &str, sidecar: &str, format: Format, check: Check) -> Tally {
     let mut tally = Tally::default();
@@ -89,7 +88,7 @@ fn run_file(dir: &Path, events: &str, sidecar: &str, format: Format, check: Chec
         let side: Value = serde_json::from_str(side).expect("sidecar lines are JSON");
         let result = normalize(format, line.as_bytes());
         tally.count(&result);
-        for problem in check(i + 1, line, &side, &result) {
+        for problem in check(line, &side, &result) {
             tally
                 .mismatches
                 .push(format!("{events}:{}: {problem}", i + 1));
@@ -438,12 +437,7 @@ fn check_annotations(side: &Value, e: &Event) -> Vec<String> {
     problems
 }
 
-fn panther_auth0(
-    _: usize,
-    line: &str,
-    side: &Value,
-    result: &Result<Event, BadInput>,
-) -> Vec<String> {
+fn panther_auth0(line: &str, side: &Value, result: &Result<Event, BadInput>) -> Vec<String> {
     let raw: Value = serde_json::from_str(line).expect("corpus lines are JSON");
     let data = raw.get("data").unwrap_or(&raw);
     match result {
@@ -463,12 +457,7 @@ fn okta_field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     v.get(key).or_else(|| v.get(key.to_ascii_lowercase()))
 }
 
-fn panther_okta(
-    _: usize,
-    line: &str,
-    side: &Value,
-    result: &Result<Event, BadInput>,
-) -> Vec<String> {
+fn panther_okta(line: &str, side: &Value, result: &Result<Event, BadInput>) -> Vec<String> {
     let raw: Value = serde_json::from_str(line).expect("corpus lines are JSON");
     let event_type = okta_field(&raw, "eventType").and_then(Value::as_str);
     match result {
@@ -488,12 +477,7 @@ fn panther_okta(
 // ---------------------------------------------------------------------------------------
 // Okta scenarios: the narrative of each step.
 
-fn okta_scenario(
-    _: usize,
-    line: &str,
-    side: &Value,
-    result: &Result<Event, BadInput>,
-) -> Vec<String> {
+fn okta_scenario(line: &str, side: &Value, result: &Result<Event, BadInput>) -> Vec<String> {
     let raw: Value = serde_json::from_str(line).expect("corpus lines are JSON");
     let scenario = side["scenario"].as_str().unwrap_or_default();
     let step = side["step"].as_u64().unwrap_or(0);
@@ -532,12 +516,7 @@ fn okta_scenario(
 // ---------------------------------------------------------------------------------------
 // Elastic: parsed fields and derived detection expectations.
 
-fn auth0_elastic(
-    _: usize,
-    line: &str,
-    side: &Value,
-    result: &Result<Event, BadInput>,
-) -> Vec<String> {
+fn auth0_elastic(line: &str, side: &Value, result: &Result<Event, BadInput>) -> Vec<String> {
     let raw: Value = serde_json::from_str(line).expect("corpus lines are JSON");
     let data = raw.get("data").unwrap_or(&raw);
     let x = &side["normalised_expectation"];
@@ -592,7 +571,7 @@ fn auth0_elastic(
     p
 }
 
-fn keycloak(_: usize, line: &str, side: &Value, result: &Result<Event, BadInput>) -> Vec<String> {
+fn keycloak(line: &str, side: &Value, result: &Result<Event, BadInput>) -> Vec<String> {
     // The .jsonl file wraps each log line as {"raw": ...}; the .log file has the line itself.
     let raw_line = serde_json::from_str::<Value>(line)
         .ok()
