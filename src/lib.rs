@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod event;
+pub mod http;
 pub mod normalize;
 pub mod pipeline;
 pub mod rule;

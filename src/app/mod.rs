@@ -2,8 +2,10 @@
 //! Errors come back as [`Failure`], which `main` maps to SPEC §4 exit codes.
 
 mod check;
+mod detect;
 mod replay;
 mod run;
+pub mod shared;
 mod subject;
 mod test;
 

@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use super::{Batch, FilePosition, Item};
 use crate::event::decode::MAX_EVENT_BYTES;
+use crate::state::{self, StateError, Store};
+
+/// The state-store name of the file source's position.
+const POSITION_NAME: &str = "file";
 
 /// How often a followed file at its end is checked for growth, rotation or truncation.
 const POLL: Duration = Duration::from_millis(200);
@@ -128,11 +132,13 @@ fn open_file(path: &Path) -> io::Result<Open> {
 }
 
 fn send(tx: &SyncSender<Batch>, items: Vec<Item>, open: &Open) -> bool {
-    tx.send(Batch {
-        items,
-        position: Some(open.position()),
-    })
-    .is_ok()
+    let position = serde_json::to_vec(&open.position()).expect("a position serialises");
+    tx.send(Batch { items, positions: vec![(state::source_key(POSITION_NAME), position)] }).is_ok()
+}
+
+/// Reads the position a previous run checkpointed, if any.
+pub fn stored_position(store: &dyn Store) -> Result<Option<FilePosition>, StateError> {
+    Ok(store.get(&state::source_key(POSITION_NAME))?.and_then(|v| serde_json::from_slice(&v).ok()))
 }
 
 /// Splits a chunk into complete lines; the incomplete tail stays in `partial`. The offset
@@ -224,7 +230,7 @@ mod tests {
         assert_eq!(lines_of(&batches), ["1:a", "2:b", "3:c"]);
 
         // Resume from the position after "a\n".
-        let mut pos = batches[0].position.clone().unwrap();
+        let mut pos: FilePosition = serde_json::from_slice(&batches[0].positions[0].1).unwrap();
         pos.offset = 2;
         pos.line = 1;
         let (tx, rx) = mpsc::sync_channel(16);

@@ -18,10 +18,18 @@ pub enum Item {
     TooLong(usize, u64),
 }
 
-/// Records, and where the source will be once they are processed.
+/// Records, and where the source will be once they are processed: state-store entries
+/// (key, value) that the next checkpoint writes together with the engine state, so a restart
+/// resumes exactly after the last checkpointed record.
 pub struct Batch {
     pub items: Vec<Item>,
-    pub position: Option<FilePosition>,
+    pub positions: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Batch {
+    pub fn without_position(items: Vec<Item>) -> Batch {
+        Batch { items, positions: Vec::new() }
+    }
 }
 
 /// Where a followed file was read up to: the file's identity (device and inode, so a rotated

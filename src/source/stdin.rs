@@ -20,10 +20,7 @@ pub fn read_batches<R: io::Read>(input: BufReader<R>, tx: SyncSender<Batch>) -> 
         if items.len() >= BATCH_RECORDS || !lines.has_buffered() {
             let full = std::mem::replace(&mut items, Vec::with_capacity(BATCH_RECORDS));
             if tx
-                .send(Batch {
-                    items: full,
-                    position: None,
-                })
+                .send(Batch::without_position(full))
                 .is_err()
             {
                 return Ok(());
@@ -31,10 +28,7 @@ pub fn read_batches<R: io::Read>(input: BufReader<R>, tx: SyncSender<Batch>) -> 
         }
     }
     if !items.is_empty() {
-        let _ = tx.send(Batch {
-            items,
-            position: None,
-        });
+        let _ = tx.send(Batch::without_position(items));
     }
     Ok(())
 }

@@ -1,0 +1,112 @@
+//! The detection loop of the daemon: batches from the source through the pipeline, event time
+//! advanced on a quiet source, checkpoints on an interval, and an orderly stop.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::Failure;
+use super::shared::Shared;
+use crate::engine::StateWrites;
+use crate::pipeline::Pipeline;
+use crate::source::{Batch, Item};
+use crate::state::Store;
+
+/// How often the loop looks at its control flags when no input arrives.
+const TICK: Duration = Duration::from_millis(200);
+/// How long the source may be quiet before event time follows the wall clock.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// Why the loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The source has no more input (stdin closed, a file read to its end).
+    EndOfInput,
+    /// SIGTERM/SIGINT.
+    Stopped,
+}
+
+pub struct Detector<'a> {
+    pub pipeline: Pipeline,
+    pub store: &'a dyn Store,
+    pub shared: Arc<Shared>,
+    pub origin: String,
+    pub checkpoint_every: Duration,
+    /// Source positions covered by the events processed so far, written at the next checkpoint.
+    positions: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl<'a> Detector<'a> {
+    pub fn new(pipeline: Pipeline, store: &'a dyn Store, shared: Arc<Shared>, origin: String, checkpoint_every: Duration) -> Self {
+        Detector { pipeline, store, shared, origin, checkpoint_every, positions: BTreeMap::new() }
+    }
+
+    /// Runs until the input ends or a stop is requested, then checkpoints.
+    pub fn run(&mut self, rx: &Receiver<Batch>) -> Result<Ended, Failure> {
+        let mut last_checkpoint = Instant::now();
+        let mut last_input = Instant::now();
+        let ended = loop {
+            if self.shared.stopping() {
+                // Stop intake, but process what the source had already handed over.
+                while let Ok(batch) = rx.try_recv() {
+                    self.process(batch)?;
+                }
+                break Ended::Stopped;
+            }
+            match rx.recv_timeout(TICK) {
+                Ok(batch) => {
+                    self.process(batch)?;
+                    last_input = Instant::now();
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if last_input.elapsed() >= IDLE {
+                        self.pipeline.advance_to(chrono::Utc::now().timestamp_millis())?;
+                        self.pipeline.flush_sinks()?;
+                        last_input = Instant::now();
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break Ended::EndOfInput,
+            }
+            if last_checkpoint.elapsed() >= self.checkpoint_every {
+                self.checkpoint()?;
+                last_checkpoint = Instant::now();
+            }
+        };
+        if ended == Ended::EndOfInput {
+            // Nothing more will come: what the lateness holds can be judged now. On a stop it
+            // stays held and is checkpointed, so the next start continues exactly.
+            self.pipeline.finish()?;
+        }
+        self.checkpoint()?;
+        Ok(ended)
+    }
+
+    fn process(&mut self, batch: Batch) -> Result<(), Failure> {
+        for item in batch.items {
+            match item {
+                Item::Line(line, n) => self.pipeline.feed(&line, &self.origin, n)?,
+                Item::TooLong(len, n) => self.pipeline.too_long(len, &self.origin, n),
+            }
+        }
+        self.positions.extend(batch.positions);
+        self.pipeline.flush_sinks()?;
+        Ok(())
+    }
+
+    /// Writes engine state and source positions in one atomic batch. Sinks are flushed first:
+    /// an alert must be out before the checkpoint that moves past its events.
+    pub fn checkpoint(&mut self) -> Result<(), Failure> {
+        let started = Instant::now();
+        self.pipeline.flush_sinks()?;
+        let mut writes = StateWrites::default();
+        self.pipeline.engine.checkpoint(&mut writes);
+        for (key, value) in std::mem::take(&mut self.positions) {
+            writes.put(key, value);
+        }
+        let (puts, deletes) = (writes.puts.len(), writes.deletes.len());
+        self.store.commit(writes).map_err(|e| Failure::Runtime(e.into()))?;
+        tracing::debug!(puts, deletes, ms = started.elapsed().as_millis() as u64, "checkpoint written");
+        Ok(())
+    }
+}
