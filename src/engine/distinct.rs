@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::Fired;
 use super::held::Held;
 use super::table::GroupState;
+use super::{Fired, Note};
 use crate::event::Event;
 
 #[derive(Default, Serialize, Deserialize)]
@@ -62,6 +62,7 @@ impl DistinctGroup {
             count: self.values.len() as u64,
             first_ts: self.values.front().map_or(e.ts, |(_, f)| f.ts),
             triggers: self.values.iter().map(|(_, ev)| Arc::clone(ev)).collect(),
+            note: Note::None,
         })
     }
 

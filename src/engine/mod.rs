@@ -6,6 +6,7 @@
 //! the lateness give the same alerts with the same ids.
 
 mod alert;
+mod baseline;
 mod dedup;
 mod distinct;
 mod group;
@@ -15,10 +16,13 @@ mod persist;
 mod reorder;
 mod sequence;
 mod table;
+mod travel;
 mod window;
 
 pub use alert::{Alert, MAX_EVIDENCE, alert_id, describe_duration, describe_group};
+pub use baseline::{BaselineGroup, MAX_VALUES_PER_GROUP, ValueId};
 pub use persist::{RestoreReport, StateWrites};
+pub use travel::{Place, Trip, distance_km};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,6 +30,7 @@ use std::sync::Arc;
 
 use crate::event::{Event, EventType, format_ts};
 use crate::rule::{Kind, Rule};
+use baseline::Novelty;
 use dedup::Dedup;
 use distinct::DistinctGroup;
 use group::{GroupKey, group_json};
@@ -33,6 +38,7 @@ use matchkind::MatchGroup;
 use reorder::{Admit, Reorder};
 use sequence::SequenceGroup;
 use table::Table;
+use travel::TravelGroup;
 use window::WindowGroup;
 
 /// SPEC §2: events may arrive this much out of order and still count exactly.
@@ -109,6 +115,20 @@ pub struct Fired {
     pub first_ts: i64,
     /// Every event that made it fire, oldest first.
     pub triggers: Vec<Arc<Event>>,
+    /// What the summary says beyond the count, for kinds that have more to say.
+    pub note: Note,
+}
+
+/// Kind-specific facts for an alert's summary.
+pub enum Note {
+    None,
+    /// `new_value`: the new value (`field=value`) and what the baseline held.
+    NewValue {
+        value: String,
+        known: Novelty,
+    },
+    /// `impossible_travel`: from where to where, how far, how fast.
+    Trip(String),
 }
 
 /// Per-group state of one rule.
@@ -121,6 +141,8 @@ enum Groups {
         positions: Vec<usize>,
         table: Table<SequenceGroup>,
     },
+    NewValue(Table<BaselineGroup>),
+    Travel(Table<TravelGroup>),
 }
 
 impl Groups {
@@ -130,6 +152,8 @@ impl Groups {
             Groups::Threshold(t) => t,
             Groups::Distinct(t) => t,
             Groups::Sequence { table, .. } => table,
+            Groups::NewValue(t) => t,
+            Groups::Travel(t) => t,
         }
     }
 
@@ -139,6 +163,8 @@ impl Groups {
             Groups::Threshold(t) => t,
             Groups::Distinct(t) => t,
             Groups::Sequence { table, .. } => table,
+            Groups::NewValue(t) => t,
+            Groups::Travel(t) => t,
         }
     }
 }
@@ -182,6 +208,8 @@ impl Engine {
                         positions: sequence::positions(steps),
                         table: Table::new(cap),
                     },
+                    Kind::NewValue(_) => Groups::NewValue(Table::new(cap)),
+                    Kind::ImpossibleTravel(_) => Groups::Travel(Table::new(cap)),
                 },
                 shape: persist::rule_shape(&rule),
                 rule,
@@ -319,6 +347,7 @@ fn observe(live: &mut LiveRule, key: &str, e: &Arc<Event>) -> Option<Alert> {
                 count: 1,
                 first_ts: e.ts,
                 triggers: vec![Arc::clone(e)],
+                note: Note::None,
             }
         }
         (
@@ -347,11 +376,37 @@ fn observe(live: &mut LiveRule, key: &str, e: &Arc<Event>) -> Option<Alert> {
         }
         (Groups::Sequence { positions, table }, Kind::Sequence { within_ms, steps }) => {
             let step_matches: Vec<bool> = steps.iter().map(|s| s.matcher.matches(e)).collect();
-            if !step_matches.contains(&true) {
+            // Only the first step can start a group: a later step with no partial match to
+            // advance (every ordinary login.success) must not cost a group.
+            let starts = step_matches[positions[0]];
+            if !step_matches.contains(&true) || (!starts && table.get(key).is_none()) {
                 return None;
             }
             let g = table.entry(key);
             let fired = g.observe(e, &step_matches, positions, *within_ms)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
+        }
+        (Groups::NewValue(table), Kind::NewValue(opts)) => {
+            // Events without a value are no part of the history.
+            let value = opts.field.get(e)?;
+            let g = table.entry(key);
+            let known = g.observe(ValueId::of(&value), e.ts, opts)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(())?;
+            Fired {
+                count: 1,
+                first_ts: e.ts,
+                triggers: vec![Arc::clone(e)],
+                note: Note::NewValue {
+                    value: format!("{}={}", opts.field, value.to_text()),
+                    known,
+                },
+            }
+        }
+        (Groups::Travel(table), Kind::ImpossibleTravel(limits)) => {
+            // Looked at before the group is touched: an unlocated event creates no state.
+            let here = travel::place(e, &limits.ignore_asns)?;
+            let g = table.entry(key);
+            let fired = g.observe(e, here, limits)?;
             take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
         }
         _ => unreachable!("a rule's state always matches its kind"),
@@ -380,7 +435,7 @@ fn make_alert(live: &LiveRule, key: &str, e: &Arc<Event>, fired: Fired) -> Alert
         tags: rule.tags.clone(),
         ts: format_ts(e.ts),
         detected_at: None,
-        summary: summary(rule, &group, fired.count),
+        summary: summary(rule, &group, &fired),
         group,
         count: fired.count,
         first_seen: format_ts(fired.first_ts),
@@ -395,7 +450,12 @@ fn make_alert(live: &LiveRule, key: &str, e: &Arc<Event>, fired: Fired) -> Alert
 }
 
 /// One line an on-call engineer can read: what, for whom, how many, over what time.
-fn summary(rule: &Rule, group: &serde_json::Map<String, serde_json::Value>, count: u64) -> String {
+fn summary(
+    rule: &Rule,
+    group: &serde_json::Map<String, serde_json::Value>,
+    fired: &Fired,
+) -> String {
+    let count = fired.count;
     let who = describe_group(group);
     let what = rule
         .filter
@@ -434,5 +494,12 @@ fn summary(rule: &Rule, group: &serde_json::Map<String, serde_json::Value>, coun
                 describe_duration(*within_ms)
             )
         }
+        Kind::NewValue(_) | Kind::ImpossibleTravel(_) => match &fired.note {
+            Note::NewValue { value, known } => {
+                format!("{what} from new {value} for {who} ({})", known.describe())
+            }
+            Note::Trip(trip) => format!("impossible travel for {who}: {trip}"),
+            Note::None => format!("{what} for {who}"),
+        },
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::held::{Held, concerns};
 use super::table::{GroupState, Table};
 use super::{Engine, group};
-use crate::rule::Rule;
+use crate::rule::{Kind, Rule};
 
 pub const GROUP_PREFIX: &[u8] = b"g/";
 pub const RULE_PREFIX: &[u8] = b"r/";
@@ -111,7 +111,14 @@ impl<G: GroupState> AnyTable for Table<G> {
 
 /// A stable hash of what a rule counts: kind (with window and threshold), match and grouping.
 pub fn rule_shape(rule: &Rule) -> String {
-    let text = format!("{:?}|{:?}|{:?}", rule.kind, rule.filter, rule.group_by);
+    let kind = match &rule.kind {
+        // Baselines take weeks to learn: tuning when they alert must not throw them away,
+        // only a change of what they hold (the field) does.
+        Kind::NewValue(n) => format!("NewValue({:?})", n.field),
+        Kind::ImpossibleTravel(_) => "ImpossibleTravel".to_string(),
+        other => format!("{other:?}"),
+    };
+    let text = format!("{kind}|{:?}|{:?}", rule.filter, rule.group_by);
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::Fired;
 use super::held::Held;
 use super::table::GroupState;
+use super::{Fired, Note};
 use crate::event::Event;
 use crate::rule::Step;
 
@@ -203,6 +203,7 @@ impl SequenceGroup {
             count: triggers.len() as u64,
             first_ts: done.start,
             triggers,
+            note: Note::None,
         })
     }
 }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::Fired;
 use super::held::Held;
 use super::table::GroupState;
+use super::{Fired, Note};
 use crate::event::Event;
 
 #[derive(Default, Serialize, Deserialize)]
@@ -52,6 +52,7 @@ impl WindowGroup {
             count: self.events.len() as u64,
             first_ts: self.events.front().map_or(e.ts, |f| f.ts),
             triggers: self.events.iter().map(|h| Arc::clone(h)).collect(),
+            note: Note::None,
         })
     }
 

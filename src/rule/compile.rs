@@ -5,11 +5,11 @@ use std::sync::Arc;
 use super::diag::{Diagnostics, did_you_mean};
 use super::matcher::{Matcher, compile_match};
 use super::yaml::{Node, Value};
-use super::{Expectation, Kind, Origin, Rule, RuleTest, Severity, Step};
+use super::{Expectation, Kind, NewValue, Origin, Rule, RuleTest, Severity, Step, Travel};
 use crate::event::{Event, Field, decode_value};
 
 /// Every key a rule may have. Unknown keys are errors (a typo must not silently disable logic).
-const RULE_KEYS: [&str; 17] = [
+const RULE_KEYS: [&str; 24] = [
     "id",
     "title",
     "description",
@@ -25,6 +25,13 @@ const RULE_KEYS: [&str; 17] = [
     "distinct",
     "within",
     "steps",
+    "field",
+    "learn_for",
+    "min_history",
+    "forget_after",
+    "max_speed_kmh",
+    "min_distance_km",
+    "ignore_asns",
     "suppress",
     "tests",
 ];
@@ -39,13 +46,36 @@ const KINDS: [&str; 6] = [
 ];
 
 /// Keys that only some kinds take.
-const KIND_KEYS: [(&str, &[&str]); 5] = [
+const KIND_KEYS: [(&str, &[&str]); 12] = [
     ("window", &["threshold", "distinct"]),
     ("threshold", &["threshold", "distinct"]),
     ("distinct", &["distinct"]),
     ("within", &["sequence"]),
     ("steps", &["sequence"]),
+    ("field", &["new_value"]),
+    ("learn_for", &["new_value"]),
+    ("min_history", &["new_value"]),
+    ("forget_after", &["new_value"]),
+    ("max_speed_kmh", &["impossible_travel"]),
+    ("min_distance_km", &["impossible_travel"]),
+    ("ignore_asns", &["impossible_travel"]),
 ];
+
+/// `new_value` without `learn_for`: alerts may start as soon as `min_history` is reached.
+const DEFAULT_LEARN_FOR_MS: i64 = 0;
+/// `new_value` without `min_history`: a group's first value is its baseline, never "new".
+const DEFAULT_MIN_HISTORY: u32 = 1;
+/// `new_value` without `forget_after`: a quarter of a year, long enough for quarterly trips
+/// and devices, short enough that a baseline follows a user who moved.
+const DEFAULT_FORGET_AFTER_MS: i64 = 90 * DAY_MS;
+/// Baselines remember when a value was last seen to the hour, so they cannot forget sooner.
+const MIN_FORGET_AFTER_MS: i64 = 3_600_000;
+/// SPEC §2 default: faster than an airliner's cruising speed.
+const DEFAULT_MAX_SPEED_KMH: f64 = 900.0;
+/// SPEC §2 default: below this, GeoIP's error between neighbouring cities and mobile
+/// carriers' regional exits would make trips out of nothing.
+const DEFAULT_MIN_DISTANCE_KM: f64 = 500.0;
+const DAY_MS: i64 = 86_400_000;
 
 /// The fixed instant that `at:` offsets in rule tests count from.
 pub const TEST_START_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
@@ -86,11 +116,6 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
             diags.error(
                 node.get("kind")?.pos,
                 format!("unknown kind `{k}`{hint}; kinds are {}", KINDS.join(", ")),
-            );
-        } else if matches!(k.as_str(), "new_value" | "impossible_travel") {
-            diags.error(
-                node.get("kind")?.pos,
-                format!("kind `{k}` is not available in this version of authwatch"),
             );
         }
         for (key, kinds) in KIND_KEYS {
@@ -189,17 +214,19 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
                 steps: steps?,
             })
         }
+        Some("new_value") => new_value(node, diags).map(Kind::NewValue),
+        Some("impossible_travel") => travel(node, diags).map(Kind::ImpossibleTravel),
         _ => None,
     };
-    if matches!(kind, Some(Kind::Threshold { .. } | Kind::Distinct { .. })) && filter.is_none() {
+    if !matches!(kind, None | Some(Kind::Match | Kind::Sequence { .. })) && filter.is_none() {
         diags.error(
             node.pos,
             "missing `match`: a counting rule must say which events it counts",
         );
     }
 
-    // Default suppression: one alert per window for counting rules, none for `match`.
-    let suppress_ms = suppress_ms.unwrap_or_else(|| kind.as_ref().map_or(0, Kind::horizon_ms));
+    let suppress_ms =
+        suppress_ms.unwrap_or_else(|| kind.as_ref().map_or(0, Kind::default_suppress_ms));
     let tests = node
         .get("tests")
         .map(|n| tests(n, diags))
@@ -223,6 +250,112 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
         tests,
         origin,
     })
+}
+
+fn new_value(node: &Node, diags: &mut Diagnostics<'_>) -> Option<NewValue> {
+    let field = required(node, "field", diags).and_then(|n| field(n, diags));
+    let learn_for_ms = node
+        .get("learn_for")
+        .map_or(Some(DEFAULT_LEARN_FOR_MS), |n| duration_ms(n, diags, true));
+    let min_history = node
+        .get("min_history")
+        .map_or(Some(DEFAULT_MIN_HISTORY), |n| count(n, diags));
+    let forget_after_ms = match node.get("forget_after") {
+        None => Some(DEFAULT_FORGET_AFTER_MS),
+        Some(n) => duration_ms(n, diags, false).and_then(|ms| {
+            if ms < MIN_FORGET_AFTER_MS {
+                diags.error(
+                    n.pos,
+                    "`forget_after` must be at least 1h (baselines keep last-seen times to the hour)",
+                );
+                return None;
+            }
+            Some(ms)
+        }),
+    };
+    Some(NewValue {
+        field: field?,
+        learn_for_ms: learn_for_ms?,
+        min_history: min_history?,
+        forget_after_ms: forget_after_ms?,
+    })
+}
+
+fn travel(node: &Node, diags: &mut Diagnostics<'_>) -> Option<Travel> {
+    let max_speed_kmh = node
+        .get("max_speed_kmh")
+        .map_or(Some(DEFAULT_MAX_SPEED_KMH), |n| number(n, diags, false));
+    let min_distance_km = node
+        .get("min_distance_km")
+        .map_or(Some(DEFAULT_MIN_DISTANCE_KM), |n| number(n, diags, true));
+    let ignore_asns = node
+        .get("ignore_asns")
+        .map_or(Some(Vec::new()), |n| asns(n, diags));
+    Some(Travel {
+        max_speed_kmh: max_speed_kmh?,
+        min_distance_km: min_distance_km?,
+        ignore_asns: ignore_asns?,
+    })
+}
+
+/// A number above 0 (or at least 0 when `zero_ok`), integer or not.
+fn number(n: &Node, diags: &mut Diagnostics<'_>, zero_ok: bool) -> Option<f64> {
+    let value = match n.value {
+        Value::Int(i) => Some(i as f64),
+        Value::Float(f) if f.is_finite() => Some(f),
+        _ => None,
+    };
+    match value {
+        Some(v) if v > 0.0 || (zero_ok && v == 0.0) => Some(v),
+        _ => {
+            let bound = if zero_ok { "0 or more" } else { "above 0" };
+            diags.error(
+                n.pos,
+                format!("expected a number {bound}, found `{}`", n.scalar_text()),
+            );
+            None
+        }
+    }
+}
+
+/// A list of AS numbers, written `13335` or `AS13335`.
+fn asns(n: &Node, diags: &mut Diagnostics<'_>) -> Option<Vec<u32>> {
+    let Some(items) = n.as_seq() else {
+        diags.error(
+            n.pos,
+            format!(
+                "`ignore_asns` must be a list of AS numbers like [14593, AS36183], found {}",
+                n.value.kind_name()
+            ),
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in items {
+        let parsed = match &item.value {
+            Value::Int(i) => u32::try_from(*i).ok(),
+            Value::Str(s) => s
+                .strip_prefix("AS")
+                .or_else(|| s.strip_prefix("as"))
+                .and_then(|d| d.parse().ok()),
+            _ => None,
+        };
+        match parsed {
+            Some(asn) => out.push(asn),
+            None => {
+                ok = false;
+                diags.error(
+                    item.pos,
+                    format!(
+                        "`{}` is not an AS number; write it like 14593 or AS14593",
+                        item.scalar_text()
+                    ),
+                );
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 fn is_runbook_name(s: &str) -> bool {
@@ -526,4 +659,125 @@ fn expectations(n: &Node, diags: &mut Diagnostics<'_>) -> Option<Vec<Expectation
         out.push(expectation);
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::rule::{Kind, load_file_text};
+
+    fn errors(text: &str) -> Vec<String> {
+        let (_, diags) = load_file_text(Path::new("r.yaml"), text);
+        diags.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn baseline_kinds_compile_with_their_defaults() {
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: a\ntitle: A\nseverity: low\nkind: new_value\nmatch: {type: login.success}\nfield: device\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let Kind::NewValue(n) = &rules[0].kind else {
+            panic!("new_value")
+        };
+        assert_eq!(
+            (n.learn_for_ms, n.min_history, n.forget_after_ms),
+            (0, 1, 90 * 86_400_000)
+        );
+        assert_eq!(rules[0].suppress_ms, 0);
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: b\ntitle: B\nseverity: low\nkind: impossible_travel\nmatch: {type: login.success}\nignore_asns: [14593, AS36183]\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let Kind::ImpossibleTravel(t) = &rules[0].kind else {
+            panic!("impossible_travel")
+        };
+        assert_eq!(
+            (t.max_speed_kmh, t.min_distance_km, t.ignore_asns.clone()),
+            (900.0, 500.0, vec![14593, 36183])
+        );
+        // Beyond 20,015 km / 900 km/h no trip can be impossible: the state goes after ~22h.
+        assert_eq!(rules[0].kind.horizon_ms(), 80_060_400);
+    }
+
+    #[test]
+    fn every_baseline_mistake_is_positioned() {
+        let lines = errors(
+            "\
+id: a
+title: A
+severity: low
+kind: new_value
+match: {type: login.success}
+forget_after: 10m
+min_history: 0
+max_speed_kmh: 900
+",
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("r.yaml:1:1: rule a: missing `field`")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("r.yaml:6:15: rule a: `forget_after` must be at least 1h")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("r.yaml:7:14: rule a: expected a whole number")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with(
+                "r.yaml:8:16: rule a: `max_speed_kmh` does not apply to kind new_value"
+            )),
+            "{lines:#?}"
+        );
+        let lines = errors(
+            "\
+id: b
+title: B
+severity: low
+kind: impossible_travel
+match: {type: login.success}
+max_speed_kmh: -3
+min_distance_km: far
+ignore_asns: [14593, starlink]
+field: geo.country
+",
+        );
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("r.yaml:6:16: rule b: expected a number above 0")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("r.yaml:7:18: rule b: expected a number 0 or more")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("r.yaml:8:22: rule b: `starlink` is not an AS number")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("r.yaml:9:8: rule b: `field` does not apply")),
+            "{lines:#?}"
+        );
+    }
 }

@@ -104,6 +104,42 @@ pub enum Kind {
         within_ms: i64,
         steps: Vec<Step>,
     },
+    /// A value of `field` the group's baseline does not hold.
+    NewValue(NewValue),
+    /// Consecutive located events of a group too far apart for the time between them.
+    ImpossibleTravel(Travel),
+}
+
+/// `new_value` options (SPEC §2).
+#[derive(Clone, Debug)]
+pub struct NewValue {
+    pub field: Field,
+    /// No alert until the group's history is this old.
+    pub learn_for_ms: i64,
+    /// No alert until the group has had this many events with a value.
+    pub min_history: u32,
+    /// A value unseen this long is new again (and a group silent this long is dropped).
+    pub forget_after_ms: i64,
+}
+
+/// `impossible_travel` options (SPEC §2).
+#[derive(Clone, Debug)]
+pub struct Travel {
+    pub max_speed_kmh: f64,
+    pub min_distance_km: f64,
+    /// Networks (VPN exits, private relays, satellite) whose locations never count.
+    pub ignore_asns: Vec<u32>,
+}
+
+/// Half the Earth's circumference: no two places are further apart.
+pub const MAX_DISTANCE_KM: f64 = 20_015.1;
+
+impl Travel {
+    /// How long a location can matter: beyond this no distance on Earth exceeds the speed.
+    pub fn horizon_ms(&self) -> i64 {
+        let hours = MAX_DISTANCE_KM / self.max_speed_kmh;
+        (hours * 3_600_000.0).ceil().min(i64::MAX as f64) as i64
+    }
 }
 
 impl Kind {
@@ -113,6 +149,8 @@ impl Kind {
             Kind::Threshold { .. } => "threshold",
             Kind::Distinct { .. } => "distinct",
             Kind::Sequence { .. } => "sequence",
+            Kind::NewValue(_) => "new_value",
+            Kind::ImpossibleTravel(_) => "impossible_travel",
         }
     }
 
@@ -122,6 +160,18 @@ impl Kind {
             Kind::Match => 0,
             Kind::Threshold { window_ms, .. } | Kind::Distinct { window_ms, .. } => *window_ms,
             Kind::Sequence { within_ms, .. } => *within_ms,
+            // A baseline lives as long as its values are remembered, not a window.
+            Kind::NewValue(n) => n.forget_after_ms,
+            Kind::ImpossibleTravel(t) => t.horizon_ms(),
+        }
+    }
+
+    /// Suppression when the rule sets none: one alert per window for counting kinds. A new
+    /// value alerts once by nature (it is learned), and every impossible trip is news.
+    pub fn default_suppress_ms(&self) -> i64 {
+        match self {
+            Kind::NewValue(_) | Kind::ImpossibleTravel(_) => 0,
+            other => other.horizon_ms(),
         }
     }
 }
