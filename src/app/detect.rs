@@ -11,7 +11,7 @@ use super::shared::Shared;
 use crate::engine::StateWrites;
 use crate::pipeline::Pipeline;
 use crate::source::{Batch, Item};
-use crate::state::Store;
+use crate::state::CheckpointWriter;
 
 /// How often the loop looks at its control flags when no input arrives.
 const TICK: Duration = Duration::from_millis(200);
@@ -27,9 +27,9 @@ pub enum Ended {
     Stopped,
 }
 
-pub struct Detector<'a> {
+pub struct Detector {
     pub pipeline: Pipeline,
-    pub store: &'a dyn Store,
+    pub writer: CheckpointWriter,
     pub shared: Arc<Shared>,
     pub origin: String,
     pub checkpoint_every: Duration,
@@ -37,9 +37,22 @@ pub struct Detector<'a> {
     positions: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
-impl<'a> Detector<'a> {
-    pub fn new(pipeline: Pipeline, store: &'a dyn Store, shared: Arc<Shared>, origin: String, checkpoint_every: Duration) -> Self {
-        Detector { pipeline, store, shared, origin, checkpoint_every, positions: BTreeMap::new() }
+impl Detector {
+    pub fn new(
+        pipeline: Pipeline,
+        writer: CheckpointWriter,
+        shared: Arc<Shared>,
+        origin: String,
+        checkpoint_every: Duration,
+    ) -> Self {
+        Detector {
+            pipeline,
+            writer,
+            shared,
+            origin,
+            checkpoint_every,
+            positions: BTreeMap::new(),
+        }
     }
 
     /// Runs until the input ends or a stop is requested, then checkpoints.
@@ -61,7 +74,8 @@ impl<'a> Detector<'a> {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if last_input.elapsed() >= IDLE {
-                        self.pipeline.advance_to(chrono::Utc::now().timestamp_millis())?;
+                        self.pipeline
+                            .advance_to(chrono::Utc::now().timestamp_millis())?;
                         self.pipeline.flush_sinks()?;
                         last_input = Instant::now();
                     }
@@ -82,6 +96,14 @@ impl<'a> Detector<'a> {
         Ok(ended)
     }
 
+    /// Waits for the last checkpoint to be durable; hands back the pipeline for its counts.
+    pub fn close(self) -> Result<Pipeline, Failure> {
+        self.writer
+            .finish()
+            .map_err(|e| Failure::Runtime(e.into()))?;
+        Ok(self.pipeline)
+    }
+
     fn process(&mut self, batch: Batch) -> Result<(), Failure> {
         for item in batch.items {
             match item {
@@ -94,8 +116,9 @@ impl<'a> Detector<'a> {
         Ok(())
     }
 
-    /// Writes engine state and source positions in one atomic batch. Sinks are flushed first:
-    /// an alert must be out before the checkpoint that moves past its events.
+    /// Takes engine state and source positions as one atomic batch for the checkpoint writer.
+    /// Sinks are flushed first: an alert must be out before the checkpoint that moves past its
+    /// events.
     pub fn checkpoint(&mut self) -> Result<(), Failure> {
         let started = Instant::now();
         self.pipeline.flush_sinks()?;
@@ -105,8 +128,17 @@ impl<'a> Detector<'a> {
             writes.put(key, value);
         }
         let (puts, deletes) = (writes.puts.len(), writes.deletes.len());
-        self.store.commit(writes).map_err(|e| Failure::Runtime(e.into()))?;
-        tracing::debug!(puts, deletes, ms = started.elapsed().as_millis() as u64, "checkpoint written");
+        let seq = self
+            .writer
+            .submit(writes)
+            .map_err(|e| Failure::Runtime(e.into()))?;
+        tracing::debug!(
+            seq,
+            puts,
+            deletes,
+            ms = started.elapsed().as_millis() as u64,
+            "checkpoint taken"
+        );
         Ok(())
     }
 }

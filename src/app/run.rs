@@ -21,7 +21,7 @@ use crate::pipeline::Pipeline;
 use crate::sink::Router;
 use crate::source::file::{self, FileSource};
 use crate::source::{Batch, stdin};
-use crate::state;
+use crate::state::{self, CheckpointWriter};
 
 /// Batches in flight between source and detection: a bound, so a fast source waits (or an
 /// HTTP client is told to retry) instead of filling memory.
@@ -33,17 +33,22 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     let cfg = load_config(config)?;
     let set = load_rules(&cfg.rules_dir)?;
     let decode = decoder(&cfg.format)?;
-    let store = open_state(&cfg.state_dir, reset_state)?;
+    let store = Arc::new(open_state(&cfg.state_dir, reset_state)?);
     let router = Router::from_config(&cfg.sinks)?;
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
-    let entries = state::engine_entries(&store).map_err(|e| Failure::Runtime(e.into()))?;
+    let entries = state::engine_entries(&*store).map_err(|e| Failure::Runtime(e.into()))?;
     let restored = engine.restore(entries).map_err(|e| {
         anyhow::anyhow!(
             "cannot restore the state in {}: {e}; start with --reset-state to begin afresh",
             cfg.state_dir.display()
         )
     })?;
-    tracing::info!(groups = restored.groups, pending = restored.pending, dropped = restored.dropped, "state restored");
+    tracing::info!(
+        groups = restored.groups,
+        pending = restored.pending,
+        dropped = restored.dropped,
+        "state restored"
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(IO_THREADS)
@@ -53,7 +58,9 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     let shared = Arc::new(Shared::default());
     runtime.spawn(watch_signals(shared.clone()));
     let server = match cfg.http_listen {
-        Some(addr) => Some(runtime.block_on(Server::start(addr, http::health_routes(shared.clone())))?),
+        Some(addr) => {
+            Some(runtime.block_on(Server::start(addr, http::health_routes(shared.clone())))?)
+        }
         None => None,
     };
 
@@ -61,13 +68,22 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     let stop_source = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (reader, origin) = match &cfg.source {
         Source::Stdin => {
-            let reader = thread::spawn(move || stdin::read_batches(BufReader::new(io::stdin().lock()), tx));
+            let reader =
+                thread::spawn(move || stdin::read_batches(BufReader::new(io::stdin().lock()), tx));
             (reader, "stdin".to_string())
         }
         Source::File { path, follow } => {
-            let resume = file::stored_position(&store).map_err(|e| Failure::Runtime(e.into()))?;
-            let source = FileSource { path: path.clone(), follow: *follow, resume, stop: stop_source.clone() };
-            (thread::spawn(move || source.run(tx)), path.display().to_string())
+            let resume = file::stored_position(&*store).map_err(|e| Failure::Runtime(e.into()))?;
+            let source = FileSource {
+                path: path.clone(),
+                follow: *follow,
+                resume,
+                stop: stop_source.clone(),
+            };
+            (
+                thread::spawn(move || source.run(tx)),
+                path.display().to_string(),
+            )
         }
     };
     tracing::info!(rules = set.enabled().len(), source = %origin, "authwatch started");
@@ -75,7 +91,8 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
 
     let pipeline = Pipeline::new(engine, decode, router);
     let interval = Duration::from_millis(cfg.checkpoint_interval_ms as u64);
-    let mut detector = Detector::new(pipeline, &store, shared.clone(), origin, interval);
+    let writer = CheckpointWriter::start(store.clone(), None);
+    let mut detector = Detector::new(pipeline, writer, shared.clone(), origin, interval);
     let ended = detector.run(&rx);
     shared.ready.store(false, Ordering::Relaxed);
     stop_source.store(true, Ordering::Relaxed);
@@ -83,14 +100,23 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
         runtime.block_on(server.shutdown());
     }
     let ended = ended?;
+    let pipeline = detector.close()?;
     if ended == Ended::EndOfInput {
-        let read_result = reader.join().map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
+        let read_result = reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
         read_result?;
     }
     // On a stop the reader may be blocked on stdin; it ends with the process.
     drop(rx);
-    let c = &detector.pipeline.counts;
-    tracing::info!(events = c.events, bad = c.bad_total(), alerts = c.alerts, ?ended, "authwatch stopped");
+    let c = &pipeline.counts;
+    tracing::info!(
+        events = c.events,
+        bad = c.bad_total(),
+        alerts = c.alerts,
+        ?ended,
+        "authwatch stopped"
+    );
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }

@@ -49,7 +49,10 @@ impl Server {
             let shutdown = async move {
                 let _ = stopped.changed().await;
             };
-            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::error!(error = %e, "the HTTP server failed");
             }
         });

@@ -133,12 +133,18 @@ fn open_file(path: &Path) -> io::Result<Open> {
 
 fn send(tx: &SyncSender<Batch>, items: Vec<Item>, open: &Open) -> bool {
     let position = serde_json::to_vec(&open.position()).expect("a position serialises");
-    tx.send(Batch { items, positions: vec![(state::source_key(POSITION_NAME), position)] }).is_ok()
+    tx.send(Batch {
+        items,
+        positions: vec![(state::source_key(POSITION_NAME), position)],
+    })
+    .is_ok()
 }
 
 /// Reads the position a previous run checkpointed, if any.
 pub fn stored_position(store: &dyn Store) -> Result<Option<FilePosition>, StateError> {
-    Ok(store.get(&state::source_key(POSITION_NAME))?.and_then(|v| serde_json::from_slice(&v).ok()))
+    Ok(store
+        .get(&state::source_key(POSITION_NAME))?
+        .and_then(|v| serde_json::from_slice(&v).ok()))
 }
 
 /// Splits a chunk into complete lines; the incomplete tail stays in `partial`. The offset

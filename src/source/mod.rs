@@ -28,7 +28,10 @@ pub struct Batch {
 
 impl Batch {
     pub fn without_position(items: Vec<Item>) -> Batch {
-        Batch { items, positions: Vec::new() }
+        Batch {
+            items,
+            positions: Vec::new(),
+        }
     }
 }
 

@@ -19,10 +19,7 @@ pub fn read_batches<R: io::Read>(input: BufReader<R>, tx: SyncSender<Batch>) -> 
         });
         if items.len() >= BATCH_RECORDS || !lines.has_buffered() {
             let full = std::mem::replace(&mut items, Vec::with_capacity(BATCH_RECORDS));
-            if tx
-                .send(Batch::without_position(full))
-                .is_err()
-            {
+            if tx.send(Batch::without_position(full)).is_err() {
                 return Ok(());
             }
         }

@@ -11,8 +11,10 @@
 //! | `s/` | sources | `s/<source>`: the position to resume from (JSON) |
 
 mod sled_store;
+mod writer;
 
 pub use sled_store::SledStore;
+pub use writer::{CheckpointWriter, OnDurable};
 
 use std::path::{Path, PathBuf};
 
