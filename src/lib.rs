@@ -4,6 +4,7 @@
 //! - [`source`]: reading records (lines from files and stdin);
 //! - [`event`]: the canonical event (SPEC §1), JSON decoding, field paths;
 //! - [`normalize`]: provider formats (auth0, okta, keycloak) into canonical events;
+//! - [`enrich`]: GeoIP location and network of an event's ip (an edge: the engine stays pure);
 //! - [`rule`]: rule files (YAML) compiled into checked rules, with their `tests:`;
 //! - [`engine`]: windows, distinct sets, sequences, suppression, alert ids (pure, no IO);
 //! - [`state`]: the durable store (sled) that checkpoints engine state and source positions;
@@ -16,6 +17,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod enrich;
 pub mod event;
 pub mod http;
 pub mod normalize;

@@ -1,10 +1,12 @@
-//! The synchronous heart shared by `run` and `replay`: bytes in, decode, engine, sinks out.
+//! The synchronous heart shared by `run` and `replay`: bytes in, decode, enrich, engine, sinks
+//! out.
 //! Bad input is counted by reason and logged with its position, rate-limited per reason.
 
 use std::collections::BTreeMap;
 use std::io;
 
 use crate::engine::{Alert, Engine};
+use crate::enrich::Enricher;
 use crate::event::{BadInput, BadReason, Event};
 use crate::sink::Router;
 
@@ -34,6 +36,7 @@ impl Counts {
 pub struct Pipeline {
     pub engine: Engine,
     decode: Decoder,
+    pub enricher: Enricher,
     router: Router,
     pub counts: Counts,
     alerts: Vec<Alert>,
@@ -44,10 +47,17 @@ impl Pipeline {
         Pipeline {
             engine,
             decode,
+            enricher: Enricher::none(),
             router,
             counts: Counts::default(),
             alerts: Vec::new(),
         }
+    }
+
+    /// Enriches events (GeoIP) between decoding and the engine.
+    pub fn with_enricher(mut self, enricher: Enricher) -> Pipeline {
+        self.enricher = enricher;
+        self
     }
 
     /// Feeds one record; `origin` and `line_no` say where it came from, for the log.
@@ -57,8 +67,9 @@ impl Pipeline {
         }
         self.counts.records += 1;
         match (self.decode)(record) {
-            Ok(event) => {
+            Ok(mut event) => {
                 self.counts.events += 1;
+                self.enricher.enrich(&mut event);
                 self.engine.process(event, &mut self.alerts);
                 self.deliver()
             }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{Failure, load_config, load_rules, rules_dir};
+use super::{Failure, enricher, load_config, load_rules, rules_dir};
 
 pub fn check(rules: Option<&Path>, config: Option<&Path>) -> Result<(), Failure> {
     let mut errors = Vec::new();
@@ -14,6 +14,12 @@ pub fn check(rules: Option<&Path>, config: Option<&Path>) -> Result<(), Failure>
         }
         Err(other) => return Err(other),
     };
+    // The databases are opened and walked whole: a damaged file shows here, not at 3 am.
+    match enricher(&cfg) {
+        Ok(_) => {}
+        Err(Failure::Invalid(mut e)) => errors.append(&mut e),
+        Err(other) => return Err(other),
+    }
     let dir = rules_dir(rules, &cfg);
     match load_rules(&dir) {
         Ok(set) => {

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use crate::cli::Command;
 use crate::config::{self, Config};
 use crate::engine::{EngineOptions, RunbookLinks};
+use crate::enrich::{Enricher, Verify};
 use crate::normalize::Format;
 use crate::pipeline::Decoder;
 use crate::rule::{self, RuleSet};
@@ -135,6 +136,13 @@ fn open_state(dir: &Path, reset: bool) -> Result<SledStore, Failure> {
         tracing::warn!(from = %dir.display(), to = %moved.display(), "old state moved aside");
     }
     SledStore::open(dir).map_err(|e| Failure::Runtime(e.into()))
+}
+
+/// The `[geoip]` databases, opened and checked: a damaged file or one of the wrong schema is
+/// invalid configuration, not a silent stream of empty lookups.
+fn enricher(config: &Config) -> Result<Enricher, Failure> {
+    Enricher::open(&config.geoip, Verify::Full)
+        .map_err(|errors| Failure::Invalid(errors.iter().map(ToString::to_string).collect()))
 }
 
 /// The decoder for an input format name.

@@ -9,7 +9,9 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{Failure, decoder, engine_options, load_config, load_rules, open_state, rules_dir};
+use super::{
+    Failure, decoder, engine_options, enricher, load_config, load_rules, open_state, rules_dir,
+};
 use crate::engine::{Engine, StateWrites};
 use crate::pipeline::Pipeline;
 use crate::sink::{Router, StdoutSink};
@@ -41,6 +43,7 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
     }
     let set = load_rules(&rules_dir(opts.rules, &cfg))?;
     let decode = decoder(opts.format.unwrap_or(&cfg.format))?;
+    let enricher = enricher(&cfg)?;
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
     let store = match opts.state {
         Some(dir) => {
@@ -58,7 +61,7 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
     };
     // replay always prints to stdout: it is a tool for tuning, not the daemon's delivery.
     let router = Router::new(vec![(Default::default(), Box::new(StdoutSink::new()))]);
-    let mut pipeline = Pipeline::new(engine, decode, router);
+    let mut pipeline = Pipeline::new(engine, decode, router).with_enricher(enricher);
 
     let inputs: Vec<PathBuf> = if files.is_empty() {
         vec![PathBuf::from("-")]
@@ -138,6 +141,12 @@ fn print_summary(pipeline: &Pipeline, seconds: f64) {
         stats.late,
         counts.alerts,
     );
+    if let Some(geo) = pipeline.enricher.geo_stats() {
+        eprintln!(
+            "geoip: {} lookups ({} from the cache), {} located, {} private or reserved, {} errors",
+            geo.lookups, geo.cache_hits, geo.located, geo.not_public, geo.errors
+        );
+    }
     for (reason, n) in &counts.bad {
         eprintln!("  bad input {reason:<24} {n}");
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::detect::{Detector, Ended};
 use super::shared::{Shared, watch_signals};
-use super::{Failure, decoder, engine_options, load_config, load_rules, open_state};
+use super::{Failure, decoder, engine_options, enricher, load_config, load_rules, open_state};
 use crate::config::Source;
 use crate::engine::Engine;
 use crate::http::{self, Server};
@@ -33,6 +33,7 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     let cfg = load_config(config)?;
     let set = load_rules(&cfg.rules_dir)?;
     let decode = decoder(&cfg.format)?;
+    let enricher = enricher(&cfg)?;
     let store = Arc::new(open_state(&cfg.state_dir, reset_state)?);
     let router = Router::from_config(&cfg.sinks)?;
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
@@ -89,7 +90,7 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     tracing::info!(rules = set.enabled().len(), source = %origin, "authwatch started");
     shared.ready.store(true, Ordering::Relaxed);
 
-    let pipeline = Pipeline::new(engine, decode, router);
+    let pipeline = Pipeline::new(engine, decode, router).with_enricher(enricher);
     let interval = Duration::from_millis(cfg.checkpoint_interval_ms as u64);
     let writer = CheckpointWriter::start(store.clone(), None);
     let mut detector = Detector::new(pipeline, writer, shared.clone(), origin, interval);

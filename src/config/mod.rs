@@ -35,6 +35,21 @@ pub struct Config {
     pub runbook_base_url: Option<String>,
     pub http_listen: Option<SocketAddr>,
     pub sinks: Vec<SinkConfig>,
+    /// `[geoip]`: MaxMind databases that locate events which carry an ip but no `geo`.
+    pub geoip: GeoipConfig,
+}
+
+/// `[geoip]`: paths of MaxMind DB files in the GeoIP2/GeoLite2 City and ASN schemas.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GeoipConfig {
+    pub city: Option<PathBuf>,
+    pub asn: Option<PathBuf>,
+}
+
+impl GeoipConfig {
+    pub fn is_empty(&self) -> bool {
+        self.city.is_none() && self.asn.is_none()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -100,6 +115,7 @@ impl Default for Config {
             lateness_ms: DEFAULT_LATENESS_MS,
             runbook_base_url: None,
             http_listen: None,
+            geoip: GeoipConfig::default(),
             sinks: vec![SinkConfig {
                 kind: SinkKind::Stdout,
                 routing: Routing::default(),
@@ -221,11 +237,11 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
             }
         }
     }
-    if raw
-        .geoip
-        .is_some_and(|g| g.city.is_some() || g.asn.is_some())
-    {
-        error("[geoip] is not available in this version of authwatch; remove the section".into());
+    if let Some(geoip) = raw.geoip {
+        config.geoip = GeoipConfig {
+            city: geoip.city.and_then(|p| database_path("city", p, error)),
+            asn: geoip.asn.and_then(|p| database_path("asn", p, error)),
+        };
     }
     if let Some(base) = raw.runbooks.and_then(|r| r.base_url) {
         if base.starts_with("https://") || base.starts_with("http://") {
@@ -253,6 +269,28 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
             .collect();
     }
     config
+}
+
+/// A `[geoip]` path that must name an existing file (its content is checked when opened).
+fn database_path(key: &str, path: String, error: &mut dyn FnMut(String)) -> Option<PathBuf> {
+    let path = PathBuf::from(path);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => Some(path),
+        Ok(_) => {
+            error(format!(
+                "[geoip] {key} `{}` is not a file; give the path of the .mmdb file",
+                path.display()
+            ));
+            None
+        }
+        Err(e) => {
+            error(format!(
+                "[geoip] {key} `{}`: {e}; download the MaxMind database (geoipupdate) or fix the path",
+                path.display()
+            ));
+            None
+        }
+    }
 }
 
 fn sink(n: usize, raw: RawSink, error: &mut dyn FnMut(String)) -> Option<SinkConfig> {
@@ -392,6 +430,25 @@ rules = ["!impersonation-started"]
         )
         .unwrap_err();
         assert_eq!(err.0.len(), 5, "{err}");
+    }
+
+    #[test]
+    fn geoip_paths_must_name_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let city = dir.path().join("City.mmdb");
+        std::fs::write(&city, b"").unwrap();
+        let text = format!(
+            "[geoip]\ncity = \"{}\"\nasn = \"{}\"\n",
+            city.display(),
+            dir.path().join("missing.mmdb").display()
+        );
+        let err = parse(Path::new("a.toml"), &text).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert!(err.0[0].starts_with("a.toml: [geoip] asn `"), "{err}");
+        let text = format!("[geoip]\ncity = \"{}\"\n", city.display());
+        let config = parse(Path::new("a.toml"), &text).unwrap();
+        assert_eq!(config.geoip.city.as_deref(), Some(city.as_path()));
+        assert!(parse(Path::new("a.toml"), "[geoip]\ncountry = \"x\"\n").is_err());
     }
 
     #[test]

@@ -97,7 +97,7 @@ fn canonical_number(text: &str) -> Option<u32> {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Seen(ValueId, u32);
 
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct BaselineGroup {
     /// Event time the history began: learning counts from here.
     since: i64,

@@ -94,7 +94,7 @@ impl Trip {
     }
 }
 
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct TravelGroup {
     /// The last located event: where the group was last seen.
     last: Option<Held>,

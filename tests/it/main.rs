@@ -2,6 +2,9 @@
 
 mod cli;
 mod determinism;
+mod geo;
+#[path = "../common/geodb.rs"]
+mod geodb;
 mod normalize_attacks;
 mod normalize_conformance;
 mod state;
