@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::table::GroupState;
 use crate::event::Event;
 
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Default, Clone, Serialize, Deserialize)]
 pub struct MatchGroup {
     pub last_fired: i64,
 }

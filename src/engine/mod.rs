@@ -189,6 +189,7 @@ pub struct Engine {
     /// Stored keys found stale at restore (rules removed or changed), deleted at the next
     /// checkpoint.
     stale_keys: Vec<Vec<u8>>,
+    group_log: persist::GroupLog,
 }
 
 impl Engine {
@@ -229,6 +230,7 @@ impl Engine {
             key: GroupKey::default(),
             last_sweep: i64::MIN,
             stale_keys: Vec::new(),
+            group_log: persist::GroupLog::default(),
         }
     }
 

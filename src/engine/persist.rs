@@ -1,39 +1,81 @@
 //! The engine's state as key/value pairs for the state store: what changed since the last
 //! checkpoint goes out, everything comes back on restore. No IO here; `crate::state` does it.
 //!
+//! Groups are written log-structured: each checkpoint writes one blob holding every group that
+//! changed (a delta), and every [`SNAPSHOT_EVERY`] checkpoints one blob holding all groups (a
+//! snapshot) that replaces everything before it. One large value per checkpoint instead of
+//! one per group matters: sled's cost is per key (20k small values take ~10x longer to write
+//! than the same bytes in a few large ones). Blobs are serialised on the checkpoint writer's
+//! thread, from copies of the changed groups (cheap: events are shared), not on the detection
+//! thread.
+//!
 //! Key layout (all in one keyspace, so one atomic batch covers a whole checkpoint):
 //!
 //! | key | value |
 //! |---|---|
-//! | `g/<rule id>\0<group key>` | JSON of one group's state (events with their fingerprints) |
+//! | `g/<seq u64 BE><0>` | a snapshot: JSON lines `{"rule", "key", "state"}` for every group |
+//! | `g/<seq u64 BE><1>` | a delta: the same lines for changed groups, `"state": null` for removed ones |
 //! | `r/<rule id>` | the rule's shape hash: groups of a rule whose shape changed are dropped |
 //! | `e/pending` | JSON list of the events held back for lateness |
-//! | `e/clock` | JSON `{max_ts, released}`: the reorder buffer's position |
-//! | `d/<segment, u64 BE>` | packed `(ts i64 LE, id hash u64 LE)` of event ids first seen in one checkpoint |
+//! | `e/clock` | JSON `{max_ts, released, last_sweep}`: the reorder buffer's position |
+//! | `d/<segment u64 BE>` | packed `(ts i64 LE, id hash u64 LE)` of event ids first seen in one checkpoint |
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::table::GroupState;
+
 use super::held::{Held, concerns};
-use super::table::{GroupState, Table};
+use super::table::Table;
 use super::{Engine, group};
 use crate::rule::{Kind, Rule};
 
 pub const GROUP_PREFIX: &[u8] = b"g/";
+/// Deltas between full snapshots: at one checkpoint a second, a snapshot a minute bounds what a
+/// restore replays and how long removed data lingers on disk.
+pub const SNAPSHOT_EVERY: u32 = 60;
+const SNAPSHOT: u8 = 0;
+const DELTA: u8 = 1;
 pub const RULE_PREFIX: &[u8] = b"r/";
 pub const PENDING_KEY: &[u8] = b"e/pending";
 pub const CLOCK_KEY: &[u8] = b"e/clock";
 pub const DEDUP_PREFIX: &[u8] = b"d/";
 
+/// Work that produces writes later, on the thread that commits them.
+pub type Deferred = Box<dyn FnOnce(&mut StateWrites) + Send>;
+
 /// Writes produced by a checkpoint, applied by the store in one atomic batch.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct StateWrites {
     pub puts: Vec<(Vec<u8>, Vec<u8>)>,
     pub deletes: Vec<Vec<u8>>,
+    /// Serialisation left to the committing thread; `resolve` runs it.
+    deferred: Vec<Deferred>,
+}
+
+impl std::fmt::Debug for StateWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateWrites")
+            .field("puts", &self.puts.len())
+            .field("deletes", &self.deletes.len())
+            .field("deferred", &self.deferred.len())
+            .finish()
+    }
 }
 
 impl StateWrites {
+    pub fn defer(&mut self, work: Deferred) {
+        self.deferred.push(work);
+    }
+
+    /// Runs the deferred serialisation so `puts` and `deletes` are complete.
+    pub fn resolve(&mut self) {
+        for work in std::mem::take(&mut self.deferred) {
+            work(self);
+        }
+    }
+
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.puts.push((key, value));
     }
@@ -43,7 +85,7 @@ impl StateWrites {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.puts.is_empty() && self.deletes.is_empty()
+        self.puts.is_empty() && self.deletes.is_empty() && self.deferred.is_empty()
     }
 }
 
@@ -56,15 +98,49 @@ pub struct RestoreReport {
     pub dropped: usize,
 }
 
+/// Writes one table's lines into a blob (runs on the checkpoint writer's thread).
+pub type Encoder = Box<dyn FnOnce(&mut Vec<u8>) + Send>;
+
 /// A table with its group type erased, for what the engine does to every table alike.
 pub trait AnyTable {
     fn len(&self) -> usize;
     fn evictions(&self) -> u64;
     fn expire(&mut self, oldest: i64);
-    fn drain_changes(&mut self, write: &mut dyn FnMut(&str, Option<Vec<u8>>));
-    fn restore(&mut self, key: &str, value: &[u8]) -> Result<(), String>;
+    /// The changes since the last checkpoint, or `None` when there are none.
+    fn changes(&mut self, rule: &str) -> Option<Encoder>;
+    /// Every group.
+    fn snapshot(&mut self, rule: &str) -> Encoder;
+    /// Applies one stored line: a group's state, or `None` for a removed group.
+    fn restore(&mut self, key: &str, state: Option<&str>) -> Result<(), String>;
     fn forget(&mut self, subject: &str) -> usize;
     fn export(&self, subject: &str) -> Vec<(String, serde_json::Value)>;
+}
+
+/// One line of a blob.
+#[derive(Serialize)]
+struct Line<'a, G> {
+    rule: &'a str,
+    key: &'a str,
+    state: Option<&'a G>,
+}
+
+#[derive(Deserialize)]
+struct StoredLine<'a> {
+    rule: String,
+    key: String,
+    #[serde(borrow)]
+    state: Option<&'a serde_json::value::RawValue>,
+}
+
+fn encoder<G: GroupState>(rule: &str, items: Vec<(Box<str>, Option<G>)>) -> Encoder {
+    let rule = rule.to_string();
+    Box::new(move |out: &mut Vec<u8>| {
+        for (key, state) in &items {
+            let line = Line { rule: &rule, key, state: state.as_ref() };
+            serde_json::to_writer(&mut *out, &line).expect("group state serialises");
+            out.push(b'\n');
+        }
+    })
 }
 
 impl<G: GroupState> AnyTable for Table<G> {
@@ -77,34 +153,31 @@ impl<G: GroupState> AnyTable for Table<G> {
     fn expire(&mut self, oldest: i64) {
         Table::expire(self, oldest)
     }
-    fn drain_changes(&mut self, write: &mut dyn FnMut(&str, Option<Vec<u8>>)) {
-        Table::drain_changes(self, &mut |key, state| {
-            write(
-                key,
-                state.map(|s| serde_json::to_vec(s).expect("group state serialises")),
-            )
-        })
+    fn changes(&mut self, rule: &str) -> Option<Encoder> {
+        let items = self.drain_changes();
+        (!items.is_empty()).then(|| encoder(rule, items))
     }
-    fn restore(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
-        let state: G = serde_json::from_slice(value).map_err(|e| e.to_string())?;
-        Table::restore(self, key, state);
+    fn snapshot(&mut self, rule: &str) -> Encoder {
+        encoder(rule, Table::snapshot(self))
+    }
+    fn restore(&mut self, key: &str, state: Option<&str>) -> Result<(), String> {
+        match state {
+            Some(json) => {
+                let state: G = serde_json::from_str(json).map_err(|e| e.to_string())?;
+                Table::restore(self, key, state);
+            }
+            None => Table::remove_restored(self, key),
+        }
         Ok(())
     }
     fn forget(&mut self, subject: &str) -> usize {
-        Table::forget(self, &|key| group::names(key, subject), &|e| {
-            concerns(e, subject)
-        })
+        Table::forget(self, &|key| group::names(key, subject), &|e| concerns(e, subject))
     }
     fn export(&self, subject: &str) -> Vec<(String, serde_json::Value)> {
         let key_names = |key: &str| group::names(key, subject);
         let about = |e: &crate::event::Event| concerns(e, subject);
         self.about(&key_names, &about)
-            .map(|(k, g)| {
-                (
-                    group::display(k),
-                    serde_json::to_value(g).unwrap_or_default(),
-                )
-            })
+            .map(|(k, g)| (group::display(k), serde_json::to_value(g).unwrap_or_default()))
             .collect()
     }
 }
@@ -122,13 +195,20 @@ pub fn rule_shape(rule: &Rule) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
 
-fn group_key(rule: &str, group: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(2 + rule.len() + 1 + group.len());
-    k.extend_from_slice(GROUP_PREFIX);
-    k.extend_from_slice(rule.as_bytes());
-    k.push(0);
-    k.extend_from_slice(group.as_bytes());
-    k
+fn blob_key(seq: u64, kind: u8) -> Vec<u8> {
+    [GROUP_PREFIX, &seq.to_be_bytes(), &[kind]].concat()
+}
+
+/// Where the group log stands: the next blob number and the blobs a snapshot replaces.
+#[derive(Default)]
+pub struct GroupLog {
+    next_seq: u64,
+    /// Keys of the last snapshot and the deltas after it.
+    live_blobs: Vec<Vec<u8>>,
+    deltas_since_snapshot: u32,
+    /// Set when stored data must be rewritten without delay (after `forget`, or when a
+    /// restore dropped the groups of changed rules).
+    snapshot_due: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -144,104 +224,113 @@ impl Engine {
         for key in self.stale_keys.drain(..) {
             out.delete(key);
         }
+        let log = &mut self.group_log;
+        let snapshot = log.snapshot_due || log.deltas_since_snapshot >= SNAPSHOT_EVERY || log.live_blobs.is_empty();
+        let mut parts: Vec<Encoder> = Vec::new();
         for live in &mut self.rules {
-            let rule = live.rule.id.clone();
-            live.groups
-                .table_mut()
-                .drain_changes(&mut |key, value| match value {
-                    Some(v) => out.put(group_key(&rule, key), v),
-                    None => out.delete(group_key(&rule, key)),
-                });
-            out.put(
-                [RULE_PREFIX, rule.as_bytes()].concat(),
-                live.shape.clone().into_bytes(),
-            );
+            let rule = live.rule.id.as_str();
+            let table = live.groups.table_mut();
+            if snapshot {
+                parts.push(table.snapshot(rule));
+            } else if let Some(part) = table.changes(rule) {
+                parts.push(part);
+            }
+            out.put([RULE_PREFIX, rule.as_bytes()].concat(), live.shape.clone().into_bytes());
         }
-        let pending: Vec<Held> = self
-            .reorder
-            .pending()
-            .map(|e| Held(Arc::clone(e)))
-            .collect();
-        out.put(
-            PENDING_KEY.to_vec(),
-            serde_json::to_vec(&pending).expect("events serialise"),
-        );
+        if snapshot || !parts.is_empty() {
+            let key = blob_key(log.next_seq, if snapshot { SNAPSHOT } else { DELTA });
+            log.next_seq += 1;
+            if snapshot {
+                for old in log.live_blobs.drain(..) {
+                    out.delete(old);
+                }
+                log.deltas_since_snapshot = 0;
+                log.snapshot_due = false;
+            } else {
+                log.deltas_since_snapshot += 1;
+            }
+            log.live_blobs.push(key.clone());
+            out.defer(Box::new(move |w: &mut StateWrites| {
+                let mut blob = Vec::new();
+                for part in parts {
+                    part(&mut blob);
+                }
+                w.put(key, blob);
+            }));
+        }
+        let pending: Vec<Held> = self.reorder.pending().map(|e| Held(Arc::clone(e))).collect();
+        out.put(PENDING_KEY.to_vec(), serde_json::to_vec(&pending).expect("events serialise"));
         let (max_ts, released) = self.reorder.position();
-        let clock = Clock {
-            max_ts,
-            released,
-            last_sweep: self.last_sweep,
-        };
-        out.put(
-            CLOCK_KEY.to_vec(),
-            serde_json::to_vec(&clock).expect("clock serialises"),
-        );
+        let clock = Clock { max_ts, released, last_sweep: self.last_sweep };
+        out.put(CLOCK_KEY.to_vec(), serde_json::to_vec(&clock).expect("clock serialises"));
         self.dedup.checkpoint(DEDUP_PREFIX, out);
     }
 
-    /// Restores state from every stored entry (any order). Groups of rules that no longer
-    /// exist or whose shape changed are dropped (and deleted at the next checkpoint).
-    pub fn restore(
-        &mut self,
-        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
-    ) -> Result<RestoreReport, String> {
+    /// Restores state from every stored entry, in key order. Groups of rules that no longer
+    /// exist or whose shape changed are dropped (and the next checkpoint rewrites the log
+    /// without them).
+    pub fn restore(&mut self, entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<RestoreReport, String> {
         let mut report = RestoreReport::default();
-        let mut groups = Vec::new();
+        let mut blobs = Vec::new();
         let mut shapes = std::collections::HashMap::new();
         for (key, value) in entries {
-            if let Some(rest) = key.strip_prefix(GROUP_PREFIX) {
-                groups.push((rest.to_vec(), value));
+            if key.starts_with(GROUP_PREFIX) {
+                blobs.push((key, value));
             } else if let Some(rule) = key.strip_prefix(RULE_PREFIX) {
-                shapes.insert(
-                    String::from_utf8_lossy(rule).into_owned(),
-                    String::from_utf8_lossy(&value).into_owned(),
-                );
+                shapes.insert(String::from_utf8_lossy(rule).into_owned(), String::from_utf8_lossy(&value).into_owned());
             } else if key == PENDING_KEY {
-                let pending: Vec<Held> =
-                    serde_json::from_slice(&value).map_err(|e| format!("pending events: {e}"))?;
+                let pending: Vec<Held> = serde_json::from_slice(&value).map_err(|e| format!("pending events: {e}"))?;
                 report.pending = pending.len();
                 for h in pending {
                     self.reorder.push(h.0);
                 }
             } else if key == CLOCK_KEY {
-                let clock: Clock =
-                    serde_json::from_slice(&value).map_err(|e| format!("clock: {e}"))?;
+                let clock: Clock = serde_json::from_slice(&value).map_err(|e| format!("clock: {e}"))?;
                 self.reorder.set_position(clock.max_ts, clock.released);
                 self.last_sweep = clock.last_sweep;
             } else if let Some(seg) = key.strip_prefix(DEDUP_PREFIX) {
                 self.dedup.restore_segment(seg, &value)?;
             }
         }
-        for (rest, value) in groups {
-            let split = rest
-                .iter()
-                .position(|&b| b == 0)
-                .ok_or("a group key without a rule")?;
-            let rule = std::str::from_utf8(&rest[..split]).map_err(|e| e.to_string())?;
-            let group = std::str::from_utf8(&rest[split + 1..]).map_err(|e| e.to_string())?;
-            let live = self
-                .rules
-                .iter_mut()
-                .find(|l| l.rule.id == rule && shapes.get(rule) == Some(&l.shape));
-            match live {
-                Some(live) => {
-                    live.groups
-                        .table_mut()
-                        .restore(group, &value)
-                        .map_err(|e| format!("rule {rule}: {e}"))?;
-                    report.groups += 1;
-                }
-                None => {
-                    report.dropped += 1;
-                    self.stale_keys.push(group_key(rule, group));
+        blobs.sort_by(|a, b| a.0.cmp(&b.0));
+        // Only the last snapshot and the deltas after it count; anything older is stale.
+        let start = blobs.iter().rposition(|(k, _)| k.last() == Some(&SNAPSHOT)).unwrap_or(0);
+        for (key, _) in blobs.drain(..start) {
+            self.stale_keys.push(key);
+        }
+        let mut kept: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+        for (key, blob) in &blobs {
+            let seq = key.get(GROUP_PREFIX.len()..GROUP_PREFIX.len() + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).ok_or("a malformed group blob key")?;
+            self.group_log.next_seq = self.group_log.next_seq.max(seq + 1);
+            self.group_log.live_blobs.push(key.clone());
+            if key.last() == Some(&DELTA) {
+                self.group_log.deltas_since_snapshot += 1;
+            }
+            for line in blob.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let line: StoredLine<'_> = serde_json::from_slice(line).map_err(|e| format!("group blob {seq}: {e}"))?;
+                let live = self.rules.iter_mut().find(|l| l.rule.id == line.rule && shapes.get(&line.rule) == Some(&l.shape));
+                let Some(live) = live else {
+                    self.group_log.snapshot_due = true;
+                    continue;
+                };
+                let state = line.state.map(|s| s.get()).filter(|s| *s != "null");
+                live.groups.table_mut().restore(&line.key, state).map_err(|e| format!("rule {}: {e}", line.rule))?;
+                if state.is_some() {
+                    kept.insert((line.rule, line.key));
+                } else {
+                    kept.remove(&(line.rule, line.key));
                 }
             }
         }
+        report.groups = kept.len();
         for rule in shapes.keys() {
             if !self.rules.iter().any(|l| &l.rule.id == rule) {
-                self.stale_keys
-                    .push([RULE_PREFIX, rule.as_bytes()].concat());
+                self.stale_keys.push([RULE_PREFIX, rule.as_bytes()].concat());
+                report.dropped += 1;
             }
+        }
+        if self.group_log.snapshot_due {
+            report.dropped += 1;
         }
         Ok(report)
     }
@@ -249,6 +338,8 @@ impl Engine {
     /// Removes everything held about a subject (a `user` or `username`): groups keyed by it,
     /// its events in other groups and in the lateness buffer. Returns how much was touched.
     pub fn forget(&mut self, subject: &str) -> usize {
+        // The subject may be in older blobs: the next checkpoint rewrites everything.
+        self.group_log.snapshot_due = true;
         let mut touched = self.reorder.forget(&|e| concerns(e, subject));
         for live in &mut self.rules {
             touched += live.groups.table_mut().forget(subject);

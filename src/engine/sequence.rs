@@ -27,7 +27,7 @@ struct Partial {
     chain: Option<Arc<Link>>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct SequenceGroup {
     /// `partials[k]`: the latest-starting match of the first `k` positions (index 0 unused).
     partials: Vec<Option<Partial>>,

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::event::Event;
 
 /// What every kind's per-group state offers the table.
-pub trait GroupState: Default + Serialize + DeserializeOwned {
+pub trait GroupState: Default + Clone + Send + Sync + Serialize + DeserializeOwned + 'static {
     /// Event time of the group's last event (for expiry and eviction).
     fn last_seen(&self) -> i64;
     /// The events the state holds (for `export`).
@@ -109,18 +109,38 @@ impl<G: GroupState> Table<G> {
         self.evictions += (count - left) as u64;
     }
 
-    /// Hands every change since the last checkpoint to `write` (`None`: removed) and clears
-    /// the change marks.
-    pub fn drain_changes(&mut self, write: &mut dyn FnMut(&str, Option<&G>)) {
+    /// Every change since the last checkpoint: removed keys (`None`) and copies of changed
+    /// groups, which are cheap (events are shared) and let serialisation happen off the
+    /// detection thread. Clears the change marks.
+    pub fn drain_changes(&mut self) -> Vec<(Box<str>, Option<G>)> {
+        let mut out: Vec<(Box<str>, Option<G>)> = Vec::new();
         for key in self.removed.drain(..) {
             if !self.groups.contains_key(&key) {
-                write(&key, None);
+                out.push((key, None));
             }
         }
         for (key, slot) in self.groups.iter_mut().filter(|(_, s)| s.dirty) {
             slot.dirty = false;
-            write(key, Some(&slot.state));
+            out.push((key.clone(), Some(slot.state.clone())));
         }
+        out
+    }
+
+    /// Copies of every group (for a full snapshot); clears the change marks.
+    pub fn snapshot(&mut self) -> Vec<(Box<str>, Option<G>)> {
+        self.removed.clear();
+        self.groups
+            .iter_mut()
+            .map(|(key, slot)| {
+                slot.dirty = false;
+                (key.clone(), Some(slot.state.clone()))
+            })
+            .collect()
+    }
+
+    /// Drops a group that a later checkpoint recorded as removed.
+    pub fn remove_restored(&mut self, key: &str) {
+        self.groups.remove(key);
     }
 
     /// Puts back a group read from a checkpoint.
@@ -181,7 +201,7 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    #[derive(Default, Serialize, Deserialize)]
+    #[derive(Default, Clone, Serialize, Deserialize)]
     struct Seen(i64);
 
     impl GroupState for Seen {
@@ -215,12 +235,10 @@ mod tests {
         t.entry("a").0 = 5;
         t.entry("b").0 = 1;
         t.expire(3);
-        let mut seen = Vec::new();
-        t.drain_changes(&mut |k, v| seen.push((k.to_string(), v.map(|s| s.0))));
+        let mut seen: Vec<(String, Option<i64>)> =
+            t.drain_changes().into_iter().map(|(k, v)| (k.to_string(), v.map(|s| s.0))).collect();
         seen.sort();
         assert_eq!(seen, [("a".to_string(), Some(5)), ("b".to_string(), None)]);
-        let mut again = 0;
-        t.drain_changes(&mut |_, _| again += 1);
-        assert_eq!(again, 0);
+        assert!(t.drain_changes().is_empty());
     }
 }

@@ -13,7 +13,7 @@ use super::table::GroupState;
 use super::{Fired, Note};
 use crate::event::Event;
 
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Default, Clone, Serialize, Deserialize)]
 pub struct WindowGroup {
     events: VecDeque<Held>,
     pub last_fired: Option<i64>,

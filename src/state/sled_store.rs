@@ -96,7 +96,8 @@ impl Store for SledStore {
             .map(|v| v.to_vec()))
     }
 
-    fn commit(&self, writes: StateWrites) -> Result<(), StateError> {
+    fn commit(&self, mut writes: StateWrites) -> Result<(), StateError> {
+        writes.resolve();
         let mut batch = sled::Batch::default();
         for key in writes.deletes {
             batch.remove(key);
