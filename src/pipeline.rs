@@ -80,6 +80,21 @@ impl Pipeline {
         }
     }
 
+    /// Feeds one record in a format other than the source's (an HTTP route fixes the format
+    /// of what it receives); otherwise exactly [`Pipeline::feed`].
+    pub fn feed_as(
+        &mut self,
+        decode: Decoder,
+        record: &[u8],
+        origin: &str,
+        line_no: u64,
+    ) -> io::Result<()> {
+        let configured = std::mem::replace(&mut self.decode, decode);
+        let fed = self.feed(record, origin, line_no);
+        self.decode = configured;
+        fed
+    }
+
     /// Counts a record that was too long to read.
     pub fn too_long(&mut self, len: usize, origin: &str, line_no: u64) {
         self.counts.records += 1;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::Failure;
 use super::shared::Shared;
 use crate::engine::StateWrites;
+use crate::normalize::Format;
 use crate::pipeline::Pipeline;
 use crate::source::{Batch, Item};
 use crate::state::CheckpointWriter;
@@ -105,10 +106,15 @@ impl Detector {
     }
 
     fn process(&mut self, batch: Batch) -> Result<(), Failure> {
+        // A batch may name its own format (HTTP routes); otherwise the source's decoder.
+        let decode = batch.format.map(Format::decoder);
         for item in batch.items {
-            match item {
-                Item::Line(line, n) => self.pipeline.feed(&line, &self.origin, n)?,
-                Item::TooLong(len, n) => self.pipeline.too_long(len, &self.origin, n),
+            match (item, decode) {
+                (Item::Line(line, n), Some(d)) => {
+                    self.pipeline.feed_as(d, &line, &self.origin, n)?
+                }
+                (Item::Line(line, n), None) => self.pipeline.feed(&line, &self.origin, n)?,
+                (Item::TooLong(len, n), _) => self.pipeline.too_long(len, &self.origin, n),
             }
         }
         self.positions.extend(batch.positions);

@@ -20,7 +20,7 @@ use crate::http::{self, Server};
 use crate::pipeline::Pipeline;
 use crate::sink::Router;
 use crate::source::file::{self, FileSource};
-use crate::source::{Batch, stdin};
+use crate::source::{self, Batch, stdin};
 use crate::state::{self, CheckpointWriter};
 
 /// Batches in flight between source and detection: a bound, so a fast source waits (or an
@@ -58,14 +58,24 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
         .build()?;
     let shared = Arc::new(Shared::default());
     runtime.spawn(watch_signals(shared.clone()));
+    let queue = match &cfg.source {
+        Source::Http(ingest) => ingest.queue_batches,
+        _ => BATCHES_IN_FLIGHT,
+    };
+    let (tx, rx) = mpsc::sync_channel::<Batch>(queue);
+    let mut routes = http::health_routes(shared.clone());
+    if let Source::Http(ingest) = &cfg.source {
+        routes = routes.merge(source::http::routes(
+            ingest.clone(),
+            tx.clone(),
+            shared.clone(),
+        ));
+    }
     let server = match cfg.http_listen {
-        Some(addr) => {
-            Some(runtime.block_on(Server::start(addr, http::health_routes(shared.clone())))?)
-        }
+        Some(addr) => Some(runtime.block_on(Server::start(addr, routes))?),
         None => None,
     };
 
-    let (tx, rx) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
     let stop_source = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (reader, origin) = match &cfg.source {
         Source::Stdin => {
@@ -85,6 +95,12 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
                 thread::spawn(move || source.run(tx)),
                 path.display().to_string(),
             )
+        }
+        Source::Http(_) => {
+            // The handlers hold their own senders (in the router, dropped when the server
+            // stops); there is no reader thread, so one that has already finished stands in.
+            drop(tx);
+            (thread::spawn(|| Ok(())), "http".to_string())
         }
     };
     tracing::info!(rules = set.enabled().len(), source = %origin, "authwatch started");

@@ -1,7 +1,9 @@
 //! Configuration: `authwatch.toml` read into raw structs, then validated into a [`Config`] with
 //! every error collected. With no file, the embedded defaults of SPEC §5 apply.
 
+mod ingest;
 mod raw;
+mod secret;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,8 @@ use raw::{RawConfig, RawSink};
 
 use crate::engine::{DEFAULT_LATENESS_MS, DEFAULT_MAX_GROUPS_PER_RULE};
 use crate::rule::Severity;
+pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest};
+pub use secret::Secret;
 
 /// SPEC §5 defaults, used when there is no configuration file.
 pub const DEFAULT_RULES_DIR: &str = "rules";
@@ -60,6 +64,8 @@ pub enum Source {
         path: PathBuf,
         follow: bool,
     },
+    /// Webhooks and batches posted to the ingest routes on `[http] listen`.
+    Http(HttpIngest),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -175,7 +181,11 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
     let mut config = Config::default();
+    let http_kind = raw.source.as_ref().is_some_and(|s| s.kind == "http");
     if let Some(source) = raw.source {
+        if source.kind != "http" {
+            ingest::reject_http_keys(&source, error);
+        }
         match source.kind.as_str() {
             "stdin" => config.source = Source::Stdin,
             "file" => match &source.path {
@@ -187,7 +197,19 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
                 }
                 None => error("[source] kind = \"file\" needs `path`".into()),
             },
-            "kafka" | "http" => error(format!(
+            "http" => {
+                if let Some(ingest) = ingest::http_source(&source, error) {
+                    config.source = Source::Http(ingest);
+                }
+                if source.format.is_some() {
+                    error(
+                        "[source] format does not apply to kind = \"http\": each route fixes \
+                         its format (/v1/events native, /v1/ingest/auth0, /v1/ingest/okta)"
+                            .into(),
+                    );
+                }
+            }
+            "kafka" => error(format!(
                 "[source] kind = \"{}\" is not available in this version of authwatch; use \"stdin\"",
                 source.kind
             )),
@@ -252,6 +274,7 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
             ));
         }
     }
+    let listen_given = raw.http.as_ref().is_some_and(|h| h.listen.is_some());
     if let Some(listen) = raw.http.and_then(|h| h.listen) {
         match listen.parse() {
             Ok(addr) => config.http_listen = Some(addr),
@@ -259,6 +282,11 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
                 "[http] listen `{listen}` must be an address like 127.0.0.1:9640"
             )),
         }
+    }
+    if http_kind && !listen_given {
+        error(
+            "[source] kind = \"http\" needs `[http] listen`, the address to serve ingest on".into(),
+        );
     }
     if !raw.sink.is_empty() {
         config.sinks = raw

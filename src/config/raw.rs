@@ -26,6 +26,16 @@ pub struct RawSource {
     pub path: Option<String>,
     /// file: keep following the file (`tail -F`); false reads to the end and stops.
     pub follow: Option<bool>,
+    // kind = "http" (see `super::ingest`): route credentials and limits.
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
+    pub auth0_token_env: Option<String>,
+    pub auth0_token_file: Option<String>,
+    pub okta_header: Option<String>,
+    pub okta_secret_env: Option<String>,
+    pub okta_secret_file: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub queue_batches: Option<usize>,
     // The keys below belong to source kinds that validation refuses for now; they are read
     // so that a config written for them gets "not available" rather than "unknown key".
     #[allow(dead_code)]

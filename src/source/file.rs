@@ -136,6 +136,7 @@ fn send(tx: &SyncSender<Batch>, items: Vec<Item>, open: &Open) -> bool {
     tx.send(Batch {
         items,
         positions: vec![(state::source_key(POSITION_NAME), position)],
+        format: None,
     })
     .is_ok()
 }

@@ -1,11 +1,14 @@
 //! Event sources: newline-delimited records from standard input or a followed file, read on
-//! their own thread and handed to the detection thread in batches.
+//! their own thread, and batches posted over HTTP, handed to the detection thread in batches.
 
 pub mod file;
+pub mod http;
 pub mod lines;
 pub mod stdin;
 
 use serde::{Deserialize, Serialize};
+
+use crate::normalize::Format;
 
 /// Records handed from a reader to the engine at once, at most.
 pub const BATCH_RECORDS: usize = 1024;
@@ -24,6 +27,10 @@ pub enum Item {
 pub struct Batch {
     pub items: Vec<Item>,
     pub positions: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The format of every record in the batch when it is not the configured `[source]
+    /// format`: an HTTP route fixes the format of what it receives (`/v1/ingest/okta` is
+    /// always Okta), so one source can carry several formats. `None`: the configured one.
+    pub format: Option<Format>,
 }
 
 impl Batch {
@@ -31,6 +38,7 @@ impl Batch {
         Batch {
             items,
             positions: Vec::new(),
+            format: None,
         }
     }
 }

@@ -5,6 +5,7 @@ mod determinism;
 mod geo;
 #[path = "../common/geodb.rs"]
 mod geodb;
+mod http_ingest;
 mod normalize_attacks;
 mod normalize_conformance;
 mod state;

@@ -1,0 +1,500 @@
+//! HTTP ingest against the real daemon: provider batches posted to their routes raise exactly
+//! the alerts `replay` raises from the same records; credentials, bodies and sizes are
+//! checked; a saturated pipeline answers 503 with `Retry-After`; Okta's verification
+//! handshake; SIGTERM stops the daemon with every accepted event processed.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::{authwatch, repo, rules_dir, stderr};
+
+const TOKEN: &str = "native-token-0123";
+const AUTH0_TOKEN: &str = "auth0-token-4567";
+const OKTA_SECRET: &str = "okta-secret-89ab";
+/// How long the daemon may take to start, or to raise the alerts of a posted batch (it
+/// releases held events a second after input goes quiet; a loaded CI machine is slow).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A daemon started on a free port with ingest configured; killed if a test fails midway.
+struct Daemon {
+    child: Child,
+    addr: SocketAddr,
+    alerts: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `authwatch run` with file alerts (or stdout alerts, piped, when `stdout_alerts`),
+    /// `extra` appended to `[source]` and `lateness` in `[rules]`.
+    fn start(extra: &str, rules: &Path, lateness: &str, stdout_alerts: bool) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = free_addr();
+        let alerts = dir.path().join("alerts.jsonl");
+        let sink = if stdout_alerts {
+            "kind = \"stdout\"".to_string()
+        } else {
+            format!("kind = \"file\"\npath = \"{}\"", alerts.display())
+        };
+        let config = format!(
+            "[source]\nkind = \"http\"\ntoken_env = \"AW_TEST_TOKEN\"\n\
+             auth0_token_env = \"AW_TEST_AUTH0\"\nokta_secret_file = \"{okta}\"\n{extra}\n\
+             [http]\nlisten = \"{addr}\"\n[state]\ndir = \"{state}\"\n[rules]\ndir = \"{rules}\"\n\
+             lateness = \"{lateness}\"\n\
+             [[sink]]\n{sink}\n",
+            okta = write(dir.path(), "okta-secret", &format!("{OKTA_SECRET}\n")).display(),
+            state = dir.path().join("state").display(),
+            rules = rules.display(),
+        );
+        let config = write(dir.path(), "authwatch.toml", &config);
+        let child = Command::new(env!("CARGO_BIN_EXE_authwatch"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "warn")
+            .env("AW_TEST_TOKEN", TOKEN)
+            .env("AW_TEST_AUTH0", AUTH0_TOKEN)
+            .stdin(Stdio::null())
+            .stdout(if stdout_alerts {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the authwatch binary runs");
+        let mut daemon = Daemon {
+            child,
+            addr,
+            alerts,
+            _dir: dir,
+        };
+        daemon.wait_ready();
+        daemon
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn wait_ready(&mut self) {
+        let client = Client::new();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the daemon exited while starting: {status}");
+            }
+            if client
+                .send(client.http.get(self.url("/readyz")))
+                .is_ok_and(|r| r.status == StatusCode::OK)
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the daemon never became ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(&mut self) -> ExitStatus {
+        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < PATIENCE, "the daemon ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The alerts written so far, as (rule, id); a line still being written is left out.
+    fn alerts(&self) -> BTreeSet<(String, String)> {
+        let text = std::fs::read_to_string(&self.alerts).unwrap_or_default();
+        let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
+        rule_ids(complete)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn rule_ids(jsonl: &str) -> BTreeSet<(String, String)> {
+    jsonl
+        .lines()
+        .map(|l| {
+            let alert: Value = serde_json::from_str(l).expect("an alert is JSON");
+            (
+                alert["rule"].as_str().unwrap().to_string(),
+                alert["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A response, read whole.
+struct Reply {
+    status: StatusCode,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+/// reqwest (async) driven from plain tests through a small runtime of its own.
+struct Client {
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new() -> Client {
+        Client {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn send(&self, request: reqwest::RequestBuilder) -> reqwest::Result<Reply> {
+        self.runtime.block_on(async {
+            let response = request.timeout(PATIENCE).send().await?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap().to_string());
+            let bytes = response.bytes().await?;
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            Ok(Reply {
+                status,
+                retry_after,
+                body,
+            })
+        })
+    }
+
+    fn post(&self, url: &str, header: (&str, &str), body: impl Into<reqwest::Body>) -> Reply {
+        self.send(self.http.post(url).header(header.0, header.1).body(body))
+            .expect("the daemon answers")
+    }
+}
+
+fn bearer(token: &str) -> (&'static str, String) {
+    ("Authorization", format!("Bearer {token}"))
+}
+
+fn fixture_lines(name: &str) -> Vec<String> {
+    std::fs::read_to_string(repo().join("tests/fixtures").join(name))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// What `authwatch replay --format <format>` raises from a fixture, as (rule, id).
+fn replayed(format: &str, fixture: &str) -> BTreeSet<(String, String)> {
+    let path = repo().join("tests/fixtures").join(fixture);
+    let rules = rules_dir();
+    let out = authwatch(
+        &[
+            "replay",
+            path.to_str().unwrap(),
+            "--format",
+            format,
+            "--rules",
+            rules.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    rule_ids(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Waits for the daemon's alerts to be exactly `want` (they come a second after input goes
+/// quiet, when event time follows the wall clock past the lateness).
+fn assert_alerts_become(daemon: &Daemon, want: &BTreeSet<(String, String)>) {
+    let started = Instant::now();
+    loop {
+        let got = daemon.alerts();
+        if &got == want {
+            return;
+        }
+        if started.elapsed() > PATIENCE || got.len() > want.len() {
+            panic!("alerts over HTTP differ from replay's:\n got {got:?}\nwant {want:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn native_auth0_and_okta_batches_raise_the_alerts_replay_raises() {
+    for (format, fixture) in [
+        ("native", "auth0/attack.native.jsonl"),
+        ("auth0", "auth0/attack.jsonl"),
+        ("okta", "okta/attack.jsonl"),
+    ] {
+        let want = replayed(format, fixture);
+        let rules: BTreeSet<&str> = want.iter().map(|(r, _)| r.as_str()).collect();
+        for required in [
+            "brute-force-user",
+            "refresh-token-reuse",
+            "mfa-denied-repeatedly",
+        ] {
+            assert!(rules.contains(required), "{format}: {rules:?}");
+        }
+        let daemon = Daemon::start("", &rules_dir(), "60s", false);
+        let client = Client::new();
+        let lines = fixture_lines(fixture);
+        let (first, second) = lines.split_at(lines.len() / 2);
+        // Each route in the shapes its sender uses, over two requests.
+        let bodies = match format {
+            "native" => [json_array(first), ndjson(second)],
+            "auth0" => [json_array(first), ndjson(second)],
+            _ => [okta_hook(first), okta_hook(second)],
+        };
+        let (path, header) = match format {
+            "native" => ("/v1/events", bearer(TOKEN)),
+            "auth0" => (
+                "/v1/ingest/auth0",
+                ("Authorization", AUTH0_TOKEN.to_string()),
+            ),
+            _ => (
+                "/v1/ingest/okta",
+                ("Authorization", OKTA_SECRET.to_string()),
+            ),
+        };
+        for (body, sent) in bodies.into_iter().zip([first.len(), second.len()]) {
+            let reply = client.post(&daemon.url(path), (header.0, &header.1), body);
+            assert_eq!(reply.status, StatusCode::OK, "{format}: {}", reply.body);
+            assert_eq!(reply.body["accepted"], sent, "{format}");
+        }
+        assert_alerts_become(&daemon, &want);
+    }
+}
+
+fn json_array(lines: &[String]) -> String {
+    format!("[{}]", lines.join(",\n"))
+}
+
+fn ndjson(lines: &[String]) -> String {
+    lines.join("\n") + "\n"
+}
+
+fn okta_hook(lines: &[String]) -> String {
+    format!(
+        r#"{{"eventType":"com.okta.event_hook","eventTypeVersion":"1.0","cloudEventsVersion":"0.1","source":"https://acme.okta.com/api/v1/eventHooks/who8vt36qfNpCGz9H1e6","eventId":"b5a188b9-5ece-4636-b041-482ffda96311","data":{{"events":[{}]}},"eventTime":"2026-03-02T14:12:00.000Z","contentType":"application/json"}}"#,
+        lines.join(",")
+    )
+}
+
+#[test]
+fn credentials_bodies_sizes_and_the_okta_handshake_are_checked() {
+    let daemon = Daemon::start(
+        "okta_header = \"X-Hook-Secret\"\nmax_body_bytes = 65536",
+        &rules_dir(),
+        "60s",
+        false,
+    );
+    let client = Client::new();
+    let events = daemon.url("/v1/events");
+    let auth0 = daemon.url("/v1/ingest/auth0");
+    let okta = daemon.url("/v1/ingest/okta");
+    let event = r#"[{"ts":"2026-03-02T09:00:00Z","type":"login.failure","username":"a@x.io"}]"#;
+
+    // Credentials: missing, wrong, or in the wrong header.
+    let no_auth = client.send(client.http.post(&events).body(event)).unwrap();
+    assert_eq!(no_auth.status, StatusCode::UNAUTHORIZED);
+    for (url, header, value) in [
+        (&events, "Authorization", format!("Bearer {AUTH0_TOKEN}")),
+        (&events, "Authorization", TOKEN.to_string()),
+        (&auth0, "Authorization", format!("{AUTH0_TOKEN}x")),
+        (&okta, "Authorization", OKTA_SECRET.to_string()),
+        (&okta, "X-Hook-Secret", TOKEN.to_string()),
+    ] {
+        let reply = client.post(url, (header, &value), event);
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{url} {header}: {value}"
+        );
+        assert!(reply.body["error"].as_str().unwrap().contains("credential"));
+    }
+
+    // Bodies that are not batches: 400 with the reason.
+    for (url, header, body, says) in [
+        (&events, bearer(TOKEN), "not json", "JSON array"),
+        (&events, bearer(TOKEN), "[{\"ts\":", "not a JSON array"),
+        (&events, bearer(TOKEN), "", "empty"),
+        (
+            &auth0,
+            ("Authorization", AUTH0_TOKEN.into()),
+            "{\"log_id\": ",
+            "NDJSON",
+        ),
+        (
+            &okta,
+            ("X-Hook-Secret", OKTA_SECRET.into()),
+            "{\"events\": []}",
+            "data",
+        ),
+    ] {
+        let reply = client.post(url, (header.0, &header.1), body);
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{url}: {body}");
+        let reason = reply.body["error"].as_str().unwrap();
+        assert!(reason.contains(says), "{url}: {body}: {reason}");
+    }
+
+    // A valid batch with a bad event in it is accepted whole; the bad one is the pipeline's
+    // bad input.
+    let mixed = format!("[{},{{\"nope\":1}}]", &event[1..event.len() - 1]);
+    let (h, v) = bearer(TOKEN);
+    let reply = client.post(&events, (h, &v), mixed);
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["accepted"], 2);
+
+    // Over max_body_bytes: 413.
+    let big = format!("[{}]", vec![&event[1..event.len() - 1]; 1000].join(","));
+    assert!(big.len() > 65536);
+    let reply = client.post(&events, (h, &v), big);
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Okta's one-time verification echoes the challenge.
+    let challenge = "5fJ4-8ksWFOyC6Hx-dTfOPMkDCP6CXdjXB2QDOQBKQg";
+    let reply = client
+        .send(
+            client
+                .http
+                .get(&okta)
+                .header("X-Okta-Verification-Challenge", challenge),
+        )
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, serde_json::json!({ "verification": challenge }));
+    let reply = client.send(client.http.get(&okta)).unwrap();
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    let mut daemon = daemon;
+    assert!(daemon.terminate().success());
+}
+
+/// One rule that alerts on every failed login, so a batch writes many alerts.
+const EVERY_FAILURE: &str = "id: every-failure\ntitle: Every failed login\n\
+    description: Alerts on each failure, for tests.\nseverity: low\n\
+    runbook: https://runbooks.example.com/every-failure\nkind: match\n\
+    match:\n  type: login.failure\ngroup_by: [username]\n";
+
+/// 2026-03-02T09:00:00Z. Each failure is a millisecond after the one before: with no lateness,
+/// an event at the same time as one already judged but ordered before it would be late.
+const FIRST_TS_MS: i64 = 1_772_442_000_000;
+
+fn failures(from: usize, n: usize) -> String {
+    let events: Vec<String> = (from..from + n)
+        .map(|i| {
+            format!(
+                r#"{{"ts":{},"type":"login.failure","username":"user{i}@x.io"}}"#,
+                FIRST_TS_MS + i as i64
+            )
+        })
+        .collect();
+    format!("[{}]", events.join(","))
+}
+
+#[test]
+fn a_saturated_pipeline_is_answered_with_retry_after_and_accepted_events_are_kept() {
+    let rules = tempfile::tempdir().unwrap();
+    write(rules.path(), "every-failure.yaml", EVERY_FAILURE);
+    // Alerts go to a stdout pipe that nobody reads until the end: once the pipe is full,
+    // detection blocks on it, so the queue of one batch fills and stays full.
+    // No lateness: each event is judged (and its alert written) as it is processed, so none
+    // is still held when the daemon stops.
+    let mut daemon = Daemon::start("queue_batches = 1", rules.path(), "0s", true);
+    let client = Client::new();
+    let url = daemon.url("/v1/events");
+    let (h, v) = bearer(TOKEN);
+    const FLOOD: usize = 1000;
+    let reply = client.post(&url, (h, &v), failures(0, FLOOD));
+    assert_eq!(reply.status, StatusCode::OK);
+
+    let mut accepted = FLOOD;
+    let mut refused = None;
+    for attempt in 0..100 {
+        let reply = client.post(&url, (h, &v), failures(FLOOD + attempt, 1));
+        match reply.status {
+            StatusCode::OK => accepted += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                refused = Some(reply);
+                break;
+            }
+            other => panic!("unexpected {other}: {}", reply.body),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused = refused.expect("a saturated pipeline refuses with 503");
+    assert_eq!(refused.retry_after.as_deref(), Some("1"));
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("saturated"),
+        "{}",
+        refused.body
+    );
+
+    // SIGTERM, then unblock detection by reading the alerts: every accepted event (and only
+    // those) raised its alert before the daemon exited.
+    let mut stdout = daemon.child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        stdout.read_to_string(&mut out).unwrap();
+        out
+    });
+    assert!(daemon.terminate().success());
+    let alerts = reader.join().unwrap();
+    assert_eq!(alerts.lines().count(), accepted);
+}
+
+#[test]
+fn http_ingest_needs_a_listen_address_and_its_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "authwatch.toml",
+        "[source]\nkind = \"http\"\ntoken_env = \"AW_TEST_SURELY_UNSET\"\nformat = \"okta\"\n",
+    );
+    let out = authwatch(&["check", "--config", config.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(78));
+    let err = stderr(&out);
+    for says in [
+        "AW_TEST_SURELY_UNSET",
+        "[http] listen",
+        "format does not apply",
+    ] {
+        assert!(err.contains(says), "{says}: {err}");
+    }
+}
