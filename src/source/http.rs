@@ -193,7 +193,8 @@ async fn receive(ingest: &Ingest, route: Route, request: Request) -> Result<Vec<
     if !ingest.shared.ready.load(Ordering::Relaxed) || ingest.shared.stopping() {
         return Err(Refusal::retry("authwatch is starting or stopping"));
     }
-    if declared_length(request.headers()).is_some_and(|n| n > config.max_body_bytes) {
+    let declared = declared_length(request.headers());
+    if declared.is_some_and(|n| n > config.max_body_bytes) {
         return Err(Refusal::too_large(config.max_body_bytes));
     }
     // Waiting for a slot holds no body in memory: it is read only once the slot is ours.
@@ -203,7 +204,7 @@ async fn receive(ingest: &Ingest, route: Route, request: Request) -> Result<Vec<
         .map_err(|_| Refusal::retry("authwatch is stopping"))?;
     tokio::time::timeout(
         BODY_READ_TIMEOUT,
-        read_body(request.into_body(), config.max_body_bytes),
+        read_body(request.into_body(), declared, config.max_body_bytes),
     )
     .await
     .map_err(|_| Refusal::new(StatusCode::REQUEST_TIMEOUT, "the body took too long"))?
@@ -269,9 +270,14 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
 }
 
 /// Reads the body, refusing it as soon as it passes `limit` (a chunked body has no
-/// Content-Length to check up front).
-async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, Refusal> {
-    let mut buf = Vec::new();
+/// Content-Length to check up front). A declared length (already checked against the
+/// limit) sizes the buffer once.
+async fn read_body(
+    mut body: Body,
+    declared: Option<usize>,
+    limit: usize,
+) -> Result<Vec<u8>, Refusal> {
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
     while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         let frame = frame.map_err(|e| {
             Refusal::new(
