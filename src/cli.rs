@@ -72,6 +72,30 @@ pub enum Command {
         #[arg(value_name = "DIR", conflicts_with = "rules")]
         dir: Option<PathBuf>,
     },
+    /// List the alerts sinks gave up on (dead letters), as JSON lines.
+    DeadLetters {
+        /// Only this sink's.
+        #[arg(long, value_name = "NAME")]
+        sink: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Put dead letters back in the outbox; the daemon delivers them on its next start.
+    Redrive {
+        /// Only this sink's.
+        #[arg(long, value_name = "NAME")]
+        sink: Option<String>,
+        /// Only the alert with this id.
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Show each sink's backlog and dead letters, as JSON lines.
+    Outbox {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Run the `tests:` of every rule.
     Test {
         #[arg(long, value_name = "DIR")]

@@ -8,7 +8,8 @@
 //! - [`rule`]: rule files (YAML) compiled into checked rules, with their `tests:`;
 //! - [`engine`]: windows, distinct sets, sequences, suppression, alert ids (pure, no IO);
 //! - [`state`]: the durable store (sled) that checkpoints engine state and source positions;
-//! - [`sink`]: alert destinations and routing;
+//! - [`outbox`]: alerts stored before delivery, per-sink cursors, retries and dead letters;
+//! - [`sink`]: alert destinations (one module per kind) and routing;
 //! - [`pipeline`]: decode -> engine -> sinks, with bad-input accounting;
 //! - [`config`]: `authwatch.toml`, raw then validated;
 //! - [`app`], [`cli`]: the commands and their wiring; [`telemetry`]: logging;
@@ -21,6 +22,7 @@ pub mod enrich;
 pub mod event;
 pub mod http;
 pub mod normalize;
+pub mod outbox;
 pub mod pipeline;
 pub mod rule;
 pub mod sink;

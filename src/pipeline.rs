@@ -9,6 +9,7 @@ use crate::engine::{Alert, Engine};
 use crate::enrich::Enricher;
 use crate::event::{BadInput, BadReason, Event};
 use crate::sink::Router;
+use crate::telemetry::Tally;
 
 /// Turns one input record into a canonical event (native JSON or a provider format).
 pub type Decoder = fn(&[u8]) -> Result<Event, BadInput>;
@@ -39,6 +40,8 @@ pub struct Pipeline {
     pub enricher: Enricher,
     router: Router,
     pub counts: Counts,
+    /// Counts for the metrics, published by the daemon once per batch.
+    pub tally: Tally,
     alerts: Vec<Alert>,
 }
 
@@ -50,6 +53,7 @@ impl Pipeline {
             enricher: Enricher::none(),
             router,
             counts: Counts::default(),
+            tally: Tally::default(),
             alerts: Vec::new(),
         }
     }
@@ -67,12 +71,7 @@ impl Pipeline {
         }
         self.counts.records += 1;
         match (self.decode)(record) {
-            Ok(mut event) => {
-                self.counts.events += 1;
-                self.enricher.enrich(&mut event);
-                self.engine.process(event, &mut self.alerts);
-                self.deliver()
-            }
+            Ok(event) => self.accept(event),
             Err(bad) => {
                 self.reject(&bad, origin, line_no);
                 Ok(())
@@ -102,6 +101,28 @@ impl Pipeline {
         self.reject(&bad, origin, line_no);
     }
 
+    /// Feeds an event its source already decoded (Kafka decodes on its own thread); from
+    /// here on exactly what [`Pipeline::feed`] does with a record that decodes.
+    pub fn feed_decoded(&mut self, event: Event) -> io::Result<()> {
+        self.counts.records += 1;
+        self.accept(event)
+    }
+
+    /// A decoded event: enriched, counted, detected on.
+    fn accept(&mut self, mut event: Event) -> io::Result<()> {
+        self.counts.events += 1;
+        self.enricher.enrich(&mut event);
+        self.tally.event(&event);
+        self.engine.process(event, &mut self.alerts);
+        self.deliver()
+    }
+
+    /// Counts a record its source decoded and found bad; `at` is its position (an offset).
+    pub fn rejected(&mut self, bad: &BadInput, origin: &str, at: u64) {
+        self.counts.records += 1;
+        self.reject(bad, origin, at);
+    }
+
     /// Lets event time advance to `ts` on a quiet source.
     pub fn advance_to(&mut self, ts: i64) -> io::Result<()> {
         self.engine.advance_to(ts, &mut self.alerts);
@@ -119,16 +140,23 @@ impl Pipeline {
         self.router.flush()
     }
 
+    /// Reopens the sinks' files (SIGHUP after log rotation).
+    pub fn reopen_sinks(&mut self) {
+        self.router.reopen();
+    }
+
     fn deliver(&mut self) -> io::Result<()> {
         for mut alert in self.alerts.drain(..) {
             alert.stamp_detected_now();
             self.counts.alerts += 1;
+            self.tally.alert(&alert);
             self.router.deliver(&alert)?;
         }
         Ok(())
     }
 
     fn reject(&mut self, bad: &BadInput, origin: &str, line_no: u64) {
+        self.tally.bad(bad.reason);
         let seen = self.counts.bad.entry(bad.reason).or_default();
         *seen += 1;
         if *seen <= BAD_LINES_LOGGED_PER_REASON {

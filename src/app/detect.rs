@@ -13,6 +13,18 @@ use crate::normalize::Format;
 use crate::pipeline::Pipeline;
 use crate::source::{Batch, Item};
 use crate::state::CheckpointWriter;
+use crate::telemetry::metrics::label;
+
+use super::reload::Reloader;
+
+/// The watchdog interval systemd asked for (`WatchdogSec=`), pinged at half of it.
+fn watchdog() -> Option<Watchdog> {
+    let mut usec = 0;
+    sd_notify::watchdog_enabled(false, &mut usec).then(|| Watchdog {
+        every: Duration::from_micros(usec / 2),
+        last: Instant::now(),
+    })
+}
 
 /// How often the loop looks at its control flags when no input arrives.
 const TICK: Duration = Duration::from_millis(200);
@@ -36,6 +48,20 @@ pub struct Detector {
     pub checkpoint_every: Duration,
     /// Source positions covered by the events processed so far, written at the next checkpoint.
     positions: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Rule reloads on SIGHUP and on changed files; `None` where rules never change (tests).
+    reloader: Option<Reloader>,
+    /// The `source` and `format` labels of the event metrics.
+    labels: (String, String),
+    watchdog: Option<Watchdog>,
+    /// Batches the source channel holds: after a stop request, what was already queued (and,
+    /// for HTTP, acknowledged) is processed; a file or Kafka is read again after the restart.
+    queue_capacity: usize,
+}
+
+/// systemd's watchdog: pinged from the detection thread, so a wedged loop gets restarted.
+struct Watchdog {
+    every: Duration,
+    last: Instant,
 }
 
 impl Detector {
@@ -53,7 +79,29 @@ impl Detector {
             origin,
             checkpoint_every,
             positions: BTreeMap::new(),
+            reloader: None,
+            labels: ("unknown".into(), "native".into()),
+            watchdog: watchdog(),
+            queue_capacity: super::run::BATCHES_IN_FLIGHT,
         }
+    }
+
+    /// The capacity of the channel the source sends on.
+    pub fn with_queue_capacity(mut self, batches: usize) -> Self {
+        self.queue_capacity = batches;
+        self
+    }
+
+    /// Reloads rules from this reloader on SIGHUP and when files change.
+    pub fn with_reloader(mut self, reloader: Reloader) -> Self {
+        self.reloader = Some(reloader);
+        self
+    }
+
+    /// Labels the event metrics with the source kind and input format.
+    pub fn with_labels(mut self, source: &str, format: &str) -> Self {
+        self.labels = (source.to_string(), format.to_string());
+        self
     }
 
     /// Runs until the input ends or a stop is requested, then checkpoints.
@@ -62,18 +110,29 @@ impl Detector {
         let mut last_input = Instant::now();
         let ended = loop {
             if self.shared.stopping() {
-                // Stop intake, but process what the source had already handed over.
-                while let Ok(batch) = rx.try_recv() {
+                // Stop intake, but process what the source had already handed over: at most
+                // what the channel holds, since a fast source keeps refilling it.
+                for _ in 0..self.queue_capacity {
+                    let Ok(batch) = rx.try_recv() else { break };
                     self.process(batch)?;
                 }
                 break Ended::Stopped;
             }
+            // SIGHUP: alert files are reopened after log rotation, and rules reloaded.
+            if self.shared.take_reload() {
+                self.pipeline.reopen_sinks();
+                self.reload_rules("SIGHUP");
+            } else if self.reloader.as_mut().is_some_and(Reloader::files_changed) {
+                self.reload_rules("a rule file changed");
+            }
+            self.ping_watchdog();
             match rx.recv_timeout(TICK) {
                 Ok(batch) => {
                     self.process(batch)?;
                     last_input = Instant::now();
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    self.publish_metrics();
                     if last_input.elapsed() >= IDLE {
                         self.pipeline
                             .advance_to(chrono::Utc::now().timestamp_millis())?;
@@ -97,6 +156,33 @@ impl Detector {
         Ok(ended)
     }
 
+    fn reload_rules(&mut self, why: &str) {
+        if let Some(reloader) = &mut self.reloader {
+            reloader.reload(&mut self.pipeline.engine, &self.shared.metrics, why);
+        }
+    }
+
+    fn publish_metrics(&mut self) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let (source, format) = &self.labels;
+        self.pipeline.tally.publish(
+            &self.shared.metrics,
+            source,
+            format,
+            self.pipeline.engine.stats(),
+            now,
+        );
+    }
+
+    fn ping_watchdog(&mut self) {
+        if let Some(w) = &mut self.watchdog
+            && w.last.elapsed() >= w.every
+        {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            w.last = Instant::now();
+        }
+    }
+
     /// Waits for the last checkpoint to be durable; hands back the pipeline for its counts.
     pub fn close(self) -> Result<Pipeline, Failure> {
         self.writer
@@ -108,6 +194,7 @@ impl Detector {
     fn process(&mut self, batch: Batch) -> Result<(), Failure> {
         // A batch may name its own format (HTTP routes); otherwise the source's decoder.
         let decode = batch.format.map(Format::decoder);
+        let mut checkpoint_now = None;
         for item in batch.items {
             match (item, decode) {
                 (Item::Line(line, n), Some(d)) => {
@@ -115,17 +202,27 @@ impl Detector {
                 }
                 (Item::Line(line, n), None) => self.pipeline.feed(&line, &self.origin, n)?,
                 (Item::TooLong(len, n), _) => self.pipeline.too_long(len, &self.origin, n),
+                (Item::Event(event), _) => self.pipeline.feed_decoded(*event)?,
+                (Item::Bad(bad, origin, at), _) => self.pipeline.rejected(&bad, &origin, at),
+                (Item::CheckpointNow(reply), _) => checkpoint_now = Some(reply),
             }
         }
         self.positions.extend(batch.positions);
         self.pipeline.flush_sinks()?;
+        self.publish_metrics();
+        // A source that must know when its records are durable (Kafka, before a rebalance)
+        // asked for a checkpoint covering this batch; it waits on the writer's callback.
+        if let Some(reply) = checkpoint_now {
+            let seq = self.checkpoint()?;
+            let _ = reply.send(seq);
+        }
         Ok(())
     }
 
     /// Takes engine state and source positions as one atomic batch for the checkpoint writer.
     /// Sinks are flushed first: an alert must be out before the checkpoint that moves past its
     /// events.
-    pub fn checkpoint(&mut self) -> Result<(), Failure> {
+    pub fn checkpoint(&mut self) -> Result<u64, Failure> {
         let started = Instant::now();
         self.pipeline.flush_sinks()?;
         let mut writes = StateWrites::default();
@@ -134,6 +231,20 @@ impl Detector {
             writes.put(key, value);
         }
         let (puts, deletes) = (writes.puts.len(), writes.deletes.len());
+        let metrics = &self.shared.metrics;
+        metrics
+            .checkpoint_seconds
+            .observe(started.elapsed().as_secs_f64());
+        for (rule, groups, evicted) in self.pipeline.engine.state_sizes() {
+            metrics
+                .state_groups
+                .get_or_create(&label("rule", rule))
+                .set(groups as i64);
+            metrics
+                .state_evictions
+                .get_or_create(&label("rule", rule))
+                .set(evicted as i64);
+        }
         let seq = self
             .writer
             .submit(writes)
@@ -145,6 +256,6 @@ impl Detector {
             ms = started.elapsed().as_millis() as u64,
             "checkpoint taken"
         );
-        Ok(())
+        Ok(seq)
     }
 }

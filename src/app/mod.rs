@@ -3,6 +3,8 @@
 
 mod check;
 mod detect;
+mod outbox;
+mod reload;
 mod replay;
 mod run;
 pub mod shared;
@@ -73,6 +75,13 @@ pub fn execute(command: Command) -> ExitCode {
                 reset_state,
             },
         ),
+        Command::DeadLetters { sink, config } => {
+            outbox::dead_letters(sink.as_deref(), config.as_deref())
+        }
+        Command::Redrive { sink, id, config } => {
+            outbox::redrive(sink.as_deref(), id.as_deref(), config.as_deref())
+        }
+        Command::Outbox { config } => outbox::status(config.as_deref()),
         Command::Forget { user, config } => subject::forget(&user, config.as_deref()),
         Command::Export { user, config } => subject::export(&user, config.as_deref()),
         Command::Check { rules, config, dir } => {
@@ -125,6 +134,10 @@ fn engine_options(config: &Config, rules: &RuleSet) -> EngineOptions {
         max_groups_per_rule: config.max_groups_per_rule,
         runbooks: match &config.runbook_base_url {
             Some(base) => RunbookLinks::BaseUrl(base.clone()),
+            // Served by the daemon itself at /runbooks/ (`http::runbooks`).
+            None if config.http_listen.is_some() => RunbookLinks::BaseUrl(
+                crate::http::runbooks::served_base(config.http_listen.expect("checked")),
+            ),
             None => RunbookLinks::Dir(rules.runbook_dir()),
         },
     }

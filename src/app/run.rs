@@ -12,14 +12,18 @@ use std::thread;
 use std::time::Duration;
 
 use super::detect::{Detector, Ended};
+use super::reload::Reloader;
 use super::shared::{Shared, watch_signals};
 use super::{Failure, decoder, engine_options, enricher, load_config, load_rules, open_state};
+use crate::config::Routing;
 use crate::config::Source;
 use crate::engine::Engine;
 use crate::http::{self, Server};
+use crate::outbox::Delivery;
 use crate::pipeline::Pipeline;
 use crate::sink::Router;
 use crate::source::file::{self, FileSource};
+use crate::source::kafka::KafkaSource;
 use crate::source::{self, Batch, stdin};
 use crate::state::{self, CheckpointWriter};
 
@@ -35,7 +39,6 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     let decode = decoder(&cfg.format)?;
     let enricher = enricher(&cfg)?;
     let store = Arc::new(open_state(&cfg.state_dir, reset_state)?);
-    let router = Router::from_config(&cfg.sinks)?;
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
     let entries = state::engine_entries(&*store).map_err(|e| Failure::Runtime(e.into()))?;
     let restored = engine.restore(entries).map_err(|e| {
@@ -58,12 +61,19 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
         .build()?;
     let shared = Arc::new(Shared::default());
     runtime.spawn(watch_signals(shared.clone()));
+    // Delivery (issue 6): alerts go into the outbox; a worker per sink delivers from it.
+    let (delivery, outbox) = Delivery::start(runtime.handle(), store.clone(), &cfg.sinks)
+        .map_err(|e| Failure::Invalid(vec![e]))?;
+    let router = Router::new(vec![(Routing::default(), Box::new(outbox))]);
     let queue = match &cfg.source {
         Source::Http(ingest) => ingest.queue_batches,
         _ => BATCHES_IN_FLIGHT,
     };
     let (tx, rx) = mpsc::sync_channel::<Batch>(queue);
     let mut routes = http::health_routes(shared.clone());
+    if cfg.runbook_base_url.is_none() {
+        routes = routes.merge(http::runbooks::runbook_routes(set.runbook_dir()));
+    }
     if let Source::Http(ingest) = &cfg.source {
         routes = routes.merge(source::http::routes(
             ingest.clone(),
@@ -77,6 +87,10 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     };
 
     let stop_source = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Kafka commits offsets when a checkpoint is durable, and is joined on a stop too, so
+    // it commits the last checkpoint's offsets and leaves its group before the process ends.
+    let mut on_durable = None;
+    let mut join_on_stop = false;
     let (reader, origin) = match &cfg.source {
         Source::Stdin => {
             let reader =
@@ -102,15 +116,34 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
             drop(tx);
             (thread::spawn(|| Ok(())), "http".to_string())
         }
+        Source::Kafka(kafka) => {
+            let (source, durable) =
+                KafkaSource::start(kafka, decode, store.clone(), stop_source.clone(), tx)?;
+            on_durable = Some(durable);
+            join_on_stop = true;
+            (
+                thread::spawn(move || source.run().map_err(io::Error::other)),
+                format!("kafka {}", kafka.topics.join(",")),
+            )
+        }
     };
     tracing::info!(rules = set.enabled().len(), source = %origin, "authwatch started");
     shared.ready.store(true, Ordering::Relaxed);
 
     let pipeline = Pipeline::new(engine, decode, router).with_enricher(enricher);
     let interval = Duration::from_millis(cfg.checkpoint_interval_ms as u64);
-    let writer = CheckpointWriter::start(store.clone(), None);
-    let mut detector = Detector::new(pipeline, writer, shared.clone(), origin, interval);
+    let writer = CheckpointWriter::start(store.clone(), on_durable);
+    let mut detector = Detector::new(pipeline, writer, shared.clone(), origin, interval)
+        .with_reloader(Reloader::new(
+            cfg.rules_dir.clone(),
+            engine_options(&cfg, &set),
+        ))
+        .with_labels(source_kind(&cfg.source), &cfg.format)
+        .with_queue_capacity(queue);
+    shared.metrics.rules_loaded.set(set.enabled().len() as i64);
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let ended = detector.run(&rx);
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     shared.ready.store(false, Ordering::Relaxed);
     stop_source.store(true, Ordering::Relaxed);
     if let Some(server) = server {
@@ -118,14 +151,19 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     }
     let ended = ended?;
     let pipeline = detector.close()?;
-    if ended == Ended::EndOfInput {
+    // Healthy sinks get `[daemon] shutdown_timeout` to deliver what is stored (a failing sink
+    // is not waited for); the rest is delivered on the next start.
+    let grace = Duration::from_millis(cfg.shutdown_timeout_ms.max(0) as u64);
+    runtime.block_on(delivery.shutdown(grace));
+    // A source blocked on a full channel sees it closed.
+    drop(rx);
+    if ended == Ended::EndOfInput || join_on_stop {
         let read_result = reader
             .join()
             .map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
         read_result?;
     }
     // On a stop the reader may be blocked on stdin; it ends with the process.
-    drop(rx);
     let c = &pipeline.counts;
     tracing::info!(
         events = c.events,
@@ -136,4 +174,14 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     );
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+/// The `source` label of the event metrics.
+fn source_kind(source: &Source) -> &'static str {
+    match source {
+        Source::Stdin => "stdin",
+        Source::File { .. } => "file",
+        Source::Http(_) => "http",
+        Source::Kafka(_) => "kafka",
+    }
 }

@@ -1,10 +1,14 @@
-//! What the daemon's threads and tasks share: control flags set by signals and HTTP, and
-//! readiness. Plain atomics: the detection thread polls them between batches.
+//! What the daemon's threads and tasks share: control flags set by signals and HTTP,
+//! readiness, and the metrics. Plain atomics: the detection thread polls them between batches.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-#[derive(Debug, Default)]
+use crate::telemetry::Metrics;
+
+#[derive(Default)]
 pub struct Shared {
+    /// Everything `/metrics` shows.
+    pub metrics: Metrics,
     /// Set once state is restored, rules compiled and the source connected.
     pub ready: AtomicBool,
     /// SIGTERM/SIGINT: stop intake, drain, checkpoint, exit.

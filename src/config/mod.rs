@@ -2,18 +2,25 @@
 //! every error collected. With no file, the embedded defaults of SPEC §5 apply.
 
 mod ingest;
+mod kafka;
 mod raw;
 mod secret;
+mod sinks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use raw::{RawConfig, RawSink};
+use raw::RawConfig;
 
 use crate::engine::{DEFAULT_LATENESS_MS, DEFAULT_MAX_GROUPS_PER_RULE};
 use crate::rule::Severity;
 pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest};
+pub use kafka::{DEFAULT_GROUP_ID, DEFAULT_IDLE_PARTITION_MS, KafkaConfig, KafkaSasl, KafkaTls};
 pub use secret::Secret;
+pub use sinks::{
+    DeliveryPolicy, ElasticsearchConfig, EmailConfig, PagerDutyConfig, SinkConfig, SinkKind,
+    SlackConfig, SmtpTls, SplunkHecConfig, SyslogConfig, WebhookConfig, split_host_port,
+};
 
 /// SPEC §5 defaults, used when there is no configuration file.
 pub const DEFAULT_RULES_DIR: &str = "rules";
@@ -22,6 +29,10 @@ pub const DEFAULT_STATE_DIR: &str = "authwatch-state";
 /// A checkpoint a second bounds what a crash can make the daemon re-read to one second of
 /// input, at a cost measured by the checkpoint benchmark.
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: i64 = 1_000;
+
+/// At a stop, healthy sinks get this long to deliver what is stored; the rest goes out on the
+/// next start. Well inside systemd's default 90 s stop timeout.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: i64 = 10_000;
 
 /// Input formats that can be named in `[source] format` and `--format`.
 pub const FORMATS: [&str; 4] = ["native", "auth0", "okta", "keycloak"];
@@ -38,6 +49,8 @@ pub struct Config {
     pub lateness_ms: i64,
     pub runbook_base_url: Option<String>,
     pub http_listen: Option<SocketAddr>,
+    /// `[daemon] shutdown_timeout`: how long sinks get to deliver at a stop.
+    pub shutdown_timeout_ms: i64,
     pub sinks: Vec<SinkConfig>,
     /// `[geoip]`: MaxMind databases that locate events which carry an ip but no `geo`.
     pub geoip: GeoipConfig,
@@ -66,18 +79,8 @@ pub enum Source {
     },
     /// Webhooks and batches posted to the ingest routes on `[http] listen`.
     Http(HttpIngest),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct SinkConfig {
-    pub kind: SinkKind,
-    pub routing: Routing,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum SinkKind {
-    Stdout,
-    File { path: PathBuf },
+    /// A Kafka consumer-group member (boxed: it is much larger than the other kinds).
+    Kafka(Box<KafkaConfig>),
 }
 
 /// Which alerts a sink receives.
@@ -121,11 +124,9 @@ impl Default for Config {
             lateness_ms: DEFAULT_LATENESS_MS,
             runbook_base_url: None,
             http_listen: None,
+            shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
             geoip: GeoipConfig::default(),
-            sinks: vec![SinkConfig {
-                kind: SinkKind::Stdout,
-                routing: Routing::default(),
-            }],
+            sinks: vec![SinkConfig::new("stdout", SinkKind::Stdout)],
         }
     }
 }
@@ -186,6 +187,9 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
         if source.kind != "http" {
             ingest::reject_http_keys(&source, error);
         }
+        if source.kind != "kafka" {
+            kafka::reject_kafka_keys(&source, error);
+        }
         match source.kind.as_str() {
             "stdin" => config.source = Source::Stdin,
             "file" => match &source.path {
@@ -209,10 +213,11 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
                     );
                 }
             }
-            "kafka" => error(format!(
-                "[source] kind = \"{}\" is not available in this version of authwatch; use \"stdin\"",
-                source.kind
-            )),
+            "kafka" => {
+                if let Some(k) = kafka::kafka_source(&source, error) {
+                    config.source = Source::Kafka(Box::new(k));
+                }
+            }
             other => error(format!(
                 "[source] unknown kind `{other}`; use one of stdin, file, kafka, http"
             )),
@@ -274,6 +279,14 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
             ));
         }
     }
+    if let Some(timeout) = raw.daemon.and_then(|d| d.shutdown_timeout) {
+        match humantime::parse_duration(&timeout) {
+            Ok(d) => config.shutdown_timeout_ms = d.as_millis() as i64,
+            Err(e) => error(format!(
+                "[daemon] shutdown_timeout `{timeout}`: {e}; write it like 10s"
+            )),
+        }
+    }
     let listen_given = raw.http.as_ref().is_some_and(|h| h.listen.is_some());
     if let Some(listen) = raw.http.and_then(|h| h.listen) {
         match listen.parse() {
@@ -289,12 +302,7 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
         );
     }
     if !raw.sink.is_empty() {
-        config.sinks = raw
-            .sink
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, s)| sink(i + 1, s, error))
-            .collect();
+        config.sinks = sinks::sinks(raw.sink, error);
     }
     config
 }
@@ -319,72 +327,6 @@ fn database_path(key: &str, path: String, error: &mut dyn FnMut(String)) -> Opti
             None
         }
     }
-}
-
-fn sink(n: usize, raw: RawSink, error: &mut dyn FnMut(String)) -> Option<SinkConfig> {
-    let at = format!("[[sink]] #{n} ({})", raw.kind);
-    let mut routing = Routing::default();
-    if let Some(min) = &raw.min_severity {
-        routing.min_severity = Severity::parse(min);
-        if routing.min_severity.is_none() {
-            error(format!(
-                "{at}: unknown min_severity `{min}`; use one of {}",
-                Severity::NAMES.join(", ")
-            ));
-        }
-    }
-    for r in raw.rules.unwrap_or_default() {
-        match r.strip_prefix('!') {
-            Some(excluded) => routing.exclude_rules.push(excluded.to_string()),
-            None => routing.include_rules.push(r),
-        }
-    }
-    routing.tags = raw.tags.unwrap_or_default();
-    let mut options = raw.options;
-    let mut take_str = |key: &str, error: &mut dyn FnMut(String)| -> Option<String> {
-        match options.remove(key) {
-            Some(toml::Value::String(s)) => Some(s),
-            Some(other) => {
-                error(format!(
-                    "{at}: `{key}` must be a string, found {}",
-                    other.type_str()
-                ));
-                None
-            }
-            None => None,
-        }
-    };
-    let kind = match raw.kind.as_str() {
-        "stdout" => Some(SinkKind::Stdout),
-        "file" => match take_str("path", error) {
-            Some(path) => Some(SinkKind::File { path: path.into() }),
-            None => {
-                error(format!("{at}: missing `path`"));
-                None
-            }
-        },
-        "webhook" | "splunk_hec" | "elasticsearch" | "syslog" | "pagerduty" | "slack" | "email" => {
-            error(format!(
-                "{at}: this sink kind is not available in this version of authwatch"
-            ));
-            options.clear();
-            None
-        }
-        other => {
-            error(format!(
-                "{at}: unknown kind `{other}`; use one of stdout, file, webhook, splunk_hec, elasticsearch, syslog, pagerduty, slack, email"
-            ));
-            options.clear();
-            None
-        }
-    };
-    for key in options.keys() {
-        error(format!("{at}: unknown key `{key}`"));
-    }
-    Some(SinkConfig {
-        kind: kind?,
-        routing,
-    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub struct RawConfig {
     pub geoip: Option<RawGeoip>,
     pub runbooks: Option<RawRunbooks>,
     pub http: Option<RawHttp>,
+    pub daemon: Option<RawDaemon>,
     #[serde(default)]
     pub sink: Vec<RawSink>,
 }
@@ -36,18 +37,16 @@ pub struct RawSource {
     pub okta_secret_file: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub queue_batches: Option<usize>,
-    // The keys below belong to source kinds that validation refuses for now; they are read
-    // so that a config written for them gets "not available" rather than "unknown key".
-    #[allow(dead_code)]
+    // kind = "kafka" (see `super::kafka`).
     pub brokers: Option<String>,
-    #[allow(dead_code)]
     pub topics: Option<Vec<String>>,
-    #[allow(dead_code)]
     pub group_id: Option<String>,
-    #[allow(dead_code)]
     pub dead_letter_topic: Option<String>,
-    #[allow(dead_code)]
-    pub properties: Option<BTreeMap<String, String>>,
+    pub idle_partition_timeout: Option<String>,
+    pub tls: Option<super::kafka::RawKafkaTls>,
+    pub sasl: Option<super::kafka::RawKafkaSasl>,
+    /// librdkafka settings; numbers and booleans are accepted as written.
+    pub properties: Option<BTreeMap<String, toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +75,12 @@ pub struct RawGeoip {
 #[serde(deny_unknown_fields)]
 pub struct RawRunbooks {
     pub base_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    pub shutdown_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

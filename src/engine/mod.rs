@@ -13,6 +13,7 @@ mod group;
 mod held;
 mod matchkind;
 mod persist;
+mod reload;
 mod reorder;
 mod sequence;
 mod table;
@@ -22,6 +23,7 @@ mod window;
 pub use alert::{Alert, MAX_EVIDENCE, alert_id, describe_duration, describe_group};
 pub use baseline::{BaselineGroup, MAX_VALUES_PER_GROUP, ValueId};
 pub use persist::{RestoreReport, StateWrites};
+pub use reload::RuleDiff;
 pub use travel::{Place, Trip, distance_km};
 
 use std::collections::BTreeMap;

@@ -136,7 +136,11 @@ fn encoder<G: GroupState>(rule: &str, items: Vec<(Box<str>, Option<G>)>) -> Enco
     let rule = rule.to_string();
     Box::new(move |out: &mut Vec<u8>| {
         for (key, state) in &items {
-            let line = Line { rule: &rule, key, state: state.as_ref() };
+            let line = Line {
+                rule: &rule,
+                key,
+                state: state.as_ref(),
+            };
             serde_json::to_writer(&mut *out, &line).expect("group state serialises");
             out.push(b'\n');
         }
@@ -171,13 +175,20 @@ impl<G: GroupState> AnyTable for Table<G> {
         Ok(())
     }
     fn forget(&mut self, subject: &str) -> usize {
-        Table::forget(self, &|key| group::names(key, subject), &|e| concerns(e, subject))
+        Table::forget(self, &|key| group::names(key, subject), &|e| {
+            concerns(e, subject)
+        })
     }
     fn export(&self, subject: &str) -> Vec<(String, serde_json::Value)> {
         let key_names = |key: &str| group::names(key, subject);
         let about = |e: &crate::event::Event| concerns(e, subject);
         self.about(&key_names, &about)
-            .map(|(k, g)| (group::display(k), serde_json::to_value(g).unwrap_or_default()))
+            .map(|(k, g)| {
+                (
+                    group::display(k),
+                    serde_json::to_value(g).unwrap_or_default(),
+                )
+            })
             .collect()
     }
 }
@@ -193,6 +204,13 @@ pub fn rule_shape(rule: &Rule) -> String {
     };
     let text = format!("{kind}|{:?}|{:?}", rule.filter, rule.group_by);
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+}
+
+impl GroupLog {
+    /// Makes the next checkpoint a full snapshot (stored data must be rewritten).
+    pub fn request_snapshot(&mut self) {
+        self.snapshot_due = true;
+    }
 }
 
 fn blob_key(seq: u64, kind: u8) -> Vec<u8> {
@@ -225,7 +243,9 @@ impl Engine {
             out.delete(key);
         }
         let log = &mut self.group_log;
-        let snapshot = log.snapshot_due || log.deltas_since_snapshot >= SNAPSHOT_EVERY || log.live_blobs.is_empty();
+        let snapshot = log.snapshot_due
+            || log.deltas_since_snapshot >= SNAPSHOT_EVERY
+            || log.live_blobs.is_empty();
         let mut parts: Vec<Encoder> = Vec::new();
         for live in &mut self.rules {
             let rule = live.rule.id.as_str();
@@ -235,7 +255,10 @@ impl Engine {
             } else if let Some(part) = table.changes(rule) {
                 parts.push(part);
             }
-            out.put([RULE_PREFIX, rule.as_bytes()].concat(), live.shape.clone().into_bytes());
+            out.put(
+                [RULE_PREFIX, rule.as_bytes()].concat(),
+                live.shape.clone().into_bytes(),
+            );
         }
         if snapshot || !parts.is_empty() {
             let key = blob_key(log.next_seq, if snapshot { SNAPSHOT } else { DELTA });
@@ -258,18 +281,35 @@ impl Engine {
                 w.put(key, blob);
             }));
         }
-        let pending: Vec<Held> = self.reorder.pending().map(|e| Held(Arc::clone(e))).collect();
-        out.put(PENDING_KEY.to_vec(), serde_json::to_vec(&pending).expect("events serialise"));
+        let pending: Vec<Held> = self
+            .reorder
+            .pending()
+            .map(|e| Held(Arc::clone(e)))
+            .collect();
+        out.put(
+            PENDING_KEY.to_vec(),
+            serde_json::to_vec(&pending).expect("events serialise"),
+        );
         let (max_ts, released) = self.reorder.position();
-        let clock = Clock { max_ts, released, last_sweep: self.last_sweep };
-        out.put(CLOCK_KEY.to_vec(), serde_json::to_vec(&clock).expect("clock serialises"));
+        let clock = Clock {
+            max_ts,
+            released,
+            last_sweep: self.last_sweep,
+        };
+        out.put(
+            CLOCK_KEY.to_vec(),
+            serde_json::to_vec(&clock).expect("clock serialises"),
+        );
         self.dedup.checkpoint(DEDUP_PREFIX, out);
     }
 
     /// Restores state from every stored entry, in key order. Groups of rules that no longer
     /// exist or whose shape changed are dropped (and the next checkpoint rewrites the log
     /// without them).
-    pub fn restore(&mut self, entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<RestoreReport, String> {
+    pub fn restore(
+        &mut self,
+        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<RestoreReport, String> {
         let mut report = RestoreReport::default();
         let mut blobs = Vec::new();
         let mut shapes = std::collections::HashMap::new();
@@ -277,15 +317,20 @@ impl Engine {
             if key.starts_with(GROUP_PREFIX) {
                 blobs.push((key, value));
             } else if let Some(rule) = key.strip_prefix(RULE_PREFIX) {
-                shapes.insert(String::from_utf8_lossy(rule).into_owned(), String::from_utf8_lossy(&value).into_owned());
+                shapes.insert(
+                    String::from_utf8_lossy(rule).into_owned(),
+                    String::from_utf8_lossy(&value).into_owned(),
+                );
             } else if key == PENDING_KEY {
-                let pending: Vec<Held> = serde_json::from_slice(&value).map_err(|e| format!("pending events: {e}"))?;
+                let pending: Vec<Held> =
+                    serde_json::from_slice(&value).map_err(|e| format!("pending events: {e}"))?;
                 report.pending = pending.len();
                 for h in pending {
                     self.reorder.push(h.0);
                 }
             } else if key == CLOCK_KEY {
-                let clock: Clock = serde_json::from_slice(&value).map_err(|e| format!("clock: {e}"))?;
+                let clock: Clock =
+                    serde_json::from_slice(&value).map_err(|e| format!("clock: {e}"))?;
                 self.reorder.set_position(clock.max_ts, clock.released);
                 self.last_sweep = clock.last_sweep;
             } else if let Some(seg) = key.strip_prefix(DEDUP_PREFIX) {
@@ -294,27 +339,42 @@ impl Engine {
         }
         blobs.sort_by(|a, b| a.0.cmp(&b.0));
         // Only the last snapshot and the deltas after it count; anything older is stale.
-        let start = blobs.iter().rposition(|(k, _)| k.last() == Some(&SNAPSHOT)).unwrap_or(0);
+        let start = blobs
+            .iter()
+            .rposition(|(k, _)| k.last() == Some(&SNAPSHOT))
+            .unwrap_or(0);
         for (key, _) in blobs.drain(..start) {
             self.stale_keys.push(key);
         }
-        let mut kept: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+        let mut kept: std::collections::HashSet<(String, String)> =
+            std::collections::HashSet::new();
         for (key, blob) in &blobs {
-            let seq = key.get(GROUP_PREFIX.len()..GROUP_PREFIX.len() + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).ok_or("a malformed group blob key")?;
+            let seq = key
+                .get(GROUP_PREFIX.len()..GROUP_PREFIX.len() + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or("a malformed group blob key")?;
             self.group_log.next_seq = self.group_log.next_seq.max(seq + 1);
             self.group_log.live_blobs.push(key.clone());
             if key.last() == Some(&DELTA) {
                 self.group_log.deltas_since_snapshot += 1;
             }
             for line in blob.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                let line: StoredLine<'_> = serde_json::from_slice(line).map_err(|e| format!("group blob {seq}: {e}"))?;
-                let live = self.rules.iter_mut().find(|l| l.rule.id == line.rule && shapes.get(&line.rule) == Some(&l.shape));
+                let line: StoredLine<'_> =
+                    serde_json::from_slice(line).map_err(|e| format!("group blob {seq}: {e}"))?;
+                let live = self
+                    .rules
+                    .iter_mut()
+                    .find(|l| l.rule.id == line.rule && shapes.get(&line.rule) == Some(&l.shape));
                 let Some(live) = live else {
                     self.group_log.snapshot_due = true;
                     continue;
                 };
                 let state = line.state.map(|s| s.get()).filter(|s| *s != "null");
-                live.groups.table_mut().restore(&line.key, state).map_err(|e| format!("rule {}: {e}", line.rule))?;
+                live.groups
+                    .table_mut()
+                    .restore(&line.key, state)
+                    .map_err(|e| format!("rule {}: {e}", line.rule))?;
                 if state.is_some() {
                     kept.insert((line.rule, line.key));
                 } else {
@@ -325,7 +385,8 @@ impl Engine {
         report.groups = kept.len();
         for rule in shapes.keys() {
             if !self.rules.iter().any(|l| &l.rule.id == rule) {
-                self.stale_keys.push([RULE_PREFIX, rule.as_bytes()].concat());
+                self.stale_keys
+                    .push([RULE_PREFIX, rule.as_bytes()].concat());
                 report.dropped += 1;
             }
         }

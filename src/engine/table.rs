@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 use crate::event::Event;
 
 /// What every kind's per-group state offers the table.
-pub trait GroupState: Default + Clone + Send + Sync + Serialize + DeserializeOwned + 'static {
+pub trait GroupState:
+    Default + Clone + Send + Sync + Serialize + DeserializeOwned + 'static
+{
     /// Event time of the group's last event (for expiry and eviction).
     fn last_seen(&self) -> i64;
     /// The events the state holds (for `export`).
@@ -235,8 +237,11 @@ mod tests {
         t.entry("a").0 = 5;
         t.entry("b").0 = 1;
         t.expire(3);
-        let mut seen: Vec<(String, Option<i64>)> =
-            t.drain_changes().into_iter().map(|(k, v)| (k.to_string(), v.map(|s| s.0))).collect();
+        let mut seen: Vec<(String, Option<i64>)> = t
+            .drain_changes()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.map(|s| s.0)))
+            .collect();
         seen.sort();
         assert_eq!(seen, [("a".to_string(), Some(5)), ("b".to_string(), None)]);
         assert!(t.drain_changes().is_empty());

@@ -1,6 +1,8 @@
 //! The daemon's HTTP server on `[http] listen`: health and readiness always, plus whatever the
 //! other parts mount (ingest, metrics, runbooks). One server, one port, axum.
 
+pub mod runbooks;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,13 +15,25 @@ use tokio::sync::watch;
 
 use crate::app::shared::Shared;
 
-/// Routes every daemon serves: `/healthz` (the process is alive) and `/readyz` (state
-/// loaded, rules compiled, source connected).
+/// Routes every daemon serves: `/healthz` (the process is alive), `/readyz` (state loaded,
+/// rules compiled, source connected) and `/metrics` (Prometheus).
 pub fn health_routes(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(shared)
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {

@@ -1,21 +1,47 @@
-//! Where alerts go. Each sink kind has its own module; the router applies each sink's routing.
+//! Where alerts go. Each sink kind has its own module that reshapes the alert (SPEC §3) for
+//! its receiver; [`build`] makes them from the configuration. Two ways in:
+//!
+//! - [`Router`] with synchronous [`AlertSink`]s: `replay` prints to stdout directly, and the
+//!   daemon's pipeline hands every alert to the outbox writer, which is such a sink too;
+//! - [`Deliver`]: the asynchronous delivery each outbox worker drives (`crate::outbox`), one
+//!   per configured sink, with retries and dead letters around it.
 
+mod build;
+mod cef;
+mod elasticsearch;
+mod email;
 mod file;
+mod http;
+mod pagerduty;
+mod record;
+mod slack;
+mod splunk_hec;
 mod stdout;
+mod syslog;
+mod webhook;
 
+pub use build::build;
 pub use file::FileSink;
+pub use record::{Record, hostname};
 pub use stdout::StdoutSink;
+pub use webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::{Routing, SinkConfig, SinkKind};
+use crate::config::Routing;
 use crate::engine::Alert;
 
-/// A destination for alerts.
+/// A destination for alerts, written to synchronously.
 pub trait AlertSink {
     fn deliver(&mut self, alert: &Alert) -> io::Result<()>;
     /// Pushes buffered alerts out (called after each batch and at shutdown).
     fn flush(&mut self) -> io::Result<()>;
+    /// Reopens files (SIGHUP after log rotation); nothing for sinks without files.
+    fn reopen(&mut self) {}
 }
 
 /// Every configured sink with its routing.
@@ -26,19 +52,6 @@ pub struct Router {
 impl Router {
     pub fn new(sinks: Vec<(Routing, Box<dyn AlertSink>)>) -> Router {
         Router { sinks }
-    }
-
-    /// Opens the sinks a configuration names.
-    pub fn from_config(configs: &[SinkConfig]) -> io::Result<Router> {
-        let mut sinks: Vec<(Routing, Box<dyn AlertSink>)> = Vec::new();
-        for c in configs {
-            let sink: Box<dyn AlertSink> = match &c.kind {
-                SinkKind::Stdout => Box::new(StdoutSink::new()),
-                SinkKind::File { path } => Box::new(FileSink::open(path)?),
-            };
-            sinks.push((c.routing.clone(), sink));
-        }
-        Ok(Router::new(sinks))
     }
 
     pub fn deliver(&mut self, alert: &Alert) -> io::Result<()> {
@@ -53,4 +66,59 @@ impl Router {
     pub fn flush(&mut self) -> io::Result<()> {
         self.sinks.iter_mut().try_for_each(|(_, s)| s.flush())
     }
+
+    pub fn reopen(&mut self) {
+        self.sinks.iter_mut().for_each(|(_, s)| s.reopen());
+    }
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why one alert was not delivered.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SendError {
+    /// Worth trying again: the receiver is down, slow, throttling (`after`: its Retry-After)
+    /// or refusing our credentials (which an operator can fix).
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// The receiver refused this alert itself (malformed for it, too large): trying again
+    /// gives the same answer, so it goes to the dead letters at once.
+    Reject { reason: String },
+}
+
+impl SendError {
+    pub fn retry(reason: impl Into<String>) -> SendError {
+        SendError::Retry {
+            reason: reason.into(),
+            after: None,
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            SendError::Retry { reason, .. } | SendError::Reject { reason } => reason,
+        }
+    }
+}
+
+/// One result per alert of a batch, in order.
+pub type Results = Vec<Result<(), SendError>>;
+
+/// The same result for every alert of a batch (receivers that take a batch whole or not at all).
+pub fn all(n: usize, result: Result<(), SendError>) -> Results {
+    vec![result; n]
+}
+
+/// Asynchronous delivery to one receiver.
+pub trait Deliver: Send + Sync {
+    /// Sends `alerts` (at most [`Deliver::max_batch`]); one result per alert, in order.
+    fn deliver<'a>(&'a self, alerts: &'a [Arc<Record>]) -> BoxFuture<'a, Results>;
+    /// Alerts per call: 1 unless the receiver has a bulk API.
+    fn max_batch(&self) -> usize {
+        1
+    }
+    /// Reopens files after log rotation (SIGHUP).
+    fn reopen(&self) {}
 }

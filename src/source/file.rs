@@ -216,6 +216,7 @@ mod tests {
             .map(|i| match i {
                 Item::Line(l, n) => format!("{n}:{}", String::from_utf8_lossy(l)),
                 Item::TooLong(len, n) => format!("{n}:too long {len}"),
+                _ => unreachable!("the file source hands over bytes"),
             })
             .collect()
     }

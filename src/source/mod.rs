@@ -1,13 +1,16 @@
 //! Event sources: newline-delimited records from standard input or a followed file, read on
-//! their own thread, and batches posted over HTTP, handed to the detection thread in batches.
+//! their own thread, batches posted over HTTP, and a Kafka consumer group, handed to the
+//! detection thread in batches.
 
 pub mod file;
 pub mod http;
+pub mod kafka;
 pub mod lines;
 pub mod stdin;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::{BadInput, Event};
 use crate::normalize::Format;
 
 /// Records handed from a reader to the engine at once, at most.
@@ -19,6 +22,16 @@ pub enum Item {
     Line(Vec<u8>, u64),
     /// A record over the size limit: its length and line number (its bytes were dropped).
     TooLong(usize, u64),
+    // Kafka decodes on its own thread (it orders partitions by event time, and sends bad
+    // messages to a dead-letter topic), so it hands over outcomes rather than bytes.
+    /// An event the source already decoded.
+    Event(Box<Event>),
+    /// A record the source decoded and found bad: why, where from (for the log), position.
+    Bad(BadInput, String, u64),
+    /// Not a record: checkpoint once everything before it is processed and send back the
+    /// checkpoint's sequence number. A Kafka revocation waits for that checkpoint to be
+    /// durable (`state::OnDurable`) and commits its offsets before the rebalance completes.
+    CheckpointNow(std::sync::mpsc::Sender<u64>),
 }
 
 /// Records, and where the source will be once they are processed: state-store entries

@@ -9,6 +9,11 @@
 //! | `m/` | this module | `m/version`: the state format |
 //! | `g/`, `r/`, `e/`, `d/` | the engine (`engine/persist.rs`) | groups, rule shapes, lateness buffer and clock, event-id dedup segments |
 //! | `s/` | sources | `s/<source>`: the position to resume from (JSON) |
+//! | `o/` | the outbox (`outbox/store.rs`) | `o/<seq>`: alerts waiting for delivery (seq: 8 bytes big-endian) |
+//! | `i/` | the outbox | `i/<alert id>`: ids already stored, so an alert produced again after a crash is not sent twice |
+//! | `c/` | the outbox | `c/<sink>`: the next seq each sink delivers |
+//! | `x/` | the outbox | `x/<sink>/<seq>`: dead letters, listed by `dead-letters`, sent again by `redrive` |
+//! | `m/outbox-next` | the outbox | the seq the next stored alert gets |
 
 mod sled_store;
 mod writer;
@@ -51,6 +56,14 @@ pub trait Store {
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan(&self, prefix: &[u8]) -> Result<Entries, StateError>;
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// At most `limit` entries whose key starts with `prefix`, from `start` (inclusive) on, in
+    /// key order: the outbox reads its log from a cursor without loading the whole log.
+    fn scan_from(&self, prefix: &[u8], start: &[u8], limit: usize) -> Result<Entries, StateError> {
+        let mut all = self.scan(prefix)?;
+        all.retain(|(k, _)| k.as_slice() >= start);
+        all.truncate(limit);
+        Ok(all)
+    }
     /// Applies all writes atomically and durably.
     fn commit(&self, writes: StateWrites) -> Result<(), StateError>;
     /// Bytes on disk (for metrics and the checkpoint log).

@@ -96,6 +96,18 @@ impl Store for SledStore {
             .map(|v| v.to_vec()))
     }
 
+    fn scan_from(&self, prefix: &[u8], start: &[u8], limit: usize) -> Result<Entries, StateError> {
+        self.db
+            .range(start.to_vec()..)
+            .take_while(|r| r.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
+            .take(limit)
+            .map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| self.error(e))
+            })
+            .collect()
+    }
+
     fn commit(&self, mut writes: StateWrites) -> Result<(), StateError> {
         writes.resolve();
         let mut batch = sled::Batch::default();

@@ -1,5 +1,11 @@
-//! Logging through tracing: human-readable on a terminal, JSON lines otherwise (journald,
+//! Telemetry: metrics for Prometheus, and logging through tracing: human-readable on a terminal, JSON lines otherwise (journald,
 //! log shippers). `RUST_LOG` overrides the level (default info).
+
+pub mod metrics;
+pub mod tally;
+
+pub use metrics::Metrics;
+pub use tally::Tally;
 
 use std::io::IsTerminal;
 

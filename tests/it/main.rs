@@ -6,7 +6,15 @@ mod geo;
 #[path = "../common/geodb.rs"]
 mod geodb;
 mod http_ingest;
+mod kafka;
 mod normalize_attacks;
 mod normalize_conformance;
+mod ops;
+mod sinks_email;
+mod sinks_harness;
+mod sinks_http;
+mod sinks_latency;
+mod sinks_outage;
+mod sinks_syslog;
 mod state;
 mod support;

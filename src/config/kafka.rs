@@ -1,0 +1,402 @@
+//! `[source] kind = "kafka"`: brokers, topics, consumer group, dead-letter topic, TLS and SASL,
+//! and librdkafka properties passed through. Validation touches no network: files are checked
+//! for existence, secrets are read from the environment or files, and the properties are
+//! checked by librdkafka's own configuration parser (which opens no connection).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::raw::RawSource;
+use super::secret::{self, Secret};
+
+/// The consumer group when `group_id` is not given.
+pub const DEFAULT_GROUP_ID: &str = "authwatch";
+
+/// How long a partition may deliver nothing before the event-time merge stops waiting for it.
+/// A second keeps alerts from the other partitions prompt while a partition whose fetch is
+/// merely slow still gets its turn; a partition known to be at its end never holds the others.
+pub const DEFAULT_IDLE_PARTITION_MS: u64 = 1_000;
+
+/// librdkafka properties authwatch owns: setting them would break the delivery guarantee
+/// (offsets are committed only after the checkpoint that covers them) or duplicate a key.
+const OWNED_PROPERTIES: [(&str, &str); 8] = [
+    ("bootstrap.servers", "use [source] brokers"),
+    ("metadata.broker.list", "use [source] brokers"),
+    ("group.id", "use [source] group_id"),
+    (
+        "enable.auto.commit",
+        "offsets are committed after each durable checkpoint",
+    ),
+    (
+        "enable.auto.offset.store",
+        "offsets are committed after each durable checkpoint",
+    ),
+    (
+        "security.protocol",
+        "it follows from [source.tls] and [source.sasl]",
+    ),
+    ("sasl.password", "use [source.sasl] password_env"),
+    ("ssl.key.password", "use [source.tls] key_password_env"),
+];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port...]`, librdkafka's `bootstrap.servers`.
+    pub brokers: String,
+    pub topics: Vec<String>,
+    pub group_id: String,
+    /// Bad messages are produced here with their original bytes and headers naming why.
+    pub dead_letter_topic: Option<String>,
+    pub tls: Option<KafkaTls>,
+    pub sasl: Option<KafkaSasl>,
+    /// `[source.properties]`: librdkafka settings, applied after authwatch's tuning.
+    pub properties: BTreeMap<String, String>,
+    /// false: read what the assigned partitions hold now, then stop (backfills, tests).
+    pub follow: bool,
+    /// See [`DEFAULT_IDLE_PARTITION_MS`].
+    pub idle_partition: Duration,
+}
+
+/// `[source.tls]`: TLS to the brokers; without `ca_file` the system's CAs are trusted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KafkaTls {
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key, for brokers that authenticate clients by TLS.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub key_password: Option<Secret>,
+}
+
+/// `[source.sasl]`: SASL PLAIN or SCRAM.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KafkaSasl {
+    /// librdkafka's name: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: String,
+    pub username: String,
+    pub password: Secret,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafkaTls {
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub key_password_env: Option<String>,
+    pub key_password_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafkaSasl {
+    pub mechanism: String,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+}
+
+const MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+/// Validates a `[source]` of kind `kafka`; `None` when something is wrong (every error is
+/// reported through `error`).
+pub fn kafka_source(raw: &RawSource, error: &mut dyn FnMut(String)) -> Option<KafkaConfig> {
+    let mut errors = 0;
+    let mut report = |msg: String| {
+        errors += 1;
+        error(msg);
+    };
+    let brokers = match raw.brokers.as_deref().map(str::trim) {
+        Some(b) if !b.is_empty() => b.to_string(),
+        _ => {
+            report(
+                "[source] kind = \"kafka\" needs `brokers`, like \"kafka-1:9092,kafka-2:9092\""
+                    .into(),
+            );
+            String::new()
+        }
+    };
+    let topics = raw.topics.clone().unwrap_or_default();
+    if topics.is_empty() || topics.iter().any(|t| t.trim().is_empty()) {
+        report(
+            "[source] kind = \"kafka\" needs `topics`, a list of topic names like [\"auth-events\"]"
+                .into(),
+        );
+    }
+    let group_id = raw
+        .group_id
+        .clone()
+        .unwrap_or_else(|| DEFAULT_GROUP_ID.to_string());
+    if group_id.trim().is_empty() {
+        report("[source] group_id must not be empty".into());
+    }
+    if let Some(dlq) = &raw.dead_letter_topic
+        && (dlq.trim().is_empty() || topics.contains(dlq))
+    {
+        report(format!(
+            "[source] dead_letter_topic `{dlq}` must be a topic name other than the consumed topics"
+        ));
+    }
+    let tls = raw.tls.as_ref().and_then(|t| tls(t, &mut report));
+    let sasl = raw.sasl.as_ref().and_then(|s| sasl(s, &mut report));
+    let mut properties = BTreeMap::new();
+    for (key, value) in raw.properties.iter().flatten() {
+        let value = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                report(format!(
+                    "[source.properties] `{key}` must be a string, number or boolean, found {}",
+                    other.type_str()
+                ));
+                continue;
+            }
+        };
+        if let Some((_, why)) = OWNED_PROPERTIES.iter().find(|(k, _)| k == key) {
+            report(format!(
+                "[source.properties] `{key}` is set by authwatch: {why}"
+            ));
+            continue;
+        }
+        properties.insert(key.clone(), value);
+    }
+    let idle_partition = match &raw.idle_partition_timeout {
+        None => Duration::from_millis(DEFAULT_IDLE_PARTITION_MS),
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                report(format!(
+                    "[source] idle_partition_timeout `{text}` must be a duration above 0 like 1s"
+                ));
+                Duration::ZERO
+            }
+        },
+    };
+    if errors > 0 {
+        return None;
+    }
+    let config = KafkaConfig {
+        brokers,
+        topics,
+        group_id,
+        dead_letter_topic: raw.dead_letter_topic.clone(),
+        tls,
+        sasl,
+        properties,
+        follow: raw.follow.unwrap_or(true),
+        idle_partition,
+    };
+    // librdkafka parses every property now, without connecting: a misspelt key or a bad
+    // value is a configuration error at `check`, not a failure at start.
+    if let Err(e) = crate::source::kafka::client::check_properties(&config) {
+        error(format!("[source.properties] {e}"));
+        return None;
+    }
+    Some(config)
+}
+
+/// Errors for Kafka keys under a `[source]` of another kind: they would be silently ignored.
+pub fn reject_kafka_keys(raw: &RawSource, error: &mut dyn FnMut(String)) {
+    let given = [
+        ("brokers", raw.brokers.is_some()),
+        ("topics", raw.topics.is_some()),
+        ("group_id", raw.group_id.is_some()),
+        ("dead_letter_topic", raw.dead_letter_topic.is_some()),
+        ("properties", raw.properties.is_some()),
+        ("tls", raw.tls.is_some()),
+        ("sasl", raw.sasl.is_some()),
+        (
+            "idle_partition_timeout",
+            raw.idle_partition_timeout.is_some(),
+        ),
+    ];
+    for (key, _) in given.iter().filter(|(_, g)| *g) {
+        error(format!(
+            "[source] `{key}` applies to kind = \"kafka\" only, not kind = \"{}\"",
+            raw.kind
+        ));
+    }
+}
+
+fn existing_file(
+    at: &str,
+    key: &str,
+    path: &Option<String>,
+    ok: &mut bool,
+    error: &mut dyn FnMut(String),
+) -> Option<PathBuf> {
+    let path = PathBuf::from(path.as_ref()?);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => Some(path),
+        Ok(_) => {
+            *ok = false;
+            error(format!("{at} {key} `{}` is not a file", path.display()));
+            None
+        }
+        Err(e) => {
+            *ok = false;
+            error(format!("{at} {key} `{}`: {e}", path.display()));
+            None
+        }
+    }
+}
+
+fn tls(raw: &RawKafkaTls, error: &mut dyn FnMut(String)) -> Option<KafkaTls> {
+    let at = "[source.tls]";
+    let mut ok = true;
+    let ca_file = existing_file(at, "ca_file", &raw.ca_file, &mut ok, error);
+    let cert_file = existing_file(at, "cert_file", &raw.cert_file, &mut ok, error);
+    let key_file = existing_file(at, "key_file", &raw.key_file, &mut ok, error);
+    if raw.cert_file.is_some() != raw.key_file.is_some() {
+        ok = false;
+        error(format!(
+            "{at} cert_file and key_file go together: a client certificate needs its key"
+        ));
+    }
+    let key_password = secret::resolve(
+        at,
+        "key_password",
+        raw.key_password_env.as_deref(),
+        raw.key_password_file.as_deref(),
+        &mut |m| {
+            ok = false;
+            error(m)
+        },
+    );
+    ok.then_some(KafkaTls {
+        ca_file,
+        cert_file,
+        key_file,
+        key_password,
+    })
+}
+
+fn sasl(raw: &RawKafkaSasl, error: &mut dyn FnMut(String)) -> Option<KafkaSasl> {
+    let at = "[source.sasl]";
+    let mut ok = true;
+    let mechanism = raw.mechanism.to_ascii_uppercase();
+    if !MECHANISMS.contains(&mechanism.as_str()) {
+        ok = false;
+        error(format!(
+            "{at} unknown mechanism `{}`; use one of {}",
+            raw.mechanism,
+            MECHANISMS.join(", ")
+        ));
+    }
+    let username = raw.username.clone().unwrap_or_default();
+    if username.is_empty() {
+        ok = false;
+        error(format!("{at} needs `username`"));
+    }
+    let password = secret::resolve(
+        at,
+        "password",
+        raw.password_env.as_deref(),
+        raw.password_file.as_deref(),
+        &mut |m| {
+            ok = false;
+            error(m)
+        },
+    );
+    if password.is_none() && raw.password_env.is_none() && raw.password_file.is_none() {
+        ok = false;
+        error(format!(
+            "{at} needs `password_env` (or `password_file`): secrets are never written inline"
+        ));
+    }
+    if ok {
+        password.map(|password| KafkaSasl {
+            mechanism,
+            username,
+            password,
+        })
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Source;
+    use super::super::parse;
+    use std::path::Path;
+
+    fn kafka(text: &str) -> Result<super::KafkaConfig, Vec<String>> {
+        match parse(Path::new("a.toml"), text) {
+            Ok(c) => match c.source {
+                Source::Kafka(k) => Ok(*k),
+                other => panic!("not a kafka source: {other:?}"),
+            },
+            Err(e) => Err(e.0),
+        }
+    }
+
+    #[test]
+    fn a_minimal_kafka_source_gets_defaults() {
+        let k = kafka("[source]\nkind = \"kafka\"\nbrokers = \"k:9092\"\ntopics = [\"auth\"]\n")
+            .unwrap();
+        assert_eq!(k.group_id, "authwatch");
+        assert!(k.follow);
+        assert!(k.tls.is_none() && k.sasl.is_none());
+    }
+
+    #[test]
+    fn properties_are_parsed_by_librdkafka_and_owned_ones_refused() {
+        let k = kafka(
+            "[source]\nkind = \"kafka\"\nbrokers = \"k:9092\"\ntopics = [\"auth\"]\n[source.properties]\n\"fetch.wait.max.ms\" = 20\n\"auto.offset.reset\" = \"latest\"\n",
+        )
+        .unwrap();
+        assert_eq!(k.properties["fetch.wait.max.ms"], "20");
+        let err = kafka(
+            "[source]\nkind = \"kafka\"\nbrokers = \"k:9092\"\ntopics = [\"auth\"]\n[source.properties]\n\"fetch.wiat.max.ms\" = 20\n",
+        )
+        .unwrap_err();
+        assert!(err[0].contains("fetch.wiat.max.ms"), "{err:?}");
+        let err = kafka(
+            "[source]\nkind = \"kafka\"\nbrokers = \"k:9092\"\ntopics = [\"auth\"]\n[source.properties]\n\"enable.auto.commit\" = true\n",
+        )
+        .unwrap_err();
+        assert!(err[0].contains("set by authwatch"), "{err:?}");
+    }
+
+    #[test]
+    fn every_error_is_collected() {
+        let err = kafka(
+            "[source]\nkind = \"kafka\"\ntopics = []\n[source.tls]\nca_file = \"/nonexistent/ca.pem\"\ncert_file = \"/nonexistent/c.pem\"\n[source.sasl]\nmechanism = \"GSSAPI\"\n",
+        )
+        .unwrap_err();
+        // brokers, topics, ca_file, cert_file, cert without key, mechanism, username, password
+        assert_eq!(err.len(), 8, "{err:#?}");
+    }
+
+    #[test]
+    fn sasl_reads_the_password_from_the_environment() {
+        // SAFETY (test): no other test reads this variable.
+        unsafe { std::env::set_var("AUTHWATCH_TEST_KAFKA_PASSWORD", "s3cret") };
+        let k = kafka(
+            "[source]\nkind = \"kafka\"\nbrokers = \"k:9093\"\ntopics = [\"auth\"]\n[source.tls]\n[source.sasl]\nmechanism = \"scram-sha-512\"\nusername = \"aw\"\npassword_env = \"AUTHWATCH_TEST_KAFKA_PASSWORD\"\n",
+        )
+        .unwrap();
+        let sasl = k.sasl.unwrap();
+        assert_eq!(sasl.mechanism, "SCRAM-SHA-512");
+        assert_eq!(sasl.password.expose(), "s3cret");
+        assert!(k.tls.is_some());
+    }
+
+    #[test]
+    fn kafka_keys_on_another_kind_are_errors() {
+        let err = parse(
+            Path::new("a.toml"),
+            "[source]\nkind = \"stdin\"\nbrokers = \"k:9092\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.0[0].contains("`brokers` applies to kind = \"kafka\""),
+            "{err}"
+        );
+    }
+}

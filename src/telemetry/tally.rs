@@ -1,0 +1,189 @@
+//! Counts kept by the detection thread in plain integers, published into [`Metrics`] once per
+//! batch; plus the seed's observability signals derived from events (top offenders with
+//! bounded cardinality, active sessions).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::metrics::{Labels, Metrics, label};
+use crate::engine::{Alert, EngineStats};
+use crate::event::{BadReason, Event, EventType};
+
+/// Offenders tracked per minute, at most: a flood of distinct IPs cannot grow this.
+const OFFENDERS_TRACKED: usize = 10_000;
+/// Offenders published per minute (the gauge's cardinality).
+const OFFENDERS_PUBLISHED: usize = 10;
+const MINUTE_MS: i64 = 60_000;
+
+#[derive(Default)]
+pub struct Tally {
+    events: [u64; EventType::ALL.len()],
+    bad: BTreeMap<BadReason, u64>,
+    alerts: BTreeMap<(String, &'static str), u64>,
+    mfa_failures: BTreeMap<(String, String), u64>,
+    failed_by_ip: HashMap<String, u64>,
+    failed_by_user: HashMap<String, u64>,
+    minute_started_ms: i64,
+    sessions_delta: i64,
+    last_late: u64,
+    last_duplicates: u64,
+}
+
+impl Tally {
+    pub fn event(&mut self, e: &Event) {
+        self.events[e.kind.index()] += 1;
+        match e.kind {
+            EventType::LoginFailure => {
+                if let Some(ip) = e.ip
+                    && (self.failed_by_ip.len() < OFFENDERS_TRACKED
+                        || self.failed_by_ip.contains_key(&ip.to_string()))
+                {
+                    *self.failed_by_ip.entry(ip.to_string()).or_default() += 1;
+                }
+                if let Some(u) = e.username.as_deref()
+                    && (self.failed_by_user.len() < OFFENDERS_TRACKED
+                        || self.failed_by_user.contains_key(u))
+                {
+                    *self.failed_by_user.entry(u.to_string()).or_default() += 1;
+                }
+            }
+            EventType::MfaFailure => {
+                let key = (
+                    e.factor.clone().unwrap_or_default(),
+                    e.reason.clone().unwrap_or_default(),
+                );
+                *self.mfa_failures.entry(key).or_default() += 1;
+            }
+            EventType::LoginSuccess => self.sessions_delta += 1,
+            EventType::Logout | EventType::SessionRevoke => self.sessions_delta -= 1,
+            _ => {}
+        }
+    }
+
+    pub fn bad(&mut self, reason: BadReason) {
+        *self.bad.entry(reason).or_default() += 1;
+    }
+
+    pub fn alert(&mut self, a: &Alert) {
+        *self
+            .alerts
+            .entry((a.rule.clone(), a.severity.as_str()))
+            .or_default() += 1;
+    }
+
+    /// Moves the counts into the metrics; `now_ms` is the wall clock (for the per-minute
+    /// offender gauges).
+    pub fn publish(
+        &mut self,
+        m: &Metrics,
+        source: &str,
+        format: &str,
+        stats: &EngineStats,
+        now_ms: i64,
+    ) {
+        for (i, n) in self.events.iter_mut().enumerate().filter(|(_, n)| **n > 0) {
+            let kind = EventType::ALL[i];
+            let labels: Labels = vec![
+                ("source", source.to_string()),
+                ("format", format.to_string()),
+                ("type", kind.as_str().to_string()),
+            ];
+            m.events.get_or_create(&labels).inc_by(*n);
+            match kind {
+                EventType::PasswordResetRequest | EventType::PasswordReset => {
+                    m.password_resets
+                        .get_or_create(&label("type", kind.as_str()))
+                        .inc_by(*n);
+                }
+                EventType::TokenReuse => {
+                    m.token_reuse.inc_by(*n);
+                }
+                _ => {}
+            }
+            *n = 0;
+        }
+        for (reason, n) in std::mem::take(&mut self.bad) {
+            m.bad_input
+                .get_or_create(&label("reason", reason.as_str()))
+                .inc_by(n);
+        }
+        for ((rule, severity), n) in std::mem::take(&mut self.alerts) {
+            match rule.as_str() {
+                "new-country-login" => drop(m.new_country_logins.inc_by(n)),
+                "new-device-login" => drop(m.new_device_logins.inc_by(n)),
+                _ => {}
+            }
+            m.alerts
+                .get_or_create(&vec![("rule", rule), ("severity", severity.to_string())])
+                .inc_by(n);
+        }
+        for ((factor, reason), n) in std::mem::take(&mut self.mfa_failures) {
+            m.mfa_failures
+                .get_or_create(&vec![("factor", factor), ("reason", reason)])
+                .inc_by(n);
+        }
+        let sessions = (m.active_sessions.get() + std::mem::take(&mut self.sessions_delta)).max(0);
+        m.active_sessions.set(sessions);
+        m.late_events.inc_by(stats.late - self.last_late);
+        m.duplicate_events
+            .inc_by(stats.duplicates - self.last_duplicates);
+        (self.last_late, self.last_duplicates) = (stats.late, stats.duplicates);
+        if now_ms - self.minute_started_ms >= MINUTE_MS {
+            publish_top(&m.failed_logins_top_ip, "ip", &mut self.failed_by_ip);
+            publish_top(
+                &m.failed_logins_top_user,
+                "username",
+                &mut self.failed_by_user,
+            );
+            self.minute_started_ms = now_ms;
+        }
+    }
+}
+
+/// Replaces a gauge family with the top offenders of the minute, and starts a new minute.
+fn publish_top(
+    family: &prometheus_client::metrics::family::Family<
+        Labels,
+        prometheus_client::metrics::gauge::Gauge,
+    >,
+    name: &'static str,
+    counts: &mut HashMap<String, u64>,
+) {
+    let mut top: Vec<(String, u64)> = counts.drain().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    family.clear();
+    for (key, n) in top.into_iter().take(OFFENDERS_PUBLISHED) {
+        family.get_or_create(&label(name, key)).set(n as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offenders_are_bounded_to_the_top_ten() {
+        let m = Metrics::new();
+        let mut t = Tally::default();
+        for i in 0..50u8 {
+            for _ in 0..=i {
+                let mut e = Event::new(0, EventType::LoginFailure);
+                e.ip = Some(std::net::IpAddr::from([203, 0, 113, i]));
+                t.event(&e);
+            }
+        }
+        t.publish(&m, "stdin", "native", &EngineStats::default(), MINUTE_MS);
+        let text = m.render();
+        let lines = text
+            .lines()
+            .filter(|l| l.starts_with("authwatch_failed_logins_top_ip{"))
+            .count();
+        assert_eq!(lines, 10, "{text}");
+        assert!(
+            text.contains("authwatch_failed_logins_top_ip{ip=\"203.0.113.49\"} 50"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "authwatch_events_total{source=\"stdin\",format=\"native\",type=\"login.failure\"} 1275"
+        ));
+    }
+}

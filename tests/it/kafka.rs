@@ -1,0 +1,678 @@
+//! The Kafka source against a real broker (tansu, started by `.ci/run`, which exports
+//! `AUTHWATCH_KAFKA_BROKERS`; without it every test here skips with a printed reason):
+//! alerts equal `replay`'s, partitions merge by event time, bad messages go to the dead-letter
+//! topic, a restarted consumer resumes at its offsets, and group members split the partitions
+//! and take over from each other without losing or double-counting a detection.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use authwatch::synth::Traffic;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::support::{alerts, authwatch, repo, rules_dir, stderr};
+
+/// How long a test waits for the daemon to catch up before failing.
+const PATIENCE: Duration = Duration::from_secs(90);
+
+fn brokers(test: &str) -> Option<String> {
+    match std::env::var("AUTHWATCH_KAFKA_BROKERS") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ => {
+            eprintln!(
+                "skipping {test}: AUTHWATCH_KAFKA_BROKERS is unset (.ci/run starts a broker and sets it)"
+            );
+            None
+        }
+    }
+}
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("aw-{name}-{}-{nanos}", std::process::id())
+}
+
+/// Creates a topic with the admin API (the test broker does not create topics itself).
+fn create_topic(brokers: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("an admin client");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime
+        .block_on(admin.create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        ))
+        .expect("create_topics answers");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e:?}"));
+    }
+}
+
+/// One message to produce: partition, key, payload.
+type Record = (i32, Vec<u8>, Vec<u8>);
+
+fn produce(brokers: &str, topic: &str, records: &[Record], compression: &str) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("compression.type", compression)
+        .create()
+        .expect("a producer");
+    for (partition, key, payload) in records {
+        let mut record = BaseRecord::to(topic)
+            .partition(*partition)
+            .key(key.as_slice())
+            .payload(payload.as_slice());
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => panic!("produce: {e}"),
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .expect("every record is acknowledged");
+}
+
+/// The partition a key goes to: a stable hash, as a producer keyed by user would do.
+fn partition_of(key: &str, partitions: i32) -> i32 {
+    (authwatch::event::fingerprint(key.as_bytes()) % partitions as u64) as i32
+}
+
+/// Synthetic traffic starting `days_ahead` days from now (future event time, so the daemon's
+/// idle clock, which follows the wall clock, never makes it late), as JSON lines keyed by
+/// username, followed by one marker per partition an hour after the last event: the markers
+/// move every partition's event time past the lateness, so everything before them is judged.
+fn traffic(seed: u64, n: usize, days_ahead: i64, partitions: i32) -> (Vec<Record>, Vec<u8>) {
+    let now = chrono::Utc::now().timestamp_millis();
+    let events = Traffic {
+        seed,
+        start_ms: now + days_ahead * 86_400_000,
+        users: 2_000,
+        attack_every: 300,
+        ..Traffic::default()
+    }
+    .generate(n);
+    let mut records = Vec::new();
+    let mut lines = Vec::new();
+    for e in &events {
+        let json = serde_json::to_vec(e).unwrap();
+        let key = e.username.clone().unwrap_or_default();
+        records.push((
+            partition_of(&key, partitions),
+            key.into_bytes(),
+            json.clone(),
+        ));
+        lines.extend_from_slice(&json);
+        lines.push(b'\n');
+    }
+    let last = events.last().map_or(now, |e| e.ts);
+    for p in 0..partitions {
+        let marker = format!(
+            r#"{{"ts":{},"type":"other","tenant":"tenant0","user":"marker-{seed}-{p}","username":"marker-{seed}-{p}"}}"#,
+            last + 3_600_000 + p as i64
+        );
+        records.push((p, b"marker".to_vec(), marker.clone().into_bytes()));
+        lines.extend_from_slice(marker.as_bytes());
+        lines.push(b'\n');
+    }
+    (records, lines)
+}
+
+struct Setup {
+    dir: PathBuf,
+    brokers: String,
+    topic: String,
+    group: String,
+    rules: PathBuf,
+}
+
+impl Setup {
+    fn new(dir: &Path, brokers: String, name: &str, partitions: i32) -> Setup {
+        let topic = unique(name);
+        create_topic(&brokers, &topic, partitions);
+        Setup {
+            dir: dir.to_path_buf(),
+            brokers,
+            group: format!("{topic}-group"),
+            topic,
+            rules: rules_dir(),
+        }
+    }
+
+    /// A daemon configuration named `name` (its state, alerts and log are named after it).
+    fn config(&self, name: &str, follow: bool, extra_source: &str) -> PathBuf {
+        let path = self.dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"[source]
+kind = "kafka"
+brokers = "{brokers}"
+topics = ["{topic}"]
+group_id = "{group}"
+follow = {follow}
+{extra_source}
+[source.properties]
+"session.timeout.ms" = 6000
+"heartbeat.interval.ms" = 500
+[state]
+dir = "{state}"
+checkpoint_interval = "200ms"
+[rules]
+dir = "{rules}"
+[[sink]]
+kind = "file"
+path = "{alerts}"
+"#,
+                brokers = self.brokers,
+                topic = self.topic,
+                group = self.group,
+                state = self.dir.join(format!("{name}-state")).display(),
+                rules = self.rules.display(),
+                alerts = self.alerts(name).display(),
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn alerts(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}-alerts.jsonl"))
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.log"))
+    }
+
+    /// Starts `authwatch run` with the configuration `name`; its log goes to a file.
+    fn spawn(&self, name: &str, follow: bool, extra_source: &str) -> Child {
+        let cfg = self.config(name, follow, extra_source);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log(name))
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_authwatch"))
+            .args(["run", "--config", cfg.to_str().unwrap()])
+            .env("RUST_LOG", "info,librdkafka=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the daemon starts")
+    }
+
+    /// Runs a daemon that reads the topic to its end and stops; its exit must be clean.
+    fn run_to_end(&self, name: &str, extra_source: &str) {
+        let mut child = self.spawn(name, false, extra_source);
+        let status = wait_exit(&mut child, PATIENCE);
+        assert_eq!(
+            status,
+            Some(0),
+            "the daemon reads to the end and exits 0; log:\n{}",
+            self.log_text(name)
+        );
+    }
+
+    fn log_text(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log(name)).unwrap_or_default()
+    }
+
+    /// The partitions `name` holds now, from its assignment and revocation log lines.
+    fn assignment(&self, name: &str) -> BTreeSet<i32> {
+        let mut held = BTreeSet::new();
+        for line in self.log_text(name).lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let parts = || {
+                field(&v, "partitions")
+                    .as_str()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|p| p.split(['/', '@']).nth(1)?.parse::<i32>().ok())
+                    .collect::<Vec<_>>()
+            };
+            match field(&v, "message").as_str() {
+                Some("kafka: partitions assigned") => held.extend(parts()),
+                Some("kafka: partitions revoked") => {
+                    for p in parts() {
+                        held.remove(&p);
+                    }
+                }
+                _ => {}
+            }
+        }
+        held
+    }
+
+    /// Waits until the members' assignments are exactly `want` (one set per member).
+    fn await_assignment(&self, want: &[(&str, usize)], total: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let sets: Vec<BTreeSet<i32>> = want.iter().map(|(n, _)| self.assignment(n)).collect();
+            let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
+            let sizes_ok = want.iter().zip(&sets).all(|((_, min), s)| s.len() >= *min);
+            let disjoint = sets.iter().map(BTreeSet::len).sum::<usize>() == union.len();
+            if sizes_ok && disjoint && union.len() == total {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "assignments never settled: {sets:?}; logs:\n{}",
+                want.iter()
+                    .map(|(n, _)| self.log_text(n))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until the group has committed the end of every partition; the logs of the
+    /// daemons `names` are shown if it never does.
+    fn await_committed_end(&self, partitions: i32, names: &[&str]) {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", &self.group)
+            .create()
+            .unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..partitions {
+                tpl.add_partition(&self.topic, p);
+            }
+            let committed: BTreeMap<i32, i64> =
+                match consumer.committed_offsets(tpl, Duration::from_secs(5)) {
+                    Ok(list) => list
+                        .elements()
+                        .iter()
+                        .filter_map(|e| match e.offset() {
+                            Offset::Offset(o) => Some((e.partition(), o)),
+                            _ => None,
+                        })
+                        .collect(),
+                    Err(_) => BTreeMap::new(),
+                };
+            let ends: BTreeMap<i32, i64> = (0..partitions)
+                .map(|p| {
+                    let (_, high) = consumer
+                        .fetch_watermarks(&self.topic, p, Duration::from_secs(5))
+                        .unwrap();
+                    (p, high)
+                })
+                .collect();
+            if ends
+                .iter()
+                .all(|(p, high)| *high == 0 || committed.get(p) == Some(high))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the group never committed the end: committed {committed:?}, ends {ends:?}; logs:\n{}",
+                names
+                    .iter()
+                    .map(|n| self.log_text(n))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// A field of a JSON log line, flattened or under `fields`.
+fn field<'a>(line: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    match &line[name] {
+        serde_json::Value::Null => &line["fields"][name],
+        v => v,
+    }
+}
+
+fn wait_exit(child: &mut Child, patience: Duration) -> Option<i32> {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sigterm(child: &mut Child) {
+    // SAFETY: kill(2) with the pid of a child we started and have not reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(
+        wait_exit(child, PATIENCE),
+        Some(0),
+        "a stopped daemon exits 0"
+    );
+}
+
+fn ids_in(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("alert JSON")["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Alert ids `replay` gives for these lines with these rules.
+fn replay_ids(dir: &Path, rules: &Path, lines: &[u8]) -> BTreeSet<String> {
+    let input = dir.join("replay-input.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    let out = authwatch(
+        &[
+            "replay",
+            "--rules",
+            rules.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    alerts(&out)
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The events the daemon `name` counted, from its last "authwatch stopped" line.
+fn events_counted(setup: &Setup, name: &str) -> u64 {
+    setup
+        .log_text(name)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| field(v, "message") == "authwatch stopped")
+        .map(|v| field(&v, "events").as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn events_produced_to_a_topic_raise_the_same_alerts_as_replay() {
+    let Some(brokers) = brokers("events_produced_to_a_topic_raise_the_same_alerts_as_replay")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(dir.path(), brokers, "replay", 1);
+    let (records, lines) = traffic(11, 20_000, 1, 1);
+    // zstd-compressed batches: the consumer must be built with zstd to read them.
+    produce(&setup.brokers, &setup.topic, &records, "zstd");
+    setup.run_to_end("solo", "");
+    let got: BTreeSet<String> = ids_in(&setup.alerts("solo")).into_iter().collect();
+    let want = replay_ids(dir.path(), &setup.rules, &lines);
+    assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_multi_partition_topic_keyed_by_user_gives_the_alerts_of_the_sorted_stream() {
+    let Some(brokers) =
+        brokers("a_multi_partition_topic_keyed_by_user_gives_the_alerts_of_the_sorted_stream")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(dir.path(), brokers, "merge", 4);
+    // 30k events over ~10 minutes of event time, far more than the 60 s lateness: a consumer
+    // that took each partition's fetch as it came would judge most of the others late.
+    let (records, lines) = traffic(12, 30_000, 1, 4);
+    produce(&setup.brokers, &setup.topic, &records, "none");
+    setup.run_to_end("merged", "");
+    let want = replay_ids(dir.path(), &setup.rules, &lines);
+    let got: BTreeSet<String> = ids_in(&setup.alerts("merged")).into_iter().collect();
+    assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
+    assert_eq!(got, want, "log:\n{}", setup.log_text("merged"));
+    assert_eq!(events_counted(&setup, "merged"), 30_000 + 4);
+}
+
+#[test]
+fn a_poison_message_lands_in_the_dead_letter_topic_and_the_partition_moves_on() {
+    let Some(brokers) =
+        brokers("a_poison_message_lands_in_the_dead_letter_topic_and_the_partition_moves_on")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(dir.path(), brokers, "poison", 1);
+    let dlq = format!("{}-dlq", setup.topic);
+    create_topic(&setup.brokers, &dlq, 1);
+    let (mut records, _) = traffic(13, 2_000, 1, 1);
+    let poison = b"{\"ts\": \"yesterday\", oops".to_vec();
+    records.insert(1_000, (0, b"poison-key".to_vec(), poison.clone()));
+    let lines: Vec<u8> = records
+        .iter()
+        .flat_map(|(_, _, p)| p.iter().copied().chain([b'\n']))
+        .collect();
+    produce(&setup.brokers, &setup.topic, &records, "none");
+    setup.run_to_end("dlq", &format!("dead_letter_topic = \"{dlq}\""));
+    let got: BTreeSet<String> = ids_in(&setup.alerts("dlq")).into_iter().collect();
+    assert_eq!(got, replay_ids(dir.path(), &setup.rules, &lines));
+    assert_eq!(events_counted(&setup, "dlq"), records.len() as u64 - 1);
+
+    // The dead letter: the original bytes and key, headers naming why and where from.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &setup.brokers)
+        .set("group.id", format!("{dlq}-reader"))
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&dlq, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let message = loop {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => break m,
+            Some(Err(e)) => panic!("reading the dead-letter topic: {e}"),
+            None => assert!(Instant::now() < deadline, "no dead letter arrived"),
+        }
+    };
+    assert_eq!(message.payload(), Some(poison.as_slice()));
+    assert_eq!(message.key(), Some(&b"poison-key"[..]));
+    let headers: BTreeMap<String, String> = message
+        .headers()
+        .expect("headers")
+        .iter()
+        .map(|h| {
+            (
+                h.key.to_string(),
+                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(headers["authwatch-reason"], "invalid_json");
+    assert_eq!(headers["authwatch-source-topic"], setup.topic);
+    assert_eq!(headers["authwatch-source-partition"], "0");
+    assert_eq!(headers["authwatch-source-offset"], "1000");
+}
+
+#[test]
+fn a_consumer_killed_mid_stream_resumes_at_its_checkpointed_offsets() {
+    let Some(brokers) = brokers("a_consumer_killed_mid_stream_resumes_at_its_checkpointed_offsets")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(dir.path(), brokers, "restart", 2);
+    let (first, mut lines) = traffic(14, 20_000, 1, 2);
+    let (second, more) = traffic(15, 60_000, 2, 2);
+    lines.extend_from_slice(&more);
+    produce(&setup.brokers, &setup.topic, &first, "none");
+    let mut child = setup.spawn("crash", true, "");
+    setup.await_committed_end(2, &["crash"]);
+    // The second half arrives while it runs, and it dies mid-way through.
+    produce(&setup.brokers, &setup.topic, &second, "none");
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // The same state directory: it must resume at its own checkpointed offsets.
+    setup.run_to_end("crash", "");
+    let counted = events_counted(&setup, "crash");
+    assert!(
+        counted < second.len() as u64 + 1_000,
+        "the restart resumed near where the checkpoint left off, not at the start: it counted {counted}"
+    );
+    let got: BTreeSet<String> = ids_in(&setup.alerts("crash")).into_iter().collect();
+    assert_eq!(got, replay_ids(dir.path(), &setup.rules, &lines));
+}
+
+/// Rules whose groups are all per user: with a topic keyed by user, each group lives in one
+/// partition, so the members of a consumer group together see every group whole.
+fn per_user_rules(dir: &Path) -> PathBuf {
+    let rules = dir.join("per-user-rules");
+    std::fs::create_dir_all(rules.join("runbooks")).unwrap();
+    for name in [
+        "brute-force-user",
+        "brute-force-then-success",
+        "distributed-stuffing-user",
+        "mfa-push-flood",
+        "mfa-denied-repeatedly",
+        "mfa-fatigue-success",
+        "refresh-token-reuse",
+    ] {
+        let file = format!("{name}.yaml");
+        std::fs::copy(repo().join("rules").join(&file), rules.join(&file)).unwrap();
+    }
+    for entry in std::fs::read_dir(repo().join("rules/runbooks")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), rules.join("runbooks").join(entry.file_name())).unwrap();
+    }
+    rules
+}
+
+#[test]
+fn group_members_split_partitions_and_take_over_on_leave_and_on_sigkill() {
+    let Some(brokers) =
+        brokers("group_members_split_partitions_and_take_over_on_leave_and_on_sigkill")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(dir.path(), brokers, "group", 4);
+    setup.rules = per_user_rules(dir.path());
+    let mut all_lines = Vec::new();
+    let mut phase = |seed: u64, day: i64| {
+        let (records, lines) = traffic(seed, 8_000, day, 4);
+        produce(&setup.brokers, &setup.topic, &records, "none");
+        all_lines.extend_from_slice(&lines);
+        setup.await_committed_end(4, &["a", "b"]);
+    };
+
+    // Two members split the four partitions.
+    let mut a = setup.spawn("a", true, "");
+    let mut b = setup.spawn("b", true, "");
+    setup.await_assignment(&[("a", 1), ("b", 1)], 4);
+    phase(21, 1);
+    // a leaves: b takes over its partitions from the offsets a checkpointed on revocation.
+    sigterm(&mut a);
+    setup.await_assignment(&[("b", 4)], 4);
+    phase(22, 2);
+    // a comes back and they split again; then b is killed and a takes over after the
+    // session times out, from the offsets b committed after its last durable checkpoint.
+    let mut a = setup.spawn("a", true, "");
+    setup.await_assignment(&[("a", 1), ("b", 1)], 4);
+    phase(23, 3);
+    b.kill().unwrap(); // SIGKILL
+    b.wait().unwrap();
+    setup.await_assignment(&[("a", 4)], 4);
+    phase(24, 4);
+    sigterm(&mut a);
+
+    let mut ids = ids_in(&setup.alerts("a"));
+    ids.extend(ids_in(&setup.alerts("b")));
+    let union: BTreeSet<String> = ids.iter().cloned().collect();
+    let want = replay_ids(dir.path(), &setup.rules, &all_lines);
+    assert!(want.len() > 10, "the traffic holds attacks: {}", want.len());
+    assert_eq!(
+        union, want,
+        "the members together raise the single run's alerts"
+    );
+    assert_eq!(
+        ids.len(),
+        union.len(),
+        "no window was counted twice: every handover started where the last owner's state ended"
+    );
+}
+
+#[test]
+fn an_idle_partition_does_not_stall_detection() {
+    let Some(brokers) = brokers("an_idle_partition_does_not_stall_detection") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(dir.path(), brokers, "idle", 2);
+    let mut child = setup.spawn("idle", true, "");
+    setup.await_assignment(&[("idle", 2)], 2);
+    // A brute force on partition 0 only, then a later event that moves event time past the
+    // lateness; partition 1 never receives anything.
+    let start = chrono::Utc::now().timestamp_millis() + 86_400_000;
+    let mut records = Vec::new();
+    for i in 0..10 {
+        let line = format!(
+            r#"{{"ts":{},"type":"login.failure","tenant":"acme","username":"victim@example.com","ip":"203.0.113.9","reason":"bad_password"}}"#,
+            start + i * 1_000
+        );
+        records.push((0, b"victim".to_vec(), line.into_bytes()));
+    }
+    let later = format!(
+        r#"{{"ts":{},"type":"logout","tenant":"acme","username":"someone@example.com"}}"#,
+        start + 3_600_000
+    );
+    records.push((0, b"someone".to_vec(), later.into_bytes()));
+    produce(&setup.brokers, &setup.topic, &records, "none");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let fired = loop {
+        let text = std::fs::read_to_string(setup.alerts("idle")).unwrap_or_default();
+        if text.contains("brute-force-user") {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    sigterm(&mut child);
+    assert!(
+        fired,
+        "the alert came although partition 1 is idle; log:\n{}",
+        setup.log_text("idle")
+    );
+}
