@@ -122,11 +122,7 @@ impl OutboxStore {
     }
 
     /// Up to `limit` entries from `from` on; an unreadable one comes back as an error value.
-    pub fn read(
-        &self,
-        from: u64,
-        limit: usize,
-    ) -> Result<Page, StateError> {
+    pub fn read(&self, from: u64, limit: usize) -> Result<Page, StateError> {
         Ok(self
             .store
             .scan_from(ENTRY_PREFIX, &entry_key(from), limit)?

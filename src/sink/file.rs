@@ -119,7 +119,12 @@ mod tests {
         let path = dir.path().join("alerts.jsonl");
         let sink = FileDeliver::open(&path).unwrap();
         let a = Arc::new(crate::sink::record::tests::sample());
-        assert!(sink.deliver(std::slice::from_ref(&a)).await.iter().all(Result::is_ok));
+        assert!(
+            sink.deliver(std::slice::from_ref(&a))
+                .await
+                .iter()
+                .all(Result::is_ok)
+        );
         std::fs::rename(&path, dir.path().join("alerts.jsonl.1")).unwrap();
         sink.reopen();
         assert!(

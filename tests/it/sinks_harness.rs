@@ -313,7 +313,6 @@ impl Receiver {
             .filter(|r| (200..300).contains(&r.status))
             .collect()
     }
-
 }
 
 impl Drop for Receiver {

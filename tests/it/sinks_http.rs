@@ -194,7 +194,12 @@ rules = ["!{CRITICAL_RULE}"]
             assert_eq!(doc["event"]["kind"], "alert");
             assert_eq!(doc["event"]["id"], action["_id"]);
             assert!(doc["@timestamp"].is_string() && doc["rule"]["id"].is_string());
-            assert!(doc["source"]["ip"].as_str().unwrap().starts_with("198.51.100."));
+            assert!(
+                doc["source"]["ip"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("198.51.100.")
+            );
             assert!(doc["user"]["id"].as_str().unwrap().starts_with('u'));
             assert_eq!(doc["threat"]["technique"]["id"][0], "T1550.001");
             assert!(
