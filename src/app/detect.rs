@@ -112,10 +112,7 @@ impl Detector {
             if self.shared.stopping() {
                 // Stop intake, but process what the source had already handed over: at most
                 // what the channel holds, since a fast source keeps refilling it.
-                for _ in 0..self.queue_capacity {
-                    let Ok(batch) = rx.try_recv() else { break };
-                    self.process(batch)?;
-                }
+                self.take_queued(rx)?;
                 break Ended::Stopped;
             }
             // SIGHUP: alert files are reopened after log rotation, and rules reloaded.
@@ -154,6 +151,26 @@ impl Detector {
         }
         self.checkpoint()?;
         Ok(ended)
+    }
+
+    /// Processes what is still queued after the sources stopped, and checkpoints it.
+    pub fn drain(&mut self, rx: &Receiver<Batch>) -> Result<(), Failure> {
+        if self.take_queued(rx)? > 0 {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Processes the batches already queued, at most what the channel holds (a fast source
+    /// keeps refilling it); returns how many.
+    fn take_queued(&mut self, rx: &Receiver<Batch>) -> Result<usize, Failure> {
+        let mut taken = 0;
+        while taken < self.queue_capacity {
+            let Ok(batch) = rx.try_recv() else { break };
+            self.process(batch)?;
+            taken += 1;
+        }
+        Ok(taken)
     }
 
     fn reload_rules(&mut self, why: &str) {

@@ -150,6 +150,11 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
         runtime.block_on(server.shutdown());
     }
     let ended = ended?;
+    if ended == Ended::Stopped {
+        // A request the server accepted while the detector was draining is in the channel
+        // now that the server has stopped: process it, so no acknowledged event is lost.
+        detector.drain(&rx)?;
+    }
     let pipeline = detector.close()?;
     // Healthy sinks get `[daemon] shutdown_timeout` to deliver what is stored (a failing sink
     // is not waited for); the rest is delivered on the next start.
