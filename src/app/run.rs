@@ -65,6 +65,7 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     let (delivery, outbox) = Delivery::start(runtime.handle(), store.clone(), &cfg.sinks)
         .map_err(|e| Failure::Invalid(vec![e]))?;
     let router = Router::new(vec![(Routing::default(), Box::new(outbox))]);
+    delivery.export_metrics(runtime.handle(), shared.clone());
     let queue = match &cfg.source {
         Source::Http(ingest) => ingest.queue_batches,
         _ => BATCHES_IN_FLIGHT,

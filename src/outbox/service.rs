@@ -181,6 +181,46 @@ impl Delivery {
         &self.statuses
     }
 
+    /// Copies the sinks' counters into the metrics every few seconds, on the runtime, until
+    /// the process ends.
+    pub fn export_metrics(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        shared: Arc<crate::app::shared::Shared>,
+    ) {
+        let statuses = self.statuses.clone();
+        let head = self.head.clone();
+        runtime.spawn(async move {
+            let mut reported: Vec<(u64, u64, u64)> = vec![(0, 0, 0); statuses.len()];
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                let m = &shared.metrics;
+                for (s, last) in statuses.iter().zip(reported.iter_mut()) {
+                    let labels = crate::telemetry::metrics::label("sink", s.name.clone());
+                    let delivered = s.delivered.load(Ordering::Relaxed);
+                    let failures = s.failures.load(Ordering::Relaxed);
+                    // Every failed attempt is retried unless it was dead-lettered.
+                    let retries = failures.saturating_sub(s.dead_letters.load(Ordering::Relaxed));
+                    m.sink_deliveries
+                        .get_or_create(&labels)
+                        .inc_by(delivered.saturating_sub(last.0));
+                    m.sink_failures
+                        .get_or_create(&labels)
+                        .inc_by(failures.saturating_sub(last.1));
+                    m.sink_retries
+                        .get_or_create(&labels)
+                        .inc_by(retries.saturating_sub(last.2));
+                    *last = (delivered, failures, retries);
+                    let behind = head
+                        .borrow()
+                        .saturating_sub(s.cursor.load(Ordering::Relaxed));
+                    m.outbox_depth.get_or_create(&labels).set(behind as i64);
+                }
+            }
+        });
+    }
+
     /// Alerts stored and not yet past a sink's cursor (whether or not its routing takes them).
     pub fn behind(&self, status: &SinkStatus) -> u64 {
         self.head
