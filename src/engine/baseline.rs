@@ -97,15 +97,17 @@ fn canonical_number(text: &str) -> Option<u32> {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Seen(ValueId, u32);
 
+/// 48 bytes plus 8 per value: with the table's change mark it fits a 56-byte slot. Hence the
+/// boxed slice (no spare capacity) and the hour, not the millisecond, of the first event.
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct BaselineGroup {
-    /// Event time the history began: learning counts from here.
-    since: i64,
+    pub last_seen: i64,
+    pub last_fired: Option<i64>,
+    values: Box<[Seen]>,
+    /// The hour the history began: learning counts from its end, so never too early.
+    since_hour: u32,
     /// Events with a value, saturating.
     events: u32,
-    values: Vec<Seen>,
-    pub last_fired: Option<i64>,
-    pub last_seen: i64,
 }
 
 /// What an alert says about a new value: the values the baseline held, most recent first.
@@ -162,10 +164,12 @@ impl BaselineGroup {
             };
         }
         if self.events == 0 {
-            self.since = ts;
+            self.since_hour = hour_of(ts);
         }
         self.forget_older_than(ts, opts.forget_after_ms);
-        let learned = ts - self.since >= opts.learn_for_ms && self.events >= opts.min_history;
+        let history_from = (i64::from(self.since_hour) + 1) * HOUR_MS;
+        let old_enough = opts.learn_for_ms == 0 || ts - history_from >= opts.learn_for_ms;
+        let learned = old_enough && self.events >= opts.min_history;
         let known = self.values.iter().position(|s| s.0 == value);
         let novelty = (known.is_none() && learned).then(|| self.novelty());
         self.remember(known, value, hour_of(ts));
@@ -177,36 +181,36 @@ impl BaselineGroup {
     /// Drops values unseen for longer than `forget_after_ms`. A value's last sighting counts as
     /// the end of its hour, so rounding can only make a baseline remember longer, never less.
     fn forget_older_than(&mut self, ts: i64, forget_after_ms: i64) {
-        self.values
-            .retain(|s| (i64::from(s.1) + 1) * HOUR_MS + forget_after_ms >= ts);
+        let remembered = |s: &Seen| (i64::from(s.1) + 1) * HOUR_MS + forget_after_ms >= ts;
+        if !self.values.iter().all(remembered) {
+            let mut values = std::mem::take(&mut self.values).into_vec();
+            values.retain(remembered);
+            self.values = values.into_boxed_slice();
+        }
     }
 
     fn remember(&mut self, known: Option<usize>, value: ValueId, hour: u32) {
         match known {
             Some(i) => self.values[i].1 = self.values[i].1.max(hour),
             None => {
-                if self.values.len() >= MAX_VALUES_PER_GROUP {
-                    let stalest = (0..self.values.len()).min_by_key(|&i| self.values[i].1);
-                    self.values.swap_remove(stalest.unwrap_or(0));
+                // New values are rare: reallocating to the exact size keeps baselines tight.
+                let mut values = std::mem::take(&mut self.values).into_vec();
+                if values.len() >= MAX_VALUES_PER_GROUP {
+                    let stalest = (0..values.len()).min_by_key(|&i| values[i].1);
+                    values.swap_remove(stalest.unwrap_or(0));
                 }
-                // New values are rare: growing by exactly one keeps the baseline tight.
-                self.values.reserve_exact(1);
-                self.values.push(Seen(value, hour));
+                values.push(Seen(value, hour));
+                self.values = values.into_boxed_slice();
             }
         }
     }
 
     fn novelty(&self) -> Novelty {
-        let mut values = self.values.clone();
+        let mut values = self.values.to_vec();
         values.sort_by_key(|s| std::cmp::Reverse(s.1));
         Novelty {
             known: values.into_iter().map(|s| s.0).collect(),
         }
-    }
-
-    /// Bytes this group occupies in memory, its own struct included.
-    pub fn heap_size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.values.capacity() * std::mem::size_of::<Seen>()
     }
 
     #[cfg(test)]
@@ -237,6 +241,12 @@ mod tests {
 
     fn id(s: &str) -> ValueId {
         ValueId::of_text(s)
+    }
+
+    #[test]
+    fn a_baseline_is_48_bytes_plus_8_per_value() {
+        assert_eq!(std::mem::size_of::<BaselineGroup>(), 48);
+        assert_eq!(std::mem::size_of::<Seen>(), 8);
     }
 
     #[test]
