@@ -180,11 +180,21 @@ impl<T> Merge<T> {
             .map(|(tp, l)| (tp, l.next_fetch, l.released))
     }
 
-    /// Whether something is assigned, nothing is held, and every partition is at its end.
-    pub fn drained(&self, mut at_end: impl FnMut(&Tp, Option<i64>) -> bool) -> bool {
+    /// Whether something is assigned, nothing is held, and every partition is at its end and
+    /// has delivered nothing for `quiet` (a high watermark alone is not trusted to be final:
+    /// some brokers report a stale one).
+    pub fn drained(
+        &self,
+        now: Instant,
+        quiet: Duration,
+        mut at_end: impl FnMut(&Tp, Option<i64>) -> bool,
+    ) -> bool {
         !self.lanes.is_empty()
             && self.held == 0
-            && self.lanes.iter().all(|(tp, l)| at_end(tp, l.next_fetch))
+            && self
+                .lanes
+                .iter()
+                .all(|(tp, l)| now.duration_since(l.last_seen) >= quiet && at_end(tp, l.next_fetch))
     }
 }
 
@@ -268,7 +278,12 @@ mod tests {
         assert_eq!(m.held(), 2);
         assert_eq!(released(&mut m, now, &[0]), [(0, 10), (0, -1)]);
         assert!(!m.push(&tp(1), entry(Some(1), 1), now), "not assigned");
-        assert!(m.drained(|_, _| true));
+        assert!(!m.drained(now, Duration::from_millis(500), |_, _| true));
+        assert!(m.drained(
+            now + Duration::from_millis(500),
+            Duration::from_millis(500),
+            |_, _| true
+        ));
     }
 
     #[test]

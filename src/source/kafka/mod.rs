@@ -49,6 +49,9 @@ const BURST: usize = 4096;
 /// How long a poll waits for the first message of a burst: also how often the loop looks
 /// at the stop flag, idle partitions and durable checkpoints when the topic is quiet.
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Without `follow`, how long every partition must have been at its end and silent before the
+/// source stops.
+const END_QUIET: Duration = Duration::from_millis(500);
 /// How often the lag figures are refreshed from librdkafka's cached watermarks.
 const LAG_REFRESH: Duration = Duration::from_secs(1);
 /// How often the lag is logged at info.
@@ -167,7 +170,7 @@ impl KafkaSource {
             }
             let drained = !self.follow
                 && c.merge
-                    .drained(|tp, next| group::at_end(consumer, tp, next));
+                    .drained(now, END_QUIET, |tp, next| group::at_end(consumer, tp, next));
             drop(c);
             if now.duration_since(last_lag_log) >= LAG_LOG_EVERY {
                 self.log_lag();
