@@ -252,3 +252,93 @@ fn check_opens_and_verifies_the_databases() {
     let run = authwatch(&["run", "--config", config.to_str().unwrap()], b"");
     assert_eq!(run.status.code(), Some(78), "{}", stderr(&run));
 }
+
+/// MaxMind's own test databases, as shipped in the PyPI `maxminddb` source distribution
+/// (`.ci/run` fetches them and sets `AUTHWATCH_MAXMIND_TEST_DATA`): real schemas, real
+/// metadata, and files broken on purpose.
+fn maxmind_test_data() -> Option<std::path::PathBuf> {
+    match std::env::var_os("AUTHWATCH_MAXMIND_TEST_DATA") {
+        Some(dir) => Some(dir.into()),
+        None => {
+            eprintln!(
+                "skipped: AUTHWATCH_MAXMIND_TEST_DATA is not set (.ci/run sets it to MaxMind's \
+                 test databases)"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn maxmind_test_databases_are_read_in_their_real_schemas() {
+    use authwatch::config::GeoipConfig;
+    use authwatch::enrich::{Enricher, Verify};
+    use authwatch::event::{Event, EventType};
+
+    let Some(dir) = maxmind_test_data() else {
+        return;
+    };
+    let config = GeoipConfig {
+        city: Some(dir.join("GeoIP2-City-Test.mmdb")),
+        asn: Some(dir.join("GeoLite2-ASN-Test.mmdb")),
+    };
+    let mut enricher = Enricher::open(&config, Verify::Full).expect("MaxMind's files open");
+    let mut locate = |ip: &str| {
+        let mut e = Event::new(0, EventType::LoginSuccess);
+        e.ip = Some(ip.parse().unwrap());
+        enricher.enrich(&mut e);
+        e.geo.map(|g| *g)
+    };
+    let london = locate("81.2.69.142").expect("located");
+    eprintln!("81.2.69.142: {london:?}");
+    assert_eq!(london.country.as_deref(), Some("GB"));
+    assert_eq!(london.city.as_deref(), Some("London"));
+    assert_eq!(
+        (london.lat, london.lon, london.accuracy_km),
+        (Some(51.5142), Some(-0.0931), Some(10.0))
+    );
+    let linkoping = locate("89.160.20.128").expect("located");
+    eprintln!("89.160.20.128: {linkoping:?}");
+    assert_eq!(linkoping.country.as_deref(), Some("SE"));
+    assert_eq!(linkoping.city.as_deref(), Some("Linköping"));
+    assert_eq!(linkoping.asn, Some(29518), "from the ASN file");
+    let telstra = locate("1.128.0.0").expect("in the ASN file");
+    eprintln!("1.128.0.0: {telstra:?}");
+    assert_eq!(telstra.asn, Some(1221));
+    assert_eq!(telstra.as_org.as_deref(), Some("Telstra Pty Ltd"));
+}
+
+#[test]
+fn maxmind_broken_and_foreign_files_are_refused() {
+    use authwatch::config::GeoipConfig;
+    use authwatch::enrich::{Enricher, Verify};
+
+    let Some(dir) = maxmind_test_data() else {
+        return;
+    };
+    for (file, why) in [
+        ("GeoIP2-City-Test-Broken-Double-Format.mmdb", "damaged"),
+        (
+            "GeoIP2-City-Test-Invalid-Node-Count.mmdb",
+            "not a readable MaxMind DB",
+        ),
+        (
+            "MaxMind-DB-test-broken-pointers-24.mmdb",
+            "is a `Test` database",
+        ),
+        ("GeoIP2-Country-Test.mmdb", "needs a City database"),
+        ("GeoIP2-Anonymous-IP-Test.mmdb", "needs a City database"),
+    ] {
+        let config = GeoipConfig {
+            city: Some(dir.join(file)),
+            asn: None,
+        };
+        let errors = Enricher::open(&config, Verify::Full)
+            .err()
+            .unwrap_or_else(|| panic!("{file} must be refused"));
+        let text = errors[0].to_string();
+        eprintln!("{text}");
+        assert!(text.starts_with("[geoip] city `"), "{text}");
+        assert!(text.contains(why), "{file}: {text}");
+    }
+}
