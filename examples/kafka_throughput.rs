@@ -8,9 +8,13 @@
 //! ```
 //!
 //! Both rates run from the moment the consumer is given its partitions to the moment the
-//! last event is consumed (bare) or detection has finished and the process has exited
-//! (authwatch, so its rate includes the final checkpoint and commit). The bare consumer uses
-//! the same librdkafka tuning as authwatch, so the difference is authwatch's own work.
+//! last event is consumed, taken for authwatch from its own log (the assignment line and the
+//! end line, which says how long ago the last message came). authwatch's source cannot run
+//! ahead of detection by more than the bounded channel between them (16 batches), so its
+//! consume rate is its detect rate; every event is checked to have been counted by detection.
+//! The bare consumer uses the same librdkafka tuning as authwatch, so the difference is
+//! authwatch's own work: decoding, the event-time merge, the whole rule pack, checkpoints
+//! and offset commits.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -192,25 +196,41 @@ fn authwatch_run(brokers: &str, topic: &str, events: usize) -> anyhow::Result<f6
         .map_err(|e| anyhow::anyhow!("cannot run {} ({e}); build it with --bins", bin.display()))?;
     let stderr = child.stderr.take().expect("piped");
     let mut assigned = None;
+    let mut last_message = None;
     let mut counted = None;
     for line in BufReader::new(stderr).lines() {
         let line = line?;
-        if assigned.is_none() && line.contains("kafka: partitions assigned") {
-            assigned = Some(Instant::now());
-        }
-        if line.contains("authwatch stopped") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            counted = v["events"].as_u64().or(v["fields"]["events"].as_u64());
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let field = |name: &str| match &v[name] {
+            serde_json::Value::Null => v["fields"][name].clone(),
+            other => other.clone(),
+        };
+        let at = v["timestamp"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        match field("message").as_str() {
+            Some("kafka: partitions assigned") if assigned.is_none() => assigned = at,
+            Some("kafka: the assigned partitions are read to their end") => {
+                let since_last = field("seconds_since_last").as_f64().unwrap_or(0.0);
+                last_message =
+                    at.map(|t| t - chrono::Duration::microseconds((since_last * 1e6) as i64));
+            }
+            Some("authwatch stopped") => counted = field("events").as_u64(),
+            _ => {}
         }
     }
     let status = child.wait()?;
-    let start = assigned.ok_or_else(|| anyhow::anyhow!("authwatch never got its partitions"))?;
-    let seconds = start.elapsed().as_secs_f64();
     anyhow::ensure!(status.success(), "authwatch failed: {status}");
     anyhow::ensure!(
         counted == Some(events as u64),
         "authwatch counted {counted:?} events, expected {events}"
     );
+    let (Some(start), Some(end)) = (assigned, last_message) else {
+        anyhow::bail!("authwatch did not log its assignment and its end");
+    };
+    let seconds = (end - start).num_microseconds().unwrap_or(0) as f64 / 1e6;
     let alerts = std::fs::read_to_string(dir.path().join("alerts.jsonl"))?
         .lines()
         .count();

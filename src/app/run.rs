@@ -120,6 +120,7 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
         Source::Kafka(kafka) => {
             let (source, durable) =
                 KafkaSource::start(kafka, decode, store.clone(), stop_source.clone(), tx)?;
+            let source = source.with_lag_metric(shared.metrics.source_lag.clone());
             on_durable = Some(durable);
             join_on_stop = true;
             (

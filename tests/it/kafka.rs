@@ -224,7 +224,7 @@ path = "{alerts}"
     }
 
     /// Starts `authwatch run` with the configuration `name`; its log goes to a file.
-    fn spawn(&self, name: &str, follow: bool, extra_source: &str) -> Child {
+    fn spawn(&self, name: &str, follow: bool, extra_source: &str) -> Daemon {
         let cfg = self.config(name, follow, extra_source);
         let log = File::options()
             .create(true)
@@ -238,6 +238,7 @@ path = "{alerts}"
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
+            .map(Daemon)
             .expect("the daemon starts")
     }
 
@@ -373,6 +374,31 @@ fn field<'a>(line: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     }
 }
 
+/// A daemon started by a test, killed if the test ends (or fails) while it runs.
+struct Daemon(Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn wait_exit(child: &mut Child, patience: Duration) -> Option<i32> {
     let deadline = Instant::now() + patience;
     loop {
@@ -388,7 +414,7 @@ fn wait_exit(child: &mut Child, patience: Duration) -> Option<i32> {
     }
 }
 
-fn sigterm(child: &mut Child) {
+fn sigterm(child: &mut Daemon) {
     // SAFETY: kill(2) with the pid of a child we started and have not reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(

@@ -420,35 +420,17 @@ impl Coordinator {
         !gone
     }
 
-    /// Pauses partitions far ahead in event time, resumes drained ones.
-    pub fn apply_flow(&mut self, consumer: &BaseConsumer<GroupContext>) {
-        let flow = self.merge.flow();
-        for (list, pause) in [(flow.pause, true), (flow.resume, false)] {
-            if list.is_empty() {
-                continue;
-            }
-            let mut tpl = TopicPartitionList::new();
-            for (t, p) in &list {
-                tpl.add_partition(t, *p);
-            }
-            let r = if pause {
-                consumer.pause(&tpl)
-            } else {
-                consumer.resume(&tpl)
-            };
-            if let Err(e) = r {
-                tracing::warn!(error = %e, pause, "kafka: cannot pause or resume partitions");
-            }
-        }
-    }
-
     /// Refreshes the shared lag figures from librdkafka's cached high watermarks.
     pub fn update_lag(&self, consumer: &BaseConsumer<GroupContext>) {
         let figures = self
             .merge
             .partitions()
             .map(|(tp, _, released)| {
-                let high = watermarks(consumer, tp).map_or(-1, |(_, h)| h);
+                // A watermark below what was already received is not a real one.
+                let high = watermarks(consumer, tp)
+                    .map(|(_, h)| h)
+                    .filter(|h| released.is_none_or(|r| r <= *h))
+                    .unwrap_or(-1);
                 (
                     (tp.0.to_string(), tp.1),
                     PartitionLag {
@@ -510,12 +492,20 @@ pub fn watermarks(consumer: &BaseConsumer<GroupContext>, tp: &Tp) -> Option<(i64
     (err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some((low, high))
 }
 
-/// Whether a partition has nothing more to fetch right now: its next offset has reached the
-/// high watermark (or it is empty and its start is not known yet).
-pub fn at_end(consumer: &BaseConsumer<GroupContext>, tp: &Tp, next_fetch: Option<i64>) -> bool {
-    match (watermarks(consumer, tp), next_fetch) {
-        (Some((_, high)), Some(next)) => next >= high,
-        (Some((low, high)), None) => low == high,
-        (None, _) => false,
+/// Whether a partition has nothing more to fetch right now: its next offset is the high
+/// watermark; `None` when that cannot be told: before the first fetch, before the first
+/// message of a partition that is not empty, or when the broker's watermark is evidently
+/// wrong (below an offset already received: tansu 0.6 counts record batches there).
+pub fn at_end(
+    consumer: &BaseConsumer<GroupContext>,
+    tp: &Tp,
+    next_fetch: Option<i64>,
+) -> Option<bool> {
+    let (low, high) = watermarks(consumer, tp)?;
+    match next_fetch {
+        Some(next) if next > high => None,
+        Some(next) => Some(next == high),
+        None if low == high => Some(true),
+        None => None,
     }
 }

@@ -31,6 +31,8 @@ use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::BorrowedMessage;
@@ -43,6 +45,7 @@ use crate::config::KafkaConfig;
 use crate::pipeline::Decoder;
 use crate::source::{Batch, Item};
 use crate::state::{OnDurable, Store};
+use crate::telemetry::metrics::Labels;
 
 /// Messages taken from librdkafka per burst before the merge releases them.
 const BURST: usize = 4096;
@@ -50,8 +53,12 @@ const BURST: usize = 4096;
 /// at the stop flag, idle partitions and durable checkpoints when the topic is quiet.
 const POLL_WAIT: Duration = Duration::from_millis(100);
 /// Without `follow`, how long every partition must have been at its end and silent before the
-/// source stops.
-const END_QUIET: Duration = Duration::from_millis(500);
+/// source stops: a high watermark alone is not final (some brokers report a stale one), and a
+/// fetch can stall for a moment on a loaded machine.
+const END_QUIET: Duration = Duration::from_secs(2);
+/// ... and how long a partition may stay silent although its watermark says it is not at its
+/// end (a transactional topic's last offset is a marker the consumer never receives).
+const END_SILENT: Duration = Duration::from_secs(10);
 /// How often the lag figures are refreshed from librdkafka's cached watermarks.
 const LAG_REFRESH: Duration = Duration::from_secs(1);
 /// How often the lag is logged at info.
@@ -68,6 +75,8 @@ pub struct KafkaSource {
     follow: bool,
     stop: Arc<AtomicBool>,
     lag: Arc<ConsumerLag>,
+    /// `authwatch_source_lag{topic, partition}`, when the daemon exports metrics.
+    lag_metric: Option<Family<Labels, Gauge>>,
 }
 
 impl KafkaSource {
@@ -114,6 +123,7 @@ impl KafkaSource {
                 follow: config.follow,
                 stop,
                 lag,
+                lag_metric: None,
             },
             on_durable,
         ))
@@ -124,6 +134,12 @@ impl KafkaSource {
         self.lag.clone()
     }
 
+    /// Publishes the lag per partition into this gauge family as it is refreshed.
+    pub fn with_lag_metric(mut self, family: Family<Labels, Gauge>) -> Self {
+        self.lag_metric = Some(family);
+        self
+    }
+
     /// Consumes until stopped (or, without `follow`, until the assigned partitions are read
     /// to their end), then commits the last durable offsets and leaves the group.
     pub fn run(self) -> anyhow::Result<()> {
@@ -131,8 +147,10 @@ impl KafkaSource {
         let mut last_lag = Instant::now();
         let mut last_lag_log = Instant::now();
         let mut first_message: Option<Instant> = None;
+        let mut last_message = Instant::now();
         let mut messages: u64 = 0;
         let mut errors: u64 = 0;
+        let mut published = Vec::new();
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 break;
@@ -144,7 +162,8 @@ impl KafkaSource {
                     Some(Ok(message)) => {
                         self.take(&message);
                         messages += 1;
-                        first_message.get_or_insert_with(Instant::now);
+                        last_message = Instant::now();
+                        first_message.get_or_insert(last_message);
                         wait = Duration::ZERO;
                     }
                     Some(Err(e)) => {
@@ -161,26 +180,29 @@ impl KafkaSource {
             if !c.release(consumer, now) {
                 break;
             }
-            c.apply_flow(consumer);
             c.absorb_durable();
             c.commit(consumer, CommitMode::Async, None);
             if now.duration_since(last_lag) >= LAG_REFRESH {
                 c.update_lag(consumer);
                 last_lag = now;
+                published = self.publish_lag(published);
             }
+            let forced = c.merge.forced();
             let drained = !self.follow
-                && c.merge
-                    .drained(now, END_QUIET, |tp, next| group::at_end(consumer, tp, next));
+                && c.merge.drained(now, END_QUIET, END_SILENT, |tp, next| {
+                    group::at_end(consumer, tp, next)
+                });
             drop(c);
             if now.duration_since(last_lag_log) >= LAG_LOG_EVERY {
                 self.log_lag();
                 last_lag_log = now;
             }
             if drained {
-                let seconds = first_message.map_or(0.0, |t| t.elapsed().as_secs_f64());
                 tracing::info!(
                     messages,
-                    seconds_since_first = seconds,
+                    seconds_since_first = first_message.map_or(0.0, |t| t.elapsed().as_secs_f64()),
+                    seconds_since_last = last_message.elapsed().as_secs_f64(),
+                    released_before_order = forced,
                     "kafka: the assigned partitions are read to their end"
                 );
                 break;
@@ -215,6 +237,26 @@ impl KafkaSource {
             },
             Instant::now(),
         );
+    }
+
+    /// Sets the gauges of the partitions held now and removes those of partitions gone;
+    /// returns the label sets published.
+    fn publish_lag(&self, before: Vec<Labels>) -> Vec<Labels> {
+        let Some(family) = &self.lag_metric else {
+            return before;
+        };
+        let mut now = Vec::new();
+        for ((topic, partition), figures) in self.lag.snapshot() {
+            let labels: Labels = vec![("topic", topic), ("partition", partition.to_string())];
+            family
+                .get_or_create(&labels)
+                .set(figures.lag().unwrap_or(0));
+            now.push(labels);
+        }
+        for gone in before.iter().filter(|l| !now.contains(l)) {
+            family.remove(gone);
+        }
+        now
     }
 
     fn log_lag(&self) {
