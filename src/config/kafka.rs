@@ -176,9 +176,6 @@ pub fn kafka_source(raw: &RawSource, error: &mut dyn FnMut(String)) -> Option<Ka
             }
         },
     };
-    if errors > 0 {
-        return None;
-    }
     let config = KafkaConfig {
         brokers,
         topics,
@@ -191,12 +188,12 @@ pub fn kafka_source(raw: &RawSource, error: &mut dyn FnMut(String)) -> Option<Ka
         idle_partition,
     };
     // librdkafka parses every property now, without connecting: a misspelt key or a bad
-    // value is a configuration error at `check`, not a failure at start.
+    // value is a configuration error at `check`, not a failure at start. It runs even when
+    // something else is wrong, so every error is reported at once.
     if let Err(e) = crate::source::kafka::client::check_properties(&config) {
-        error(format!("[source.properties] {e}"));
-        return None;
+        report(format!("[source.properties] {e}"));
     }
-    Some(config)
+    (errors == 0).then_some(config)
 }
 
 /// Errors for Kafka keys under a `[source]` of another kind: they would be silently ignored.
