@@ -241,6 +241,9 @@ mod tests {
             text.contains("authwatch_events_total{type=\"login.failure\"} 3"),
             "{text}"
         );
-        assert!(text.contains("# TYPE authwatch_late_events counter"), "{text}");
+        assert!(
+            text.contains("# TYPE authwatch_late_events counter"),
+            "{text}"
+        );
     }
 }
