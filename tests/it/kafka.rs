@@ -578,7 +578,7 @@ fn a_consumer_killed_mid_stream_resumes_at_its_checkpointed_offsets() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let setup = Setup::new(dir.path(), brokers, "restart", 2);
+    let mut setup = Setup::new(dir.path(), brokers, "restart", 2);
     let (first, mut lines) = traffic(14, 10_000, 1, 2);
     let (second, more) = traffic(15, 30_000, 2, 2);
     lines.extend_from_slice(&more);
@@ -594,7 +594,10 @@ fn a_consumer_killed_mid_stream_resumes_at_its_checkpointed_offsets() {
     child.kill().unwrap();
     child.wait().unwrap();
     produce_batched(&setup.brokers, &setup.topic, after, "none", 1);
-    // The same state directory: it must resume at its own checkpointed offsets.
+    // The same state directory: it must resume at its own checkpointed offsets. In a fresh
+    // group, so that the group has no offsets to offer (and because tansu never evicts a
+    // member killed with SIGKILL: the old group would keep assigning it partitions).
+    setup.group = format!("{}-again", setup.group);
     setup.run_to_end("crash", "");
     let counted = events_counted(&setup, "crash");
     assert!(
