@@ -28,7 +28,10 @@ fn watchdog() -> Option<Watchdog> {
 
 /// How often the loop looks at its control flags when no input arrives.
 const TICK: Duration = Duration::from_millis(200);
-/// How long the source may be quiet before event time follows the wall clock.
+/// How long the source may be quiet before it counts as caught up and event time jumps to the
+/// wall clock.
+const CAUGHT_UP: Duration = Duration::from_secs(5);
+/// How long the source may be quiet before event time advances with the wall clock.
 const IDLE: Duration = Duration::from_secs(1);
 
 /// Why the loop ended.
@@ -108,6 +111,8 @@ impl Detector {
     pub fn run(&mut self, rx: &Receiver<Batch>) -> Result<Ended, Failure> {
         let mut last_checkpoint = Instant::now();
         let mut last_input = Instant::now();
+        // Event time when the source went quiet (set on the first idle tick).
+        let mut quiet_from: Option<i64> = None;
         let ended = loop {
             if self.shared.stopping() {
                 // Stop intake, but process what the source had already handed over: at most
@@ -127,14 +132,26 @@ impl Detector {
                 Ok(batch) => {
                     self.process(batch)?;
                     last_input = Instant::now();
+                    quiet_from = None;
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     self.publish_metrics();
-                    if last_input.elapsed() >= IDLE {
-                        self.pipeline
-                            .advance_to(chrono::Utc::now().timestamp_millis())?;
+                    // A quiet source: event time moves on at the pace of the wall clock from
+                    // the newest event, so what the lateness holds comes out on a live stream.
+                    // Only a source quiet for longer is taken as caught up, and event time
+                    // jumps to the wall clock: a backlog whose reader stalls for a moment must
+                    // not see the rest of its events judged late.
+                    let quiet = last_input.elapsed();
+                    if quiet >= IDLE
+                        && let Some(base) = quiet_from.or(self.pipeline.engine.event_time())
+                    {
+                        quiet_from = Some(base);
+                        let mut now = base.saturating_add(quiet.as_millis() as i64);
+                        if quiet >= CAUGHT_UP {
+                            now = now.max(chrono::Utc::now().timestamp_millis());
+                        }
+                        self.pipeline.advance_to(now)?;
                         self.pipeline.flush_sinks()?;
-                        last_input = Instant::now();
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => break Ended::EndOfInput,

@@ -269,6 +269,12 @@ impl Engine {
         }
     }
 
+    /// The newest event time seen, if any.
+    pub fn event_time(&self) -> Option<i64> {
+        let (max_ts, _) = self.reorder.position();
+        (max_ts != i64::MIN).then_some(max_ts)
+    }
+
     pub fn stats(&self) -> &EngineStats {
         &self.stats
     }

@@ -99,6 +99,16 @@ impl Delivery {
         let next = outbox.next_seq().map_err(state_error)?;
         let stored: BTreeMap<String, u64> =
             outbox.cursors().map_err(state_error)?.into_iter().collect();
+        // A new sink's place is stored before any alert can be: were the daemon killed before
+        // its first cursor commit, the next start would otherwise take it for new again and
+        // skip every alert stored in between.
+        let mut placed = StateWrites::default();
+        for c in configs.iter().filter(|c| !stored.contains_key(&c.name)) {
+            placed.put(cursor_key(&c.name), next.to_be_bytes().to_vec());
+        }
+        if !placed.is_empty() {
+            outbox.store.commit(placed).map_err(state_error)?;
+        }
         let progress = Arc::new(Progress::default());
         {
             let mut p = progress.pending.lock().unwrap_or_else(|e| e.into_inner());
