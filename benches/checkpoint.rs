@@ -9,6 +9,7 @@ use std::path::Path;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 use authwatch::engine::{Engine, EngineOptions, StateWrites};
+use authwatch::event::Event;
 use authwatch::rule;
 use std::sync::Arc;
 
@@ -57,20 +58,7 @@ fn benches(c: &mut Criterion) {
                     dir,
                 )
             },
-            |(mut engine, events, mut writer, _dir)| {
-                let mut alerts = Vec::new();
-                for (i, e) in events.into_iter().enumerate() {
-                    engine.process(e, &mut alerts);
-                    if (i + 1) % CHECKPOINT_EVERY == 0 {
-                        let mut writes = StateWrites::default();
-                        engine.checkpoint(&mut writes);
-                        writer.submit(writes).expect("the checkpoint is queued");
-                    }
-                }
-                // The last checkpoint must be durable before the run counts as done.
-                writer.finish().expect("every checkpoint commits");
-                alerts.len()
-            },
+            |(engine, events, writer, _dir)| run(engine, events, writer, CHECKPOINT_EVERY),
             BatchSize::LargeInput,
         )
     });
@@ -107,24 +95,33 @@ fn at_the_default_rate(c: &mut Criterion, rules: &[rule::Rule], options: &Engine
                     writer.submit(writes).expect("the checkpoint is queued");
                     (engine, events.clone(), writer, dir)
                 },
-                |(mut engine, events, mut writer, _dir)| {
-                    let mut alerts = Vec::new();
-                    for (i, e) in events.into_iter().enumerate() {
-                        engine.process(e, &mut alerts);
-                        if (i + 1) % every == 0 {
-                            let mut writes = StateWrites::default();
-                            engine.checkpoint(&mut writes);
-                            writer.submit(writes).expect("the checkpoint is queued");
-                        }
-                    }
-                    writer.finish().expect("every checkpoint commits");
-                    alerts.len()
-                },
+                |(engine, events, writer, _dir)| run(engine, events, writer, every),
                 BatchSize::LargeInput,
             )
         });
     }
     group.finish();
+}
+
+/// Processes the events with a checkpoint every `every` of them; the run counts as done only
+/// once the last checkpoint is durable.
+fn run(
+    mut engine: Engine,
+    events: Vec<Event>,
+    mut writer: CheckpointWriter,
+    every: usize,
+) -> usize {
+    let mut alerts = Vec::new();
+    for (i, e) in events.into_iter().enumerate() {
+        engine.process(e, &mut alerts);
+        if (i + 1) % every == 0 {
+            let mut writes = StateWrites::default();
+            engine.checkpoint(&mut writes);
+            writer.submit(writes).expect("the checkpoint is queued");
+        }
+    }
+    writer.finish().expect("every checkpoint commits");
+    alerts.len()
 }
 
 criterion_group!(checkpoint, benches);

@@ -33,17 +33,11 @@ impl Tally {
         self.events[e.kind.index()] += 1;
         match e.kind {
             EventType::LoginFailure => {
-                if let Some(ip) = e.ip
-                    && (self.failed_by_ip.len() < OFFENDERS_TRACKED
-                        || self.failed_by_ip.contains_key(&ip.to_string()))
-                {
-                    *self.failed_by_ip.entry(ip.to_string()).or_default() += 1;
+                if let Some(ip) = e.ip {
+                    count_offender(&mut self.failed_by_ip, &ip.to_string());
                 }
-                if let Some(u) = e.username.as_deref()
-                    && (self.failed_by_user.len() < OFFENDERS_TRACKED
-                        || self.failed_by_user.contains_key(u))
-                {
-                    *self.failed_by_user.entry(u.to_string()).or_default() += 1;
+                if let Some(u) = e.username.as_deref() {
+                    count_offender(&mut self.failed_by_user, u);
                 }
             }
             EventType::MfaFailure => {
@@ -136,6 +130,16 @@ impl Tally {
             );
             self.minute_started_ms = now_ms;
         }
+    }
+}
+
+/// Counts one failure for `key`; a key seen for the first time is only tracked while the map
+/// has room, so a flood of distinct values cannot grow it (and allocates only then).
+fn count_offender(counts: &mut HashMap<String, u64>, key: &str) {
+    if let Some(n) = counts.get_mut(key) {
+        *n += 1;
+    } else if counts.len() < OFFENDERS_TRACKED {
+        counts.insert(key.to_string(), 1);
     }
 }
 
