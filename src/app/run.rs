@@ -172,9 +172,12 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     }
     // On a stop the reader may be blocked on stdin; it ends with the process.
     let c = &pipeline.counts;
+    let stats = pipeline.engine.stats();
     tracing::info!(
         events = c.events,
         bad = c.bad_total(),
+        late = stats.late,
+        duplicates = stats.duplicates,
         alerts = c.alerts,
         ?ended,
         "authwatch stopped"

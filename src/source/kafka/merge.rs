@@ -2,11 +2,14 @@
 //! newest event time seen) receives a stream no more disordered than each partition is.
 //!
 //! Each assigned partition has a lane (a queue of decoded messages). The smallest head is
-//! released while every lane has data; a lane that is empty blocks the others unless its
-//! partition is at its end (nothing more to fetch now), or cannot tell and has delivered
-//! nothing for the idleness timeout, as stream processors do, so a quiet partition never
-//! stalls the rest. A partition known to hold more is waited for, however long it takes.
-//! Messages without an event time (bad ones) leave as soon as they reach the head.
+//! released while every lane has data; a lane that is empty blocks the others until its
+//! partition has delivered nothing for the idleness timeout, as stream processors do, so a
+//! quiet partition never stalls the rest. Being at its end (its high watermark reached) does
+//! not exempt a partition from that wait: with a live producer the next message may be a
+//! moment away and older than the other partitions' heads (a burst of one user's events is
+//! written to one partition while the others move on). A partition known to hold more is
+//! waited for, however long it takes. Messages without an event time (bad ones) leave as soon
+//! as they reach the head.
 //!
 //! Memory is bounded: once [`MAX_HELD`] messages wait, the smallest head is released even if
 //! a lane is empty (the engine's lateness then absorbs the disorder). Partitions are not
@@ -110,14 +113,11 @@ impl<T> Merge<T> {
         let idle_after = self.idle_after;
         let waits =
             |tp: &Tp, lane: &Lane<T>, at_end: &mut dyn FnMut(&Tp, Option<i64>) -> Option<bool>| {
-                // Idleness is for a partition with nothing to fetch (or that cannot tell): one
-                // known to hold more is behind, not idle, and is waited for.
+                // One known to hold more is behind, not idle, and is waited for; one at its end
+                // (or that cannot tell) is waited for until it has been silent for the timeout.
                 lane.queue.is_empty()
-                    && match at_end(tp, lane.next_fetch) {
-                        Some(true) => false,
-                        Some(false) => true,
-                        None => now.duration_since(lane.last_seen) < idle_after,
-                    }
+                    && (at_end(tp, lane.next_fetch) == Some(false)
+                        || now.duration_since(lane.last_seen) < idle_after)
             };
         // Once a lane waits it stays empty (nothing arrives during a release), so the
         // answer only changes when a lane empties.
@@ -239,8 +239,14 @@ mod tests {
             [(0, 10), (1, 20), (0, 30), (1, 40)]
         );
         assert_eq!(m.held(), 1);
-        // At its end, partition 1 no longer holds the other back.
-        assert_eq!(released(&mut m, now, &[1]), [(0, 50)]);
+        // At its end, partition 1 still holds the other back while a live producer may add
+        // to it: the next message may be older than 50.
+        assert!(released(&mut m, now + Duration::from_millis(999), &[1]).is_empty());
+        // Silent for the idleness timeout, it no longer does.
+        assert_eq!(
+            released(&mut m, now + Duration::from_secs(1), &[1]),
+            [(0, 50)]
+        );
         let positions: Vec<_> = m.partitions().map(|(tp, _, r)| (tp.1, r)).collect();
         assert_eq!(positions, [(0, Some(3)), (1, Some(2))]);
     }
