@@ -19,8 +19,20 @@ pub struct Dedup {
     max_ts: i64,
     /// Ids first seen since the last checkpoint.
     fresh: Vec<(i64, u64)>,
-    /// Stored segments: number and newest time, oldest first.
-    segments: VecDeque<(u64, i64)>,
+    /// Stored segments, oldest first: number, newest time, and how many ids had been
+    /// remembered in all (`remembered`) once its last one was.
+    segments: VecDeque<Segment>,
+    /// Ids ever remembered, and ever forgotten (past the horizon or the capacity): a segment
+    /// whose ids are all forgotten is deleted, so the store holds no more than memory does.
+    remembered: u64,
+    forgotten: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Segment {
+    number: u64,
+    newest: i64,
+    end: u64,
 }
 
 impl Dedup {
@@ -33,6 +45,7 @@ impl Dedup {
         self.max_ts = self.max_ts.max(ts);
         self.seen.insert(hash, ts);
         self.order.push_back((ts, hash));
+        self.remembered += 1;
         self.fresh.push((ts, hash));
         self.expire();
         false
@@ -42,7 +55,7 @@ impl Dedup {
     /// that are entirely past the horizon.
     pub fn checkpoint(&mut self, prefix: &[u8], out: &mut StateWrites) {
         if !self.fresh.is_empty() {
-            let number = self.segments.back().map_or(0, |(n, _)| n + 1);
+            let number = self.segments.back().map_or(0, |s| s.number + 1);
             let mut packed = Vec::with_capacity(self.fresh.len() * 16);
             let mut newest = i64::MIN;
             for (ts, hash) in self.fresh.drain(..) {
@@ -51,15 +64,19 @@ impl Dedup {
                 newest = newest.max(ts);
             }
             out.put([prefix, &number.to_be_bytes()].concat(), packed);
-            self.segments.push_back((number, newest));
+            self.segments.push_back(Segment {
+                number,
+                newest,
+                end: self.remembered,
+            });
         }
         let cutoff = self.max_ts.saturating_sub(DEDUP_HORIZON_MS);
-        while let Some(&(number, newest)) = self.segments.front() {
-            if newest >= cutoff {
+        while let Some(&segment) = self.segments.front() {
+            if segment.newest >= cutoff && segment.end > self.forgotten {
                 break;
             }
             self.segments.pop_front();
-            out.delete([prefix, &number.to_be_bytes()].concat());
+            out.delete([prefix, &segment.number.to_be_bytes()].concat());
         }
     }
 
@@ -84,10 +101,15 @@ impl Dedup {
             self.max_ts = self.max_ts.max(ts);
             if self.seen.insert(hash, ts).is_none() {
                 self.order.push_back((ts, hash));
+                self.remembered += 1;
             }
         }
         // Segments arrive in key order, which is their number order.
-        self.segments.push_back((number, newest));
+        self.segments.push_back(Segment {
+            number,
+            newest,
+            end: self.remembered,
+        });
         self.expire();
         Ok(())
     }
@@ -100,6 +122,58 @@ impl Dedup {
             }
             self.order.pop_front();
             self.seen.remove(&hash);
+            self.forgotten += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(writes: &StateWrites) -> (Vec<u64>, Vec<u64>) {
+        let number = |k: &[u8]| u64::from_be_bytes(k[2..].try_into().unwrap());
+        (
+            writes.puts.iter().map(|(k, _)| number(k)).collect(),
+            writes.deletes.iter().map(|k| number(k)).collect(),
+        )
+    }
+
+    #[test]
+    fn ids_survive_a_checkpoint_and_restore() {
+        let mut d = Dedup::default();
+        assert!(!d.is_duplicate("a", 1));
+        assert!(d.is_duplicate("a", 2));
+        let mut w = StateWrites::default();
+        d.checkpoint(b"d/", &mut w);
+        let mut again = Dedup::default();
+        for (k, v) in &w.puts {
+            again.restore_segment(&k[2..], v).unwrap();
+        }
+        assert!(again.is_duplicate("a", 3));
+        assert!(!again.is_duplicate("b", 3));
+    }
+
+    #[test]
+    fn segments_are_deleted_past_the_horizon_and_past_the_capacity() {
+        let mut d = Dedup::default();
+        d.is_duplicate("old", 0);
+        let mut w = StateWrites::default();
+        d.checkpoint(b"d/", &mut w);
+        assert_eq!(segments(&w), (vec![0], vec![]));
+        // A day later the first segment is past the horizon.
+        d.is_duplicate("new", DEDUP_HORIZON_MS + 1);
+        let mut w = StateWrites::default();
+        d.checkpoint(b"d/", &mut w);
+        assert_eq!(segments(&w), (vec![1], vec![0]));
+        // A flood of new ids within the horizon pushes segment 1's id out of memory: the
+        // store lets it go too.
+        for i in 0..DEDUP_CAPACITY {
+            d.is_duplicate(&format!("flood-{i}"), DEDUP_HORIZON_MS + 2);
+        }
+        let mut w = StateWrites::default();
+        d.checkpoint(b"d/", &mut w);
+        assert_eq!(segments(&w), (vec![2], vec![1]));
+        assert!(!d.is_duplicate("new", DEDUP_HORIZON_MS + 3), "forgotten");
     }
 }

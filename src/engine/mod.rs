@@ -237,7 +237,12 @@ impl Engine {
     }
 
     /// Takes one event in arrival order; alerts for every event whose turn came are appended.
-    pub fn process(&mut self, event: Event, out: &mut Vec<Alert>) {
+    pub fn process(&mut self, mut event: Event, out: &mut Vec<Alert>) {
+        if event.fingerprint == 0 {
+            // Built in code rather than read from bytes: the fingerprint is the event's
+            // identity in stored state and alert ids, so it must not be left blank.
+            event = event.with_computed_fingerprint();
+        }
         if let Some(id) = &event.id
             && self.dedup.is_duplicate(id, event.ts)
         {

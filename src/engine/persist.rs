@@ -7,14 +7,15 @@
 //! one per group matters: sled's cost is per key (20k small values take ~10x longer to write
 //! than the same bytes in a few large ones). Blobs are serialised on the checkpoint writer's
 //! thread, from copies of the changed groups (cheap: events are shared), not on the detection
-//! thread.
+//! thread. Inside a blob, groups refer to the events they hold by fingerprint, and each event
+//! is written once per snapshot cycle, in the first blob that needs it (see [`super::held`]).
 //!
 //! Key layout (all in one keyspace, so one atomic batch covers a whole checkpoint):
 //!
 //! | key | value |
 //! |---|---|
-//! | `g/<seq u64 BE><0>` | a snapshot: JSON lines `{"rule", "key", "state"}` for every group |
-//! | `g/<seq u64 BE><1>` | a delta: the same lines for changed groups, `"state": null` for removed ones |
+//! | `g/<seq u64 BE><0>` | a snapshot: JSON lines `[fingerprint, event]` for every event the groups hold, then `{"rule", "key", "state"}` for every group |
+//! | `g/<seq u64 BE><1>` | a delta: lines for the events not stored since the snapshot, then for changed groups (`"state": null` for removed ones) |
 //! | `r/<rule id>` | the rule's shape hash: groups of a rule whose shape changed are dropped |
 //! | `e/pending` | JSON list of the events held back for lateness |
 //! | `e/clock` | JSON `{max_ts, released, last_sweep}`: the reorder buffer's position |
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::table::GroupState;
 
-use super::held::{Held, concerns};
+use super::held::{self, Held, RestorePool, concerns};
 use super::table::Table;
 use super::{Engine, group};
 use crate::rule::{Kind, Rule};
@@ -35,6 +36,9 @@ pub const GROUP_PREFIX: &[u8] = b"g/";
 /// Deltas between full snapshots: at one checkpoint a second, a snapshot a minute bounds what a
 /// restore replays and how long removed data lingers on disk.
 pub const SNAPSHOT_EVERY: u32 = 60;
+/// Events stored since the last snapshot beyond which the next checkpoint is a snapshot: the
+/// set of their fingerprints is the memory the log costs (about 16 MB at this bound).
+const MAX_STORED_EVENTS: usize = 1_000_000;
 const SNAPSHOT: u8 = 0;
 const DELTA: u8 = 1;
 pub const RULE_PREFIX: &[u8] = b"r/";
@@ -213,6 +217,12 @@ impl GroupLog {
     }
 }
 
+/// The set of stored events; a panic elsewhere cannot leave it half-changed in a way that
+/// matters (the next snapshot rewrites it), so a poisoned lock is taken over.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn blob_key(seq: u64, kind: u8) -> Vec<u8> {
     [GROUP_PREFIX, &seq.to_be_bytes(), &[kind]].concat()
 }
@@ -227,6 +237,9 @@ pub struct GroupLog {
     /// Set when stored data must be rewritten without delay (after `forget`, or when a
     /// restore dropped the groups of changed rules).
     snapshot_due: bool,
+    /// Fingerprints of the events in the live blobs. Shared with the blob encoders, which run
+    /// on the checkpoint writer's thread in checkpoint order.
+    stored_events: Arc<std::sync::Mutex<foldhash::HashSet<u64>>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -245,7 +258,8 @@ impl Engine {
         let log = &mut self.group_log;
         let snapshot = log.snapshot_due
             || log.deltas_since_snapshot >= SNAPSHOT_EVERY
-            || log.live_blobs.is_empty();
+            || log.live_blobs.is_empty()
+            || lock(&log.stored_events).len() >= MAX_STORED_EVENTS;
         let mut parts: Vec<Encoder> = Vec::new();
         for live in &mut self.rules {
             let rule = live.rule.id.as_str();
@@ -273,11 +287,24 @@ impl Engine {
                 log.deltas_since_snapshot += 1;
             }
             log.live_blobs.push(key.clone());
+            let stored_events = Arc::clone(&log.stored_events);
             out.defer(Box::new(move |w: &mut StateWrites| {
-                let mut blob = Vec::new();
-                for part in parts {
-                    part(&mut blob);
+                let mut stored = lock(&stored_events);
+                if snapshot {
+                    stored.clear();
                 }
+                let mut groups = Vec::new();
+                let ((), fresh) = held::encoding(&mut stored, || {
+                    for part in parts {
+                        part(&mut groups);
+                    }
+                });
+                let mut blob = Vec::with_capacity(groups.len() + fresh.len() * 256);
+                for event in fresh {
+                    serde_json::to_writer(&mut blob, &Held(event)).expect("events serialise");
+                    blob.push(b'\n');
+                }
+                blob.extend_from_slice(&groups);
                 w.put(key, blob);
             }));
         }
@@ -348,6 +375,8 @@ impl Engine {
         }
         let mut kept: std::collections::HashSet<(String, String)> =
             std::collections::HashSet::new();
+        let pool = RestorePool::begin();
+        let mut stored_events = lock(&self.group_log.stored_events);
         for (key, blob) in &blobs {
             let seq = key
                 .get(GROUP_PREFIX.len()..GROUP_PREFIX.len() + 8)
@@ -360,6 +389,13 @@ impl Engine {
                 self.group_log.deltas_since_snapshot += 1;
             }
             for line in blob.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                if line.first() == Some(&b'[') {
+                    let event: Held = serde_json::from_slice(line)
+                        .map_err(|e| format!("group blob {seq}: an event: {e}"))?;
+                    stored_events.insert(event.fingerprint);
+                    pool.add(event);
+                    continue;
+                }
                 let line: StoredLine<'_> =
                     serde_json::from_slice(line).map_err(|e| format!("group blob {seq}: {e}"))?;
                 let live = self
@@ -382,6 +418,8 @@ impl Engine {
                 }
             }
         }
+        drop(stored_events);
+        drop(pool);
         report.groups = kept.len();
         for rule in shapes.keys() {
             if !self.rules.iter().any(|l| &l.rule.id == rule) {

@@ -31,11 +31,15 @@ struct Slot<G> {
     state: G,
     /// Changed since the last checkpoint.
     dirty: bool,
+    /// Present in the stored state (written by a checkpoint, or restored). A group that
+    /// lived and died between two checkpoints never reached the store, so its removal is not
+    /// written either: under a fast stream most groups are such.
+    stored: bool,
 }
 
 pub struct Table<G> {
     groups: HashMap<Box<str>, Slot<G>>,
-    /// Keys removed since the last checkpoint (expired, evicted or forgotten).
+    /// Stored keys removed since the last checkpoint (expired, evicted or forgotten).
     removed: Vec<Box<str>>,
     cap: usize,
     pub evictions: u64,
@@ -67,6 +71,7 @@ impl<G: GroupState> Table<G> {
                 Slot {
                     state: G::default(),
                     dirty: true,
+                    stored: false,
                 },
             );
         }
@@ -84,7 +89,7 @@ impl<G: GroupState> Table<G> {
         let removed = &mut self.removed;
         self.groups.retain(|k, s| {
             let keep = s.state.last_seen() >= oldest;
-            if !keep {
+            if !keep && s.stored {
                 removed.push(k.clone());
             }
             keep
@@ -102,7 +107,9 @@ impl<G: GroupState> Table<G> {
         self.groups.retain(|k, s| {
             if left > 0 && s.state.last_seen() <= cutoff {
                 left -= 1;
-                removed.push(k.clone());
+                if s.stored {
+                    removed.push(k.clone());
+                }
                 false
             } else {
                 true
@@ -123,6 +130,7 @@ impl<G: GroupState> Table<G> {
         }
         for (key, slot) in self.groups.iter_mut().filter(|(_, s)| s.dirty) {
             slot.dirty = false;
+            slot.stored = true;
             out.push((key.clone(), Some(slot.state.clone())));
         }
         out
@@ -135,6 +143,7 @@ impl<G: GroupState> Table<G> {
             .iter_mut()
             .map(|(key, slot)| {
                 slot.dirty = false;
+                slot.stored = true;
                 (key.clone(), Some(slot.state.clone()))
             })
             .collect()
@@ -152,6 +161,7 @@ impl<G: GroupState> Table<G> {
             Slot {
                 state,
                 dirty: false,
+                stored: true,
             },
         );
     }
@@ -168,7 +178,9 @@ impl<G: GroupState> Table<G> {
         self.groups.retain(|k, s| {
             if key_names(k) {
                 touched += 1;
-                removed.push(k.clone());
+                if s.stored {
+                    removed.push(k.clone());
+                }
                 return false;
             }
             if s.state.events().iter().any(|e| about(e)) {
@@ -176,7 +188,9 @@ impl<G: GroupState> Table<G> {
                 s.state.forget(about);
                 s.dirty = true;
                 if s.state.is_empty() {
-                    removed.push(k.clone());
+                    if s.stored {
+                        removed.push(k.clone());
+                    }
                     return false;
                 }
             }
@@ -232,10 +246,27 @@ mod tests {
     }
 
     #[test]
+    fn a_group_born_and_gone_between_checkpoints_is_never_written() {
+        let mut t: Table<Seen> = Table::new(10);
+        t.entry("stored").0 = 1;
+        assert_eq!(t.drain_changes().len(), 1);
+        t.entry("brief").0 = 2;
+        t.expire(10);
+        let seen: Vec<(String, bool)> = t
+            .drain_changes()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.is_some()))
+            .collect();
+        assert_eq!(seen, [("stored".to_string(), false)]);
+    }
+
+    #[test]
     fn changes_are_reported_once() {
         let mut t: Table<Seen> = Table::new(10);
-        t.entry("a").0 = 5;
+        t.entry("a").0 = 1;
         t.entry("b").0 = 1;
+        assert_eq!(t.drain_changes().len(), 2);
+        t.entry("a").0 = 5;
         t.expire(3);
         let mut seen: Vec<(String, Option<i64>)> = t
             .drain_changes()
