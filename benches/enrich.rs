@@ -7,6 +7,10 @@
 //! `AUTHWATCH_BENCH_GEOIP_CITY` to the path of a real GeoLite2/GeoIP2 City file to measure
 //! on real records (their size and shape change the decoding cost).
 
+/// The allocator the `authwatch` binary uses, so the figures are the daemon's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/common/geodb.rs"]
 mod geodb;
 

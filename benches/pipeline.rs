@@ -2,6 +2,10 @@
 //! decoding JSON lines, the engine alone, and both together. Run with `cargo bench`;
 //! criterion prints events/s (its "elements/s").
 
+/// The allocator the `authwatch` binary uses, so the figures are the daemon's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::Path;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};

@@ -56,14 +56,18 @@ impl Dedup {
     pub fn checkpoint(&mut self, prefix: &[u8], out: &mut StateWrites) {
         if !self.fresh.is_empty() {
             let number = self.segments.back().map_or(0, |s| s.number + 1);
-            let mut packed = Vec::with_capacity(self.fresh.len() * 16);
-            let mut newest = i64::MIN;
-            for (ts, hash) in self.fresh.drain(..) {
-                packed.extend_from_slice(&ts.to_le_bytes());
-                packed.extend_from_slice(&hash.to_le_bytes());
-                newest = newest.max(ts);
-            }
-            out.put([prefix, &number.to_be_bytes()].concat(), packed);
+            let fresh = std::mem::take(&mut self.fresh);
+            let newest = fresh.iter().map(|&(ts, _)| ts).max().unwrap_or(i64::MIN);
+            let key = [prefix, &number.to_be_bytes()].concat();
+            // Packed on the checkpoint writer's thread: a busy second holds a million ids.
+            out.defer(Box::new(move |w: &mut StateWrites| {
+                let mut packed = Vec::with_capacity(fresh.len() * 16);
+                for (ts, hash) in fresh {
+                    packed.extend_from_slice(&ts.to_le_bytes());
+                    packed.extend_from_slice(&hash.to_le_bytes());
+                }
+                w.put(key, packed);
+            }));
             self.segments.push_back(Segment {
                 number,
                 newest,
@@ -131,7 +135,8 @@ impl Dedup {
 mod tests {
     use super::*;
 
-    fn segments(writes: &StateWrites) -> (Vec<u64>, Vec<u64>) {
+    fn segments(writes: &mut StateWrites) -> (Vec<u64>, Vec<u64>) {
+        writes.resolve();
         let number = |k: &[u8]| u64::from_be_bytes(k[2..].try_into().unwrap());
         (
             writes.puts.iter().map(|(k, _)| number(k)).collect(),
@@ -146,6 +151,7 @@ mod tests {
         assert!(d.is_duplicate("a", 2));
         let mut w = StateWrites::default();
         d.checkpoint(b"d/", &mut w);
+        w.resolve();
         let mut again = Dedup::default();
         for (k, v) in &w.puts {
             again.restore_segment(&k[2..], v).unwrap();
@@ -160,12 +166,12 @@ mod tests {
         d.is_duplicate("old", 0);
         let mut w = StateWrites::default();
         d.checkpoint(b"d/", &mut w);
-        assert_eq!(segments(&w), (vec![0], vec![]));
+        assert_eq!(segments(&mut w), (vec![0], vec![]));
         // A day later the first segment is past the horizon.
         d.is_duplicate("new", DEDUP_HORIZON_MS + 1);
         let mut w = StateWrites::default();
         d.checkpoint(b"d/", &mut w);
-        assert_eq!(segments(&w), (vec![1], vec![0]));
+        assert_eq!(segments(&mut w), (vec![1], vec![0]));
         // A flood of new ids within the horizon pushes segment 1's id out of memory: the
         // store lets it go too.
         for i in 0..DEDUP_CAPACITY {
@@ -173,7 +179,7 @@ mod tests {
         }
         let mut w = StateWrites::default();
         d.checkpoint(b"d/", &mut w);
-        assert_eq!(segments(&w), (vec![2], vec![1]));
+        assert_eq!(segments(&mut w), (vec![2], vec![1]));
         assert!(!d.is_duplicate("new", DEDUP_HORIZON_MS + 3), "forgotten");
     }
 }
