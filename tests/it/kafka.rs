@@ -462,12 +462,17 @@ fn replay_ids(dir: &Path, rules: &Path, lines: &[u8]) -> BTreeSet<String> {
 
 /// The events the daemon `name` counted, from its last "authwatch stopped" line.
 fn events_counted(setup: &Setup, name: &str) -> u64 {
+    stopped_total(setup, name, "events")
+}
+
+/// A count from the "authwatch stopped" lines of a member's runs, summed.
+fn stopped_total(setup: &Setup, name: &str, key: &str) -> u64 {
     setup
         .log_text(name)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| field(v, "message") == "authwatch stopped")
-        .map(|v| field(&v, "events").as_u64().unwrap_or(0))
+        .map(|v| field(&v, key).as_u64().unwrap_or(0))
         .sum()
 }
 
@@ -508,6 +513,11 @@ fn a_multi_partition_topic_keyed_by_user_gives_the_alerts_of_the_sorted_stream()
     assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
     assert_eq!(got, want, "log:\n{}", setup.log_text("merged"));
     assert_eq!(events_counted(&setup, "merged"), 30_000 + 4);
+    assert_eq!(
+        stopped_total(&setup, "merged", "late"),
+        0,
+        "no event judged late"
+    );
 }
 
 #[test]

@@ -62,6 +62,9 @@ pub struct Coordinator {
     pub dead: Option<Arc<DeadLetters>>,
     topics: Vec<Arc<str>>,
     lag: Arc<ConsumerLag>,
+    /// Bumped by every assignment and revocation: the poll loop then splits off the
+    /// partitions' queues again (an assignment deactivates the queues split before it).
+    pub generation: u64,
 }
 
 impl GroupContext {
@@ -86,6 +89,7 @@ impl GroupContext {
                 dead,
                 topics: Vec::new(),
                 lag,
+                generation: 0,
             }),
         }
     }
@@ -175,6 +179,7 @@ impl Coordinator {
     }
 
     fn on_assign(&mut self, consumer: &BaseConsumer<GroupContext>, tpl: &mut TopicPartitionList) {
+        self.generation += 1;
         let now = Instant::now();
         let parts: Vec<(String, i32)> = tpl
             .elements()
@@ -233,6 +238,7 @@ impl Coordinator {
         tpl: &TopicPartitionList,
         lost: bool,
     ) {
+        self.generation += 1;
         let revoked: Vec<Tp> = tpl
             .elements()
             .iter()

@@ -160,6 +160,11 @@ impl<T> Merge<T> {
         self.forced
     }
 
+    /// Messages waiting in one partition's lane (0 when it is not assigned).
+    pub fn queued(&self, tp: &Tp) -> usize {
+        self.lanes.get(tp).map_or(0, |l| l.queue.len())
+    }
+
     /// Messages held across lanes.
     pub fn held(&self) -> usize {
         self.held

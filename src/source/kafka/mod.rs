@@ -3,7 +3,12 @@
 //!
 //! One thread polls a librdkafka `BaseConsumer` in bursts, decodes each message right there
 //! (off the async runtime, beside the detection thread), sends bad ones to the dead-letter
-//! topic, and queues the rest in the event-time merge ([`merge`]). What the merge releases
+//! topic, and queues the rest in the event-time merge ([`merge`]). Each assigned partition's
+//! messages are split off into a queue of its own, and a partition's queue is read only while
+//! its lane in the merge is short: a partition that runs ahead then fills librdkafka's
+//! prefetch queue, librdkafka stops fetching it, and the broker's answers go to the partitions
+//! the merge is waiting for. That is backpressure per partition without pausing (which
+//! resumes mid-batch; see [`merge`]). What the merge releases
 //! goes to detection in batches whose positions are the partitions' next offsets, so the
 //! checkpoint that covers a batch also records where each partition resumes. Offsets are
 //! committed to the group only when that checkpoint is durable ([`group`]).
@@ -25,6 +30,7 @@ mod log;
 pub mod merge;
 pub mod offsets;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
@@ -34,24 +40,26 @@ use anyhow::Context as _;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::Message;
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::BorrowedMessage;
 
 use self::dead_letter::DeadLetters;
 use self::group::GroupContext;
 use self::lag::ConsumerLag;
-use self::merge::{Entry, Merge};
+use self::merge::{Entry, Merge, Tp};
 use crate::config::KafkaConfig;
 use crate::pipeline::Decoder;
 use crate::source::{Batch, Item};
 use crate::state::{OnDurable, Store};
 use crate::telemetry::metrics::Labels;
 
-/// Messages taken from librdkafka per burst before the merge releases them.
-const BURST: usize = 4096;
-/// How long a poll waits for the first message of a burst: also how often the loop looks
-/// at the stop flag, idle partitions and durable checkpoints when the topic is quiet.
-const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Messages a partition's lane is topped up to from its queue per round; beyond it they wait
+/// in librdkafka's prefetch queue, whose bound stops the fetching.
+const LANE_TARGET: usize = 4096;
+/// How long the loop waits on the main queue when the last round received nothing: it also
+/// serves callbacks there, but cannot wait on the partition queues, so it is short.
+const IDLE_WAIT: Duration = Duration::from_millis(10);
 /// Without `follow`, how long every partition must have been at its end and silent before the
 /// source stops: a high watermark alone is not final (some brokers report a stale one), and a
 /// fetch can stall for a moment on a loaded machine.
@@ -68,8 +76,22 @@ const LAST_CHECKPOINT_WAIT: Duration = Duration::from_secs(30);
 /// Consumer errors logged one by one before they are only counted.
 const ERRORS_LOGGED: u64 = 20;
 
+/// Consumer errors seen (a broker down, a partition gone): logged, the first few one by one.
+#[derive(Default)]
+struct ConsumerErrors(u64);
+
+impl ConsumerErrors {
+    fn note(&mut self, e: &rdkafka::error::KafkaError) {
+        self.0 += 1;
+        if self.0 <= ERRORS_LOGGED {
+            tracing::warn!(error = %e, "kafka consumer error");
+        }
+    }
+}
+
 pub struct KafkaSource {
-    consumer: BaseConsumer<GroupContext>,
+    /// Shared with the partition queues split off it (they must not outlive it).
+    consumer: Arc<BaseConsumer<GroupContext>>,
     decode: Decoder,
     dead: Option<Arc<DeadLetters>>,
     follow: bool,
@@ -117,7 +139,7 @@ impl KafkaSource {
         tracing::info!(brokers = %config.brokers, topics = %config.topics.join(","), group = %config.group_id, "kafka: subscribed");
         Ok((
             KafkaSource {
-                consumer,
+                consumer: Arc::new(consumer),
                 decode,
                 dead,
                 follow: config.follow,
@@ -144,37 +166,42 @@ impl KafkaSource {
     /// to their end), then commits the last durable offsets and leaves the group.
     pub fn run(self) -> anyhow::Result<()> {
         let consumer = &self.consumer;
+        let mut queues: BTreeMap<Tp, PartitionQueue<GroupContext>> = BTreeMap::new();
+        let mut generation = 0;
         let mut last_lag = Instant::now();
         let mut last_lag_log = Instant::now();
         let mut first_message: Option<Instant> = None;
         let mut last_message = Instant::now();
         let mut messages: u64 = 0;
-        let mut errors: u64 = 0;
+        let mut errors = ConsumerErrors::default();
         let mut published = Vec::new();
+        let mut wait = Duration::ZERO;
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
-            let mut wait = POLL_WAIT;
-            for _ in 0..BURST {
-                match consumer.poll(wait) {
-                    None => break,
-                    Some(Ok(message)) => {
-                        self.take(&message);
-                        messages += 1;
-                        last_message = Instant::now();
-                        first_message.get_or_insert(last_message);
-                        wait = Duration::ZERO;
-                    }
-                    Some(Err(e)) => {
-                        errors += 1;
-                        if errors <= ERRORS_LOGGED {
-                            tracing::warn!(error = %e, "kafka consumer error");
-                        }
-                        break;
-                    }
-                }
+            // The main queue: callbacks (assignment, revocation, errors run in here), and
+            // messages fetched before their partition's queue was split off.
+            let mut received = self.drain_main(wait, &mut errors);
+            let changed = consumer.context().lock().generation;
+            if changed != generation {
+                generation = changed;
+                queues = self.split_queues(queues);
+                // Whatever reached the main queue before the split comes before what the
+                // partition's queue holds.
+                received += self.drain_main(Duration::ZERO, &mut errors);
             }
+            received += self.top_up_lanes(&queues, &mut errors);
+            if received > 0 {
+                messages += received as u64;
+                last_message = Instant::now();
+                first_message.get_or_insert(last_message);
+            }
+            wait = if received == 0 {
+                IDLE_WAIT
+            } else {
+                Duration::ZERO
+            };
             let now = Instant::now();
             let mut c = consumer.context().lock();
             if !c.release(consumer, now) {
@@ -208,8 +235,88 @@ impl KafkaSource {
                 break;
             }
         }
+        // The queues hold the consumer: they go first, so that closing really drops it.
+        drop(queues);
         self.close();
         Ok(())
+    }
+
+    /// Takes what the main queue has (waiting up to `wait` for the first); returns how many
+    /// messages it held.
+    fn drain_main(&self, wait: Duration, errors: &mut ConsumerErrors) -> usize {
+        let mut received = 0;
+        let mut wait = wait;
+        loop {
+            match self.consumer.poll(wait) {
+                None => return received,
+                Some(Ok(message)) => {
+                    self.take(&message);
+                    received += 1;
+                    wait = Duration::ZERO;
+                }
+                Some(Err(e)) => {
+                    errors.note(&e);
+                    return received;
+                }
+            }
+        }
+    }
+
+    /// Splits off the queue of every assigned partition, after an assignment changed (which
+    /// deactivates the queues split before it).
+    fn split_queues(
+        &self,
+        old: BTreeMap<Tp, PartitionQueue<GroupContext>>,
+    ) -> BTreeMap<Tp, PartitionQueue<GroupContext>> {
+        drop(old);
+        let assigned: Vec<Tp> = self
+            .consumer
+            .context()
+            .lock()
+            .merge
+            .partitions()
+            .map(|(tp, _, _)| tp.clone())
+            .collect();
+        let mut queues = BTreeMap::new();
+        for tp in assigned {
+            match self.consumer.split_partition_queue(&tp.0, tp.1) {
+                Some(queue) => {
+                    queues.insert(tp, queue);
+                }
+                // Its messages keep arriving on the main queue, which is read anyway.
+                None => {
+                    tracing::warn!(topic = %tp.0, partition = tp.1, "kafka: cannot split off a partition's queue")
+                }
+            }
+        }
+        queues
+    }
+
+    /// Tops each partition's lane up to [`LANE_TARGET`] from its queue, without waiting;
+    /// returns how many messages were taken.
+    fn top_up_lanes(
+        &self,
+        queues: &BTreeMap<Tp, PartitionQueue<GroupContext>>,
+        errors: &mut ConsumerErrors,
+    ) -> usize {
+        let mut received = 0;
+        for (tp, queue) in queues {
+            let queued = self.consumer.context().lock().merge.queued(tp);
+            for _ in queued..LANE_TARGET {
+                match queue.poll(Duration::ZERO) {
+                    None => break,
+                    Some(Ok(message)) => {
+                        self.take(&message);
+                        received += 1;
+                    }
+                    Some(Err(e)) => {
+                        errors.note(&e);
+                        break;
+                    }
+                }
+            }
+        }
+        received
     }
 
     /// Decodes one message and queues it in its partition's lane.
