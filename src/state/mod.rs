@@ -14,6 +14,10 @@
 //! | `c/` | the outbox | `c/<sink>`: the next seq each sink delivers |
 //! | `x/` | the outbox | `x/<sink>/<seq>`: dead letters, listed by `dead-letters`, sent again by `redrive` |
 //! | `m/outbox-next` | the outbox | the seq the next stored alert gets |
+//! | `0xFE <len u16><key><n u32>` | `sled_store.rs` | chunk `n` of a value over 32 KiB stored under `<key>` |
+//!
+//! Every value is stored behind a tag byte (inline, or the number of chunks); see
+//! `sled_store.rs` for why large values are chunked.
 
 mod sled_store;
 mod writer;
@@ -26,7 +30,7 @@ use std::path::{Path, PathBuf};
 use crate::engine::StateWrites;
 
 /// The state format this build reads and writes.
-pub const STATE_VERSION: &str = "authwatch-state/1";
+pub const STATE_VERSION: &str = "authwatch-state/2";
 pub const VERSION_KEY: &[u8] = b"m/version";
 pub const SOURCE_PREFIX: &[u8] = b"s/";
 

@@ -94,9 +94,11 @@ fn write_loop(
     failure: &Mutex<Option<StateError>>,
     on_durable: Option<OnDurable>,
 ) {
-    for (seq, writes) in rx {
+    for (seq, mut writes) in rx {
         let started = std::time::Instant::now();
+        writes.resolve();
         let puts = writes.puts.len();
+        let bytes: usize = writes.puts.iter().map(|(k, v)| k.len() + v.len()).sum();
         let positions: Vec<(Vec<u8>, Vec<u8>)> = match &on_durable {
             Some(_) => writes
                 .puts
@@ -111,6 +113,7 @@ fn write_loop(
                 tracing::debug!(
                     seq,
                     puts,
+                    bytes,
                     ms = started.elapsed().as_millis() as u64,
                     "checkpoint durable"
                 );
