@@ -106,8 +106,9 @@ fn produce_batched(
             }
         }
     }
+    // Records of one per batch are slow to acknowledge on a loaded machine: wait generously.
     producer
-        .flush(Duration::from_secs(60))
+        .flush(Duration::from_secs(180))
         .expect("every record is acknowledged");
 }
 

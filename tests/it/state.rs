@@ -167,9 +167,12 @@ fn sigkill_at_twenty_random_points_loses_and_invents_no_alert() {
         }
         child.wait().unwrap();
     }
+    let last = daemon(&cfg).stderr(Stdio::piped()).output().unwrap();
     assert!(
-        daemon(&cfg).status().unwrap().success(),
-        "the last restart runs to the end"
+        last.status.success(),
+        "the last restart runs to the end: {}; stderr:\n{}",
+        last.status,
+        String::from_utf8_lossy(&last.stderr)
     );
     assert!(
         killed >= 10,
