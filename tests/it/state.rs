@@ -198,7 +198,7 @@ fn children_peak_rss_kib() -> i64 {
 }
 
 /// The documented bound for a flood with default caps (README, "State and memory").
-const FLOOD_RSS_CAP_MIB: i64 = 768;
+const FLOOD_RSS_CAP_MIB: i64 = 512;
 
 #[test]
 fn a_flood_of_a_million_ips_and_usernames_stays_under_the_memory_cap() {
