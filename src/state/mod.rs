@@ -16,6 +16,9 @@
 //! | `m/outbox-next` | the outbox | the seq the next stored alert gets |
 //! | `0xFE <len u16><key><n u32>` | `sled_store.rs` | chunk `n` of a value over 32 KiB stored under `<key>` |
 //!
+//! Besides sled's files the directory holds `authwatch.lock`, locked while a process has the
+//! store open.
+//!
 //! Every value is stored behind a tag byte (inline, or the number of chunks); see
 //! `sled_store.rs` for why large values are chunked.
 

@@ -45,6 +45,61 @@ fn chunks_of(stored: &[u8]) -> u32 {
 pub struct SledStore {
     db: sled::Db,
     dir: PathBuf,
+    /// Held while the store is open (declared after `db`, so released after it closes).
+    _lock: std::fs::File,
+}
+
+/// The lock file in a state directory: whoever holds it owns the directory.
+const LOCK_FILE: &str = "authwatch.lock";
+
+/// Takes the directory's lock, or says who holds it.
+fn lock(dir: &Path) -> Result<std::fs::File, StateError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(|e| StateError::Io {
+            dir: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(StateError::Io {
+            dir: dir.to_path_buf(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Removes sled snapshots that a crash left half-written. sled writes its snapshot to
+/// `snap.<lsn>.generating`, syncs it and renames it; a process killed before the rename leaves
+/// the file behind, and sled 0.34 then takes it as the newest snapshot and refuses to open
+/// ("empty/corrupt snapshot file", spacejam/sled#1527). Such a file is never complete by
+/// construction; the previous snapshot is still there and the log is the source of truth, so
+/// removing it is safe. Only called with the directory's lock held, so no live process is
+/// writing one.
+fn remove_incomplete_snapshots(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::warn!(file = %entry.path().display(), "removed a half-written sled snapshot left by a crash")
+                }
+                Err(e) => {
+                    tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove a half-written sled snapshot")
+                }
+            }
+        }
+    }
 }
 
 impl SledStore {
@@ -55,6 +110,8 @@ impl SledStore {
             dir: dir.to_path_buf(),
             reason: e.to_string(),
         })?;
+        let lock = lock(dir)?;
+        remove_incomplete_snapshots(dir);
         let db = sled::Config::new()
             .path(dir)
             .open()
@@ -62,6 +119,7 @@ impl SledStore {
         let store = SledStore {
             db,
             dir: dir.to_path_buf(),
+            _lock: lock,
         };
         match store.db.get(VERSION_KEY).map_err(|e| open_error(dir, e))? {
             Some(v) if v.as_ref() == STATE_VERSION.as_bytes() => {}
@@ -241,6 +299,26 @@ mod tests {
         if let Err(e) = SledStore::open(dir.path()) {
             assert!(e.to_string().contains("in use"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_snapshot_left_half_written_by_a_crash_does_not_stop_the_store_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let mut w = StateWrites::default();
+            w.put(b"s/file".to_vec(), b"42".to_vec());
+            store.commit(w).unwrap();
+        }
+        // What a SIGKILL during sled's snapshot leaves: sled alone refuses to open this.
+        std::fs::write(
+            dir.path().join("snap.FFFFFFFFFFFFFFF0.generating"),
+            b"partial",
+        )
+        .unwrap();
+        assert!(sled::open(dir.path()).is_err(), "sled 0.34 trips over it");
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.get(b"s/file").unwrap(), Some(b"42".to_vec()));
     }
 
     #[test]
