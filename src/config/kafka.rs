@@ -17,7 +17,8 @@ pub const DEFAULT_GROUP_ID: &str = "authwatch";
 
 /// How long a partition may deliver nothing before the event-time merge stops waiting for it.
 /// A second keeps alerts from the other partitions prompt while a partition whose fetch is
-/// merely slow still gets its turn; a partition known to be at its end never holds the others.
+/// merely slow still gets its turn. It applies to a partition at its end too: a live producer's
+/// next message to it may be older than the other partitions' heads.
 pub const DEFAULT_IDLE_PARTITION_MS: u64 = 1_000;
 
 /// librdkafka properties authwatch owns: setting them would break the delivery guarantee

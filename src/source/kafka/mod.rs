@@ -300,20 +300,28 @@ impl KafkaSource {
         errors: &mut ConsumerErrors,
     ) -> usize {
         let mut received = 0;
+        let mut entries = Vec::new();
         for (tp, queue) in queues {
             let queued = self.consumer.context().lock().merge.queued(tp);
+            // Decoded without the lock, queued under one lock per partition and round.
             for _ in queued..LANE_TARGET {
                 match queue.poll(Duration::ZERO) {
                     None => break,
-                    Some(Ok(message)) => {
-                        self.take(&message);
-                        received += 1;
-                    }
+                    Some(Ok(message)) => entries.push(self.entry(&message)),
                     Some(Err(e)) => {
                         errors.note(&e);
                         break;
                     }
                 }
+            }
+            if entries.is_empty() {
+                continue;
+            }
+            received += entries.len();
+            let now = Instant::now();
+            let mut c = self.consumer.context().lock();
+            for entry in entries.drain(..) {
+                c.merge.push(tp, entry, now);
             }
         }
         received
@@ -321,9 +329,17 @@ impl KafkaSource {
 
     /// Decodes one message and queues it in its partition's lane.
     fn take(&self, message: &BorrowedMessage<'_>) {
+        let entry = self.entry(message);
+        let mut c = self.consumer.context().lock();
+        let tp = c.tp(message.topic(), message.partition());
+        c.merge.push(&tp, entry, Instant::now());
+    }
+
+    /// Decodes one message (a bad one goes to the dead-letter topic) into a lane entry.
+    fn entry(&self, message: &BorrowedMessage<'_>) -> Entry<Item> {
         let payload = message.payload().unwrap_or_default();
         let offset = message.offset();
-        let (ts, item) = match (self.decode)(payload) {
+        let (ts, payload) = match (self.decode)(payload) {
             Ok(event) => (Some(event.ts), Item::Event(Box::new(event))),
             Err(bad) => {
                 if let Some(dead) = &self.dead {
@@ -333,17 +349,11 @@ impl KafkaSource {
                 (None, Item::Bad(bad, origin, offset.max(0) as u64))
             }
         };
-        let mut c = self.consumer.context().lock();
-        let tp = c.tp(message.topic(), message.partition());
-        c.merge.push(
-            &tp,
-            Entry {
-                ts,
-                offset,
-                payload: item,
-            },
-            Instant::now(),
-        );
+        Entry {
+            ts,
+            offset,
+            payload,
+        }
     }
 
     /// Sets the gauges of the partitions held now and removes those of partitions gone;
