@@ -260,9 +260,9 @@ fn maxmind_test_data() -> Option<std::path::PathBuf> {
     match std::env::var_os("AUTHWATCH_MAXMIND_TEST_DATA") {
         Some(dir) => Some(dir.into()),
         None => {
-            eprintln!(
-                "skipped: AUTHWATCH_MAXMIND_TEST_DATA is not set (.ci/run sets it to MaxMind's \
-                 test databases)"
+            crate::support::skip_unless_ci(
+                "AUTHWATCH_MAXMIND_TEST_DATA is not set (.ci/run sets it to MaxMind's test \
+                 databases)",
             );
             None
         }

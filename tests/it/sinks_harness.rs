@@ -193,7 +193,9 @@ pub fn receiver_env(names: &[&str]) -> Option<Vec<String>> {
         match std::env::var(n) {
             Ok(v) => out.push(v),
             Err(_) => {
-                eprintln!("skipped: {n} is not set (.ci/run starts the receivers and sets it)");
+                crate::support::skip_unless_ci(&format!(
+                    "{n} is not set (.ci/run starts the receivers and sets it)"
+                ));
                 return None;
             }
         }
