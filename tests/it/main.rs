@@ -2,6 +2,9 @@
 
 mod cli;
 mod determinism;
+mod fuzz;
+#[path = "../common/fuzz.rs"]
+mod fuzz_harness;
 mod geo;
 #[path = "../common/geodb.rs"]
 mod geodb;
