@@ -51,6 +51,10 @@ pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_CONFIG: u8 = 78;
 
 pub fn execute(command: Command) -> ExitCode {
+    // A reader that stops early (`replay ... | head -1`) is a normal end for the commands that
+    // print a report, as for `cat` or `grep`; for the daemon it means alerts cannot be
+    // delivered, which stays a failure.
+    let quiet_on_broken_pipe = !matches!(command, Command::Run { .. });
     let result = match command {
         Command::Run {
             config,
@@ -103,11 +107,20 @@ pub fn execute(command: Command) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
         Err(Failure::TestsFailed) => ExitCode::from(EXIT_RUNTIME),
+        Err(Failure::Runtime(e)) if quiet_on_broken_pipe && is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(Failure::Runtime(e)) => {
             eprintln!("authwatch: {e:#}");
             ExitCode::from(EXIT_RUNTIME)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The configuration from `--config`, or the embedded defaults.

@@ -171,3 +171,40 @@ fn run_on_embedded_defaults_reads_stdin_and_writes_alerts_with_runbook_links() {
         "replayed events were already counted"
     );
 }
+
+#[test]
+fn replay_into_a_reader_that_stops_early_ends_quietly() {
+    // `replay ... | head -1`: the pipe closes after the first alert; that is the reader's
+    // choice, not a failure, as for `cat` and `grep`. Thousands of breached-password alerts
+    // (one per username) overflow the pipe's buffer, so replay is still writing when it closes.
+    use std::io::{Read, Write};
+    let events: String = (0..20_000)
+        .map(|i| {
+            format!(
+                "{{\"ts\":\"2026-01-01T00:00:{:02}Z\",\"type\":\"login.failure\",\"username\":\"u{i}\",\"reason\":\"breached_password\"}}\n",
+                i % 60
+            )
+        })
+        .collect();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_authwatch"))
+        .args(["replay", "-"])
+        .current_dir(crate::support::repo())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(events.as_bytes());
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
