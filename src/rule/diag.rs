@@ -17,7 +17,13 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: ", self.file.display(), self.pos)?;
+        // A diagnostic about a whole file or directory has no position (line 0): printing
+        // `:0:0` would send an editor to a line that does not exist.
+        if self.pos.line == 0 {
+            write!(f, "{}: ", self.file.display())?;
+        } else {
+            write!(f, "{}:{}: ", self.file.display(), self.pos)?;
+        }
         if let Some(rule) = &self.rule {
             write!(f, "rule {rule}: ")?;
         }

@@ -105,7 +105,13 @@ pub fn load_file_text(file: &Path, text: &str) -> (Vec<Rule>, Vec<Diagnostic>) {
 
 fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     if !dir.is_dir() {
-        return Err("the rules directory does not exist or is not a directory; pass --rules DIR or set [rules] dir".to_string());
+        // Name the directory as resolved: a relative default (`./rules`) is read from wherever
+        // the command was started, which is the usual surprise.
+        let resolved = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        return Err(format!(
+            "the rules directory {} does not exist or is not a directory; pass --rules DIR or set [rules] dir",
+            resolved.display()
+        ));
     }
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(dir)

@@ -208,3 +208,20 @@ fn replay_into_a_reader_that_stops_early_ends_quietly() {
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }
+
+#[test]
+fn run_outside_the_repository_names_the_missing_rules_directory_without_a_fake_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = authwatch_in(dir.path(), &["check"], b"");
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = stderr(&out);
+    let resolved = dir.path().join("rules");
+    assert!(
+        stderr.starts_with(&format!(
+            "rules: the rules directory {}",
+            resolved.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(":0:0:"), "{stderr}");
+}
