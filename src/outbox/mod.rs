@@ -20,3 +20,15 @@ pub mod writer;
 pub use service::{Delivery, SinkStatus};
 pub use store::{DeadLetter, OutboxStore};
 pub use writer::OutboxWriter;
+
+/// Runs a store call from async code without holding a tokio worker: on the daemon's
+/// multi-threaded runtime the worker hands its other tasks to a new one for the call
+/// (`block_in_place`), so a store slowed or hung by its disk never stalls delivery, HTTP or
+/// signals. Elsewhere (a current-thread runtime in a test) the call runs in place.
+pub(crate) fn off_async_workers<T>(call: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(call),
+        _ => call(),
+    }
+}

@@ -50,7 +50,7 @@ pub struct SledStore {
 }
 
 /// The lock file in a state directory: whoever holds it owns the directory.
-const LOCK_FILE: &str = "authwatch.lock";
+pub const LOCK_FILE: &str = "authwatch.lock";
 
 /// Takes the directory's lock, or says who holds it.
 fn lock(dir: &Path) -> Result<std::fs::File, StateError> {
