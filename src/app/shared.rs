@@ -101,3 +101,36 @@ pub async fn watch_signals(shared: std::sync::Arc<Shared>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_fails_when_the_loop_stalls_and_recovers_when_it_turns() {
+        let shared = Shared::default();
+        assert!(shared.health().is_ok(), "healthy before the loop starts");
+        shared.set_stall_timeout(Duration::from_millis(50));
+        assert!(shared.health().is_ok());
+        std::thread::sleep(Duration::from_millis(80));
+        let why = shared.health().unwrap_err();
+        assert!(why.contains("no progress"), "{why}");
+        shared.progress();
+        assert!(shared.health().is_ok());
+    }
+
+    #[test]
+    fn health_fails_once_the_store_has_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let guard = StoreGuard::new(dir.path(), Duration::from_secs(30));
+        let shared = Shared::default();
+        let _ = shared.store.set(guard.clone());
+        assert!(shared.health().is_ok());
+        guard.fail("Input/output error (os error 5)".into());
+        let why = shared.health().unwrap_err();
+        assert!(
+            why.contains(&dir.path().display().to_string()) && why.contains("os error 5"),
+            "{why}"
+        );
+    }
+}

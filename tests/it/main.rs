@@ -17,4 +17,5 @@ mod sinks_latency;
 mod sinks_outage;
 mod sinks_syslog;
 mod state;
+mod store_failure;
 mod support;
