@@ -7,10 +7,12 @@
 //!   offline operations of `dead-letters`, `redrive` and `outbox`;
 //! - [`writer`]: the pipeline's side: stores alerts (once per id) and wakes the workers;
 //! - [`worker`]: one sink's delivery loop;
+//! - [`forget`]: `forget` and `export` of one user over stored alerts and dead letters;
 //! - [`retry`]: exponential backoff with jitter, and the circuit breaker;
 //! - [`service`]: starts the workers on the daemon's runtime, persists their progress, and
 //!   drains them at shutdown.
 
+mod forget;
 pub mod retry;
 pub mod service;
 pub mod store;

@@ -23,6 +23,7 @@
 //! `sled_store.rs` for why large values are chunked.
 
 mod guard;
+mod rewrite;
 mod sled_store;
 mod writer;
 
