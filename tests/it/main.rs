@@ -2,6 +2,7 @@
 
 mod cli;
 mod determinism;
+mod forget;
 mod geo;
 #[path = "../common/geodb.rs"]
 mod geodb;
