@@ -106,10 +106,11 @@ impl StoreGuard {
         }
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
         self.calls().insert(id, (Instant::now(), what));
+        let in_flight = InFlight { guard: self, id };
         let result = f();
-        self.calls().remove(&id);
+        drop(in_flight);
         if let Err(e) = &result {
-            self.fail(e.to_string());
+            self.fail(cause(e));
         }
         result
     }
@@ -149,6 +150,30 @@ impl StoreGuard {
         } else {
             Verdict::Failed
         })
+    }
+}
+
+/// A call in progress; leaving it, by return or by panic, takes it off the watch. A panic
+/// inside the store fails it: the thread that would have reported an error is gone.
+struct InFlight<'a> {
+    guard: &'a StoreGuard,
+    id: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.guard.calls().remove(&self.id);
+        if thread::panicking() {
+            self.guard.fail("a store call panicked".into());
+        }
+    }
+}
+
+/// A store error's cause, without the directory the exit message names anyway.
+fn cause(e: &StateError) -> String {
+    match e {
+        StateError::Io { reason, .. } | StateError::Corrupt { reason, .. } => reason.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -252,6 +277,17 @@ mod tests {
         assert!(matches!(guard.inspect(), Some(Verdict::ExitNow)));
         assert!(guard.failure().unwrap().contains("io_timeout"));
         stuck.join().unwrap();
+    }
+
+    #[test]
+    fn a_panic_inside_a_store_call_fails_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let guard = StoreGuard::new(dir.path(), Duration::from_secs(30));
+        let g = guard.clone();
+        let panicked = thread::spawn(move || g.call::<()>("write", || panic!("sled bug")));
+        assert!(panicked.join().is_err());
+        assert_eq!(guard.failure(), Some("a store call panicked"));
+        assert!(guard.calls().is_empty());
     }
 
     #[test]
