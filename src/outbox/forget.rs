@@ -204,7 +204,10 @@ mod tests {
     #[test]
     fn a_mention_is_a_whole_identifier_in_any_case() {
         assert_eq!(mentions("Bob@X.test", "bob@x.test"), vec![(0, 10)]);
-        assert_eq!(mentions("10 failures for bob@x.test.", "bob@x.test").len(), 1);
+        assert_eq!(
+            mentions("10 failures for bob@x.test.", "bob@x.test").len(),
+            1
+        );
         assert!(mentions("jimbob@x.test", "bob@x.test").is_empty());
         assert!(mentions("bob@x.test.evil", "bob@x.test").is_empty());
         assert!(mentions("u10", "u1").is_empty());

@@ -257,7 +257,11 @@ mod tests {
         guard.fail("No space left on device (os error 28)".into());
         let err = guarded.get(b"s/x").unwrap_err().to_string();
         assert!(err.contains("No space left"), "{err}");
-        assert!(guard.exit_message().contains(&dir.path().display().to_string()));
+        assert!(
+            guard
+                .exit_message()
+                .contains(&dir.path().display().to_string())
+        );
     }
 
     #[test]

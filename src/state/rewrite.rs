@@ -87,10 +87,13 @@ impl SledStore {
             db.flush().map_err(|e| open_error(&fresh, e))?;
             copied
         };
-        let SledStore { db, lock: old_lock, .. } = self;
+        let SledStore {
+            db, lock: old_lock, ..
+        } = self;
         db.flush().map_err(|e| open_error(&dir, e))?;
         drop(db);
-        let old = exchange(&dir, &fresh).map_err(|e| io_error(&dir, "cannot swap in the rewritten state", e))?;
+        let old = exchange(&dir, &fresh)
+            .map_err(|e| io_error(&dir, "cannot swap in the rewritten state", e))?;
         sync_parent(&dir).map_err(|e| io_error(&dir, "cannot sync", e))?;
         drop(old_lock);
         std::fs::remove_dir_all(&old)

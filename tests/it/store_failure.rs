@@ -184,7 +184,8 @@ fn removing_the_state_directory_under_a_running_daemon_ends_it() {
     let err = daemon.stderr();
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&format!("state store in {} failed", state.display())) && err.contains("removed"),
+        err.contains(&format!("state store in {} failed", state.display()))
+            && err.contains("removed"),
         "{err}"
     );
     println!("exited {took:?} after the directory was removed");
