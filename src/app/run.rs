@@ -197,6 +197,10 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
         "authwatch stopped"
     );
     runtime.shutdown_timeout(Duration::from_secs(1));
+    if guard.failure().is_some() {
+        // The store failed during the stop: what it was given is not known to be durable.
+        guard.exit_now();
+    }
     Ok(())
 }
 
