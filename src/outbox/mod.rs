@@ -34,3 +34,41 @@ pub(crate) fn off_async_workers<T>(call: impl FnOnce() -> T) -> T {
         _ => call(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn a_slow_store_call_leaves_the_only_async_worker_to_other_tasks() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let ticks = Arc::new(AtomicU32::new(0));
+        let counted = ticks.clone();
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let during = runtime.block_on(async {
+            tokio::spawn(async move {
+                super::off_async_workers(|| {
+                    let before = ticks.load(Ordering::Relaxed);
+                    // A store stuck on its disk.
+                    std::thread::sleep(Duration::from_millis(300));
+                    ticks.load(Ordering::Relaxed) - before
+                })
+            })
+            .await
+            .unwrap()
+        });
+        assert!(during >= 5, "the other task ran {during} times meanwhile");
+        runtime.shutdown_background();
+    }
+}
