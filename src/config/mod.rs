@@ -415,6 +415,22 @@ rules = ["!impersonation-started"]
     }
 
     #[test]
+    fn store_and_stall_deadlines_are_read_and_zero_is_refused() {
+        let c = parse(
+            Path::new("a.toml"),
+            "[state]\nio_timeout = \"5s\"\n[daemon]\nstall_timeout = \"2m\"\n",
+        )
+        .unwrap();
+        assert_eq!((c.io_timeout_ms, c.stall_timeout_ms), (5_000, 120_000));
+        let err = parse(
+            Path::new("a.toml"),
+            "[state]\nio_timeout = \"0s\"\n[daemon]\nstall_timeout = \"never\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+    }
+
+    #[test]
     fn unknown_keys_name_file_line_and_column() {
         let err = parse(
             Path::new("a.toml"),
