@@ -15,8 +15,8 @@ use tokio::sync::watch;
 
 use crate::app::shared::Shared;
 
-/// Routes every daemon serves: `/healthz` (alive: the store works and detection progresses), `/readyz` (state loaded,
-/// rules compiled, source connected) and `/metrics` (Prometheus).
+/// Routes every daemon serves: `/healthz` (the store works, detection moves), `/readyz`
+/// (state loaded, rules compiled, source connected) and `/metrics` (Prometheus).
 pub fn health_routes(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
