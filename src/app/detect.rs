@@ -114,6 +114,13 @@ impl Detector {
         // Event time when the source went quiet (set on the first idle tick).
         let mut quiet_from: Option<i64> = None;
         let ended = loop {
+            // A failed store ends the daemon (`state/guard.rs`): nothing more is fed to it.
+            if let Some(guard) = self.shared.store.get()
+                && guard.failure().is_some()
+            {
+                return Err(Failure::Runtime(anyhow::anyhow!(guard.exit_message())));
+            }
+            self.shared.progress();
             if self.shared.stopping() {
                 // Stop intake, but process what the source had already handed over: at most
                 // what the channel holds, since a fast source keeps refilling it.

@@ -25,7 +25,7 @@ use crate::sink::Router;
 use crate::source::file::{self, FileSource};
 use crate::source::kafka::KafkaSource;
 use crate::source::{self, Batch, stdin};
-use crate::state::{self, CheckpointWriter};
+use crate::state::{self, CheckpointWriter, Guarded, StoreGuard};
 
 /// Batches in flight between source and detection: a bound, so a fast source waits (or an
 /// HTTP client is told to retry) instead of filling memory.
@@ -38,7 +38,14 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     let set = load_rules(&cfg.rules_dir)?;
     let decode = decoder(&cfg.format)?;
     let enricher = enricher(&cfg)?;
-    let store = Arc::new(open_state(&cfg.state_dir, reset_state)?);
+    let store = open_state(&cfg.state_dir, reset_state)?;
+    // From here every store call has a deadline and any store error ends the daemon.
+    let guard = StoreGuard::new(
+        &cfg.state_dir,
+        Duration::from_millis(cfg.io_timeout_ms.max(1) as u64),
+    );
+    state::start_watchdog(guard.clone());
+    let store = Arc::new(Guarded::new(store, guard.clone()));
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
     let entries = state::engine_entries(&*store).map_err(|e| Failure::Runtime(e.into()))?;
     let restored = engine.restore(entries).map_err(|e| {
@@ -60,6 +67,8 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
         .enable_all()
         .build()?;
     let shared = Arc::new(Shared::default());
+    let _ = shared.store.set(guard.clone());
+    shared.set_stall_timeout(Duration::from_millis(cfg.stall_timeout_ms.max(1) as u64));
     runtime.spawn(watch_signals(shared.clone()));
     // Delivery (issue 6): alerts go into the outbox; a worker per sink delivers from it.
     let (delivery, outbox) = Delivery::start(runtime.handle(), store.clone(), &cfg.sinks)
@@ -145,6 +154,11 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     shared.metrics.rules_loaded.set(set.enabled().len() as i64);
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let ended = detector.run(&rx);
+    if guard.failure().is_some() {
+        // Nothing that touches the store can be waited for (threads may be blocked inside
+        // sled, which also flushes when dropped): say why and end here.
+        guard.exit_now();
+    }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     shared.ready.store(false, Ordering::Relaxed);
     stop_source.store(true, Ordering::Relaxed);
@@ -183,6 +197,10 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
         "authwatch stopped"
     );
     runtime.shutdown_timeout(Duration::from_secs(1));
+    if guard.failure().is_some() {
+        // The store failed during the stop: what it was given is not known to be durable.
+        guard.exit_now();
+    }
     Ok(())
 }
 

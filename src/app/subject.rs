@@ -1,39 +1,60 @@
 //! `authwatch forget` and `authwatch export`: erase or print everything the state holds about
-//! one user (GDPR), by `user` id and by `username`. They open the store, so the daemon using
-//! the same state directory must be stopped first (the store says so if it is not).
+//! one user (GDPR), by `user` id and by `username`: engine state (groups, held events,
+//! baselines), and the outbox (alerts waiting for delivery, their evidence, dead letters).
+//! They open the store, so the daemon using the same state directory must be stopped first
+//! (the store says so if it is not).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::{Failure, engine_options, load_config, load_rules, open_state};
 use crate::engine::{Engine, StateWrites};
-use crate::state::{self, Store};
+use crate::outbox::OutboxStore;
+use crate::state::{self, SledStore, StateError, Store};
 
-fn restored_engine(config: Option<&Path>) -> Result<(Engine, crate::state::SledStore), Failure> {
+fn restored_engine(config: Option<&Path>) -> Result<(Engine, SledStore), Failure> {
     let cfg = load_config(config)?;
     let set = load_rules(&cfg.rules_dir)?;
     let store = open_state(&cfg.state_dir, false)?;
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
     engine
-        .restore(state::engine_entries(&store).map_err(|e| Failure::Runtime(e.into()))?)
+        .restore(state::engine_entries(&store).map_err(runtime)?)
         .map_err(|e| anyhow::anyhow!("cannot read the state: {e}"))?;
     Ok((engine, store))
 }
 
+fn runtime(e: StateError) -> Failure {
+    Failure::Runtime(e.into())
+}
+
 pub fn forget(user: &str, config: Option<&Path>) -> Result<(), Failure> {
     let (mut engine, store) = restored_engine(config)?;
-    let touched = engine.forget(user);
+    let store = Arc::new(store);
+    let engine_touched = engine.forget(user);
     let mut writes = StateWrites::default();
     engine.checkpoint(&mut writes);
-    store
-        .commit(writes)
-        .map_err(|e| Failure::Runtime(e.into()))?;
-    eprintln!("forgot {user}: {touched} state entries removed or scrubbed");
+    let outbox = OutboxStore::new(store.clone());
+    let outbox_touched = outbox.forget(user, &mut writes).map_err(runtime)?;
+    store.commit(writes).map_err(runtime)?;
+    drop(outbox);
+    // sled keeps deleted and overwritten values in its old segments: only a copy of what is
+    // live, swapped in for the old files, leaves none of the user's bytes on disk.
+    let store = Arc::into_inner(store).expect("forget holds the only handle on the store");
+    store.rewrite().map_err(runtime)?;
+    eprintln!(
+        "forgot {user}: {} state entries removed or scrubbed ({engine_touched} in detection state, {outbox_touched} outbox alerts and dead letters); the state directory was rewritten",
+        engine_touched + outbox_touched
+    );
     Ok(())
 }
 
 pub fn export(user: &str, config: Option<&Path>) -> Result<(), Failure> {
-    let (engine, _store) = restored_engine(config)?;
+    let (engine, store) = restored_engine(config)?;
     for item in engine.export(user) {
+        println!("{item}");
+    }
+    let outbox = OutboxStore::new(Arc::new(store));
+    for item in outbox.export(user).map_err(runtime)? {
         println!("{item}");
     }
     Ok(())

@@ -34,6 +34,16 @@ pub const DEFAULT_CHECKPOINT_INTERVAL_MS: i64 = 1_000;
 /// next start. Well inside systemd's default 90 s stop timeout.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: i64 = 10_000;
 
+/// `[state] io_timeout`: the longest a store call may take before the daemon gives the store
+/// up and exits. Far above a healthy checkpoint (milliseconds) or a slow disk's worst fsync,
+/// short enough that a hung disk is noticed within a minute.
+pub const DEFAULT_IO_TIMEOUT_MS: i64 = 30_000;
+
+/// `[daemon] stall_timeout`: `/healthz` fails once the detection loop has made no progress for
+/// this long. The loop turns at least every 200 ms, and a store call that takes longer than
+/// `io_timeout` ends the process first.
+pub const DEFAULT_STALL_TIMEOUT_MS: i64 = 60_000;
+
 /// Input formats that can be named in `[source] format` and `--format`.
 pub const FORMATS: [&str; 4] = ["native", "auth0", "okta", "keycloak"];
 
@@ -51,6 +61,10 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// `[daemon] shutdown_timeout`: how long sinks get to deliver at a stop.
     pub shutdown_timeout_ms: i64,
+    /// `[state] io_timeout`: the deadline of every store call in `run`.
+    pub io_timeout_ms: i64,
+    /// `[daemon] stall_timeout`: no detection progress this long fails `/healthz`.
+    pub stall_timeout_ms: i64,
     pub sinks: Vec<SinkConfig>,
     /// `[geoip]`: MaxMind databases that locate events which carry an ip but no `geo`.
     pub geoip: GeoipConfig,
@@ -125,6 +139,8 @@ impl Default for Config {
             runbook_base_url: None,
             http_listen: None,
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+            io_timeout_ms: DEFAULT_IO_TIMEOUT_MS,
+            stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
             geoip: GeoipConfig::default(),
             sinks: vec![SinkConfig::new("stdout", SinkKind::Stdout)],
         }
@@ -245,6 +261,14 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
                 )),
             }
         }
+        if let Some(timeout) = state.io_timeout {
+            match humantime::parse_duration(&timeout) {
+                Ok(d) if !d.is_zero() => config.io_timeout_ms = d.as_millis() as i64,
+                _ => error(format!(
+                    "[state] io_timeout `{timeout}` must be a duration above 0 like 30s"
+                )),
+            }
+        }
         match state.max_groups_per_rule {
             Some(0) => error("[state] max_groups_per_rule must be at least 1".into()),
             Some(n) => config.max_groups_per_rule = n,
@@ -279,11 +303,22 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
             ));
         }
     }
-    if let Some(timeout) = raw.daemon.and_then(|d| d.shutdown_timeout) {
+    let (shutdown_timeout, stall_timeout) = raw
+        .daemon
+        .map_or((None, None), |d| (d.shutdown_timeout, d.stall_timeout));
+    if let Some(timeout) = shutdown_timeout {
         match humantime::parse_duration(&timeout) {
             Ok(d) => config.shutdown_timeout_ms = d.as_millis() as i64,
             Err(e) => error(format!(
                 "[daemon] shutdown_timeout `{timeout}`: {e}; write it like 10s"
+            )),
+        }
+    }
+    if let Some(timeout) = stall_timeout {
+        match humantime::parse_duration(&timeout) {
+            Ok(d) if !d.is_zero() => config.stall_timeout_ms = d.as_millis() as i64,
+            _ => error(format!(
+                "[daemon] stall_timeout `{timeout}` must be a duration above 0 like 60s"
             )),
         }
     }
@@ -377,6 +412,22 @@ rules = ["!impersonation-started"]
         );
         assert!(!c.sinks[0].routing.accepts("x", Severity::Medium, &[]));
         assert!(c.sinks[0].routing.accepts("x", Severity::High, &[]));
+    }
+
+    #[test]
+    fn store_and_stall_deadlines_are_read_and_zero_is_refused() {
+        let c = parse(
+            Path::new("a.toml"),
+            "[state]\nio_timeout = \"5s\"\n[daemon]\nstall_timeout = \"2m\"\n",
+        )
+        .unwrap();
+        assert_eq!((c.io_timeout_ms, c.stall_timeout_ms), (5_000, 120_000));
+        let err = parse(
+            Path::new("a.toml"),
+            "[state]\nio_timeout = \"0s\"\n[daemon]\nstall_timeout = \"never\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub struct RawState {
     pub dir: Option<String>,
     pub checkpoint_interval: Option<String>,
     pub max_groups_per_rule: Option<usize>,
+    pub io_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +82,7 @@ pub struct RawRunbooks {
 #[serde(deny_unknown_fields)]
 pub struct RawDaemon {
     pub shutdown_timeout: Option<String>,
+    pub stall_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,11 +15,11 @@ use tokio::sync::watch;
 
 use crate::app::shared::Shared;
 
-/// Routes every daemon serves: `/healthz` (the process is alive), `/readyz` (state loaded,
-/// rules compiled, source connected) and `/metrics` (Prometheus).
+/// Routes every daemon serves: `/healthz` (the store works, detection moves), `/readyz`
+/// (state loaded, rules compiled, source connected) and `/metrics` (Prometheus).
 pub fn health_routes(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(shared)
@@ -34,6 +34,14 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl axum::response::Into
         )],
         shared.metrics.render(),
     )
+}
+
+/// 503 once the store has failed or detection has stalled (`Shared::health`).
+async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
+    match shared.health() {
+        Ok(()) => (StatusCode::OK, "ok\n".into()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+    }
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {

@@ -66,7 +66,7 @@ impl Worker {
             } else {
                 self.sink.max_batch().max(1)
             };
-            let (batch, end, mut dead) = match self.next_batch(limit) {
+            let (batch, end, mut dead) = match super::off_async_workers(|| self.next_batch(limit)) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(sink = %self.name, error = %e, "cannot read the outbox");
@@ -125,7 +125,7 @@ impl Worker {
                 tracing::warn!(sink = %self.name, id = %batch[i].record.id, reason = %why, "alert moved to the dead letters");
                 dead.push(self.letter(&batch[i], attempts, why.clone()));
                 cursor = batch[i].seq + 1;
-                match self.expire_from(cursor, now, &why) {
+                match super::off_async_workers(|| self.expire_from(cursor, now, &why)) {
                     Ok((more, c)) => {
                         dead.extend(more);
                         cursor = c;

@@ -22,10 +22,13 @@
 //! Every value is stored behind a tag byte (inline, or the number of chunks); see
 //! `sled_store.rs` for why large values are chunked.
 
+mod guard;
+mod rewrite;
 mod sled_store;
 mod writer;
 
-pub use sled_store::SledStore;
+pub use guard::{Guarded, StoreGuard, start_watchdog};
+pub use sled_store::{LOCK_FILE, SledStore};
 pub use writer::{CheckpointWriter, OnDurable};
 
 use std::path::{Path, PathBuf};

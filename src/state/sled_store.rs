@@ -43,17 +43,17 @@ fn chunks_of(stored: &[u8]) -> u32 {
 }
 
 pub struct SledStore {
-    db: sled::Db,
-    dir: PathBuf,
+    pub(super) db: sled::Db,
+    pub(super) dir: PathBuf,
     /// Held while the store is open (declared after `db`, so released after it closes).
-    _lock: std::fs::File,
+    pub(super) lock: std::fs::File,
 }
 
 /// The lock file in a state directory: whoever holds it owns the directory.
-const LOCK_FILE: &str = "authwatch.lock";
+pub const LOCK_FILE: &str = "authwatch.lock";
 
 /// Takes the directory's lock, or says who holds it.
-fn lock(dir: &Path) -> Result<std::fs::File, StateError> {
+pub(super) fn lock(dir: &Path) -> Result<std::fs::File, StateError> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -82,7 +82,7 @@ fn lock(dir: &Path) -> Result<std::fs::File, StateError> {
 /// construction; the previous snapshot is still there and the log is the source of truth, so
 /// removing it is safe. Only called with the directory's lock held, so no live process is
 /// writing one.
-fn remove_incomplete_snapshots(dir: &Path) {
+pub(super) fn remove_incomplete_snapshots(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -119,7 +119,7 @@ impl SledStore {
         let store = SledStore {
             db,
             dir: dir.to_path_buf(),
-            _lock: lock,
+            lock,
         };
         match store.db.get(VERSION_KEY).map_err(|e| open_error(dir, e))? {
             Some(v) if v.as_ref() == STATE_VERSION.as_bytes() => {}
@@ -189,7 +189,7 @@ impl SledStore {
     }
 }
 
-fn open_error(dir: &Path, e: sled::Error) -> StateError {
+pub(super) fn open_error(dir: &Path, e: sled::Error) -> StateError {
     let dir = dir.to_path_buf();
     match e {
         // sled takes an exclusive file lock; a second process gets WouldBlock.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod determinism;
+mod forget;
 mod fuzz;
 #[path = "../common/fuzz.rs"]
 mod fuzz_harness;
@@ -20,4 +21,5 @@ mod sinks_latency;
 mod sinks_outage;
 mod sinks_syslog;
 mod state;
+mod store_failure;
 mod support;
