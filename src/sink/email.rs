@@ -106,7 +106,13 @@ impl Email {
             Err(e) if e.is_permanent() => Err(SendError::Reject {
                 reason: format!("the mail server refused the message: {e}"),
             }),
-            Err(e) => Err(SendError::retry(format!(
+            // A 4xx reply to this message may be the message's doing; anything else (no
+            // connection, TLS, a timeout) is the server's state.
+            Err(e) if e.is_transient() => Err(SendError::retry(format!(
+                "mail to {}:{} failed: {e}",
+                self.config.host, self.config.port
+            ))),
+            Err(e) => Err(SendError::unavailable(format!(
                 "mail to {}:{} failed: {e}",
                 self.config.host, self.config.port
             ))),

@@ -1,15 +1,20 @@
-//! What the HTTP sinks share: a client per sink (timeout, optional private CA) and the one
-//! reading of an HTTP answer: 2xx delivered; 429, 408 and 5xx retried (with Retry-After);
-//! 401, 403 and 404 retried too, since they mean a credential or URL an operator can fix;
-//! other 4xx rejected, since the receiver would refuse the same alert again.
+//! What the HTTP sinks share: a client per sink (timeout, optional private CA, no redirects,
+//! answers read up to `max_answer_bytes`) and the one reading of an HTTP answer: 2xx
+//! delivered; 429, 408 and 5xx retried (with Retry-After); 401, 403, 404 and redirects retried
+//! too, since they mean a credential or URL an operator can fix; 413 is a size refusal (bulk
+//! sinks split the batch); other 4xx rejected, since the receiver would refuse the same alert
+//! again. No error text carries a URL past its host: a Slack webhook's path is its secret.
 
+use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode};
 
-use super::SendError;
+use super::{Record, Results, SendError};
+use crate::config::DeliveryPolicy;
 
 /// A receiver's answer is quoted in the dead letter and the log up to this many characters.
 const QUOTED_BODY_CHARS: usize = 300;
@@ -17,11 +22,29 @@ const QUOTED_BODY_CHARS: usize = 300;
 /// plan, and `max_age` still bounds how long an alert is tried.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
+/// A sink's HTTP client and the most of an answer it reads.
+pub struct Client {
+    inner: reqwest::Client,
+    max_answer_bytes: usize,
+}
+
+/// A receiver's answer; `truncated` when its body was longer than `max_answer_bytes`.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+    pub truncated: bool,
+}
+
 /// A client with the sink's timeout, trusting `ca_file` in addition to the public roots.
-pub fn client(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
+/// Redirects are not followed: a redirect to another host would carry the sink's custom
+/// headers and signature there (reqwest strips only `Authorization` and cookies), and a 301
+/// or 302 turns a POST into a GET anyway. A redirect is reported for the operator to fix.
+pub fn client(policy: &DeliveryPolicy, ca_file: Option<&Path>) -> Result<Client, String> {
     let mut builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
+        .timeout(policy.timeout)
+        .connect_timeout(policy.timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("authwatch/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca_file {
         let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
@@ -31,36 +54,141 @@ pub fn client(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest::Clie
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder
+    let inner = builder
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    Ok(Client {
+        inner,
+        max_answer_bytes: policy.max_answer_bytes,
+    })
 }
 
-/// Sends a request; the status, headers and body, or the transport failure as a retry.
-pub async fn send(request: RequestBuilder) -> Result<(StatusCode, HeaderMap, String), SendError> {
-    let response = request.send().await.map_err(|e| {
-        let what = if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "cannot connect"
-        } else {
-            "request failed"
-        };
-        SendError::retry(format!("{what}: {}", error_chain(&e)))
-    })?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| SendError::retry(format!("reading the answer failed: {e}")))?;
-    Ok((status, headers, body))
+impl Client {
+    pub fn post(&self, url: &str) -> RequestBuilder {
+        self.inner.post(url)
+    }
+
+    /// Sends a request; its answer (body read up to the bound), or the transport failure.
+    pub async fn send(&self, request: RequestBuilder) -> Result<Answer, SendError> {
+        let (client, request) = request.build_split();
+        let request = request.map_err(|e| SendError::Reject {
+            reason: format!("cannot build the request: {}", error_chain(&e.without_url())),
+        })?;
+        let url = request.url().clone();
+        let mut response = client.execute(request).await.map_err(|e| {
+            let what = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "cannot connect"
+            } else {
+                "request failed"
+            };
+            let text = format!("{what}: {}", error_chain(&e.without_url()));
+            SendError::unavailable(scrub(&text, &url))
+        })?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        let mut truncated = false;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = self.max_answer_bytes - body.len();
+                    if chunk.len() > room {
+                        body.extend_from_slice(&chunk[..room]);
+                        truncated = true;
+                        break; // the rest is dropped with the connection
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let text = format!(
+                        "reading the answer failed: {}",
+                        error_chain(&e.without_url())
+                    );
+                    return Err(SendError::unavailable(scrub(&text, &url)));
+                }
+            }
+        }
+        Ok(Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            truncated,
+        })
+    }
+
+    /// Sends and reads the answer as one result.
+    pub async fn deliver(&self, request: RequestBuilder) -> Result<(), SendError> {
+        let a = self.send(request).await?;
+        classify(a.status, &a.headers, &a.body)
+    }
 }
 
-/// Sends and reads the answer as one result.
-pub async fn post(request: RequestBuilder) -> Result<(), SendError> {
-    let (status, headers, body) = send(request).await?;
-    classify(status, &headers, &body)
+/// A URL as logs and dead letters may show it: scheme, host and port, no user, path or query
+/// (a Slack webhook's path and many a webhook's query are the credential).
+pub fn url_for_logs(url: &reqwest::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{}://{host}:{port}/...", url.scheme()),
+        (Some(host), None) => format!("{}://{host}/...", url.scheme()),
+        _ => format!("{}:...", url.scheme()),
+    }
+}
+
+/// `text` with any trace of `url` past its host replaced, should a cause below reqwest quote it.
+fn scrub(text: &str, url: &reqwest::Url) -> String {
+    let mut out = text.replace(url.as_str(), &url_for_logs(url));
+    for secret in [url.path(), url.query().unwrap_or(""), url.password().unwrap_or("")] {
+        if secret.len() > 1 {
+            out = out.replace(secret, "...");
+        }
+    }
+    out
+}
+
+/// Whether an answer refuses the request for its size (413): bulk sinks then split the batch.
+pub fn too_large(status: StatusCode) -> bool {
+    status == StatusCode::PAYLOAD_TOO_LARGE
+}
+
+/// What one bulk request came to: a result per alert, or a refusal of the whole body for size.
+pub enum Bulk {
+    Results(Results),
+    TooLarge(String),
+}
+
+/// Sends `alerts` with `send`; a batch refused for size is split in halves and each half sent
+/// on its own (and split again), so a 413 costs log2(batch) requests rather than the batch. A
+/// single alert refused for size is rejected: it will never fit. After a half fails with a
+/// retry, the halves after it are not sent (the worker retries from the first failure).
+pub async fn split_when_too_large<'a, F, Fut>(alerts: &'a [Arc<Record>], mut send: F) -> Results
+where
+    F: FnMut(&'a [Arc<Record>]) -> Fut,
+    Fut: Future<Output = Bulk>,
+{
+    let mut out: Results = Vec::with_capacity(alerts.len());
+    let mut parts: Vec<&'a [Arc<Record>]> = vec![alerts];
+    while let Some(part) = parts.pop() {
+        if out.iter().any(|r| matches!(r, Err(e) if !matches!(e, SendError::Reject { .. }))) {
+            let e = SendError::unavailable("not sent: an earlier part of the batch failed");
+            out.extend(std::iter::repeat_n(Err(e), part.len()));
+            continue;
+        }
+        match send(part).await {
+            Bulk::Results(results) => out.extend(results),
+            Bulk::TooLarge(reason) if part.len() > 1 => {
+                tracing::debug!(alerts = part.len(), %reason, "batch refused for size; splitting it");
+                let (first, second) = part.split_at(part.len() / 2);
+                parts.push(second);
+                parts.push(first);
+            }
+            Bulk::TooLarge(reason) => out.push(Err(SendError::Reject {
+                reason: format!("too large for the receiver even alone: {reason}"),
+            })),
+        }
+    }
+    out
 }
 
 pub fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> Result<(), SendError> {
@@ -73,8 +201,11 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> Result<(
             reason,
             after: retry_after(headers),
         }),
-        401 | 403 | 404 => Err(SendError::retry(format!(
+        401 | 403 | 404 => Err(SendError::unavailable(format!(
             "{reason} (check the sink's URL and credentials)"
+        ))),
+        300..=399 => Err(SendError::unavailable(format!(
+            "{reason} (a redirect, which authwatch does not follow: set the sink's URL to where it points)"
         ))),
         _ => Err(SendError::Reject { reason }),
     }
@@ -141,7 +272,11 @@ mod tests {
         ));
         assert!(matches!(
             classify(StatusCode::UNAUTHORIZED, &h, ""),
-            Err(SendError::Retry { .. })
+            Err(SendError::Unavailable { .. })
+        ));
+        assert!(matches!(
+            classify(StatusCode::FOUND, &h, ""),
+            Err(SendError::Unavailable { .. })
         ));
         h.insert(
             "retry-after",
