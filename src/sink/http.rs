@@ -72,7 +72,10 @@ impl Client {
     pub async fn send(&self, request: RequestBuilder) -> Result<Answer, SendError> {
         let (client, request) = request.build_split();
         let request = request.map_err(|e| SendError::Reject {
-            reason: format!("cannot build the request: {}", error_chain(&e.without_url())),
+            reason: format!(
+                "cannot build the request: {}",
+                error_chain(&e.without_url())
+            ),
         })?;
         let url = request.url().clone();
         let mut response = client.execute(request).await.map_err(|e| {
@@ -139,7 +142,11 @@ pub fn url_for_logs(url: &reqwest::Url) -> String {
 /// `text` with any trace of `url` past its host replaced, should a cause below reqwest quote it.
 fn scrub(text: &str, url: &reqwest::Url) -> String {
     let mut out = text.replace(url.as_str(), &url_for_logs(url));
-    for secret in [url.path(), url.query().unwrap_or(""), url.password().unwrap_or("")] {
+    for secret in [
+        url.path(),
+        url.query().unwrap_or(""),
+        url.password().unwrap_or(""),
+    ] {
         if secret.len() > 1 {
             out = out.replace(secret, "...");
         }
@@ -170,7 +177,10 @@ where
     let mut out: Results = Vec::with_capacity(alerts.len());
     let mut parts: Vec<&'a [Arc<Record>]> = vec![alerts];
     while let Some(part) = parts.pop() {
-        if out.iter().any(|r| matches!(r, Err(e) if !matches!(e, SendError::Reject { .. }))) {
+        if out
+            .iter()
+            .any(|r| matches!(r, Err(e) if !matches!(e, SendError::Reject { .. })))
+        {
             let e = SendError::unavailable("not sent: an earlier part of the batch failed");
             out.extend(std::iter::repeat_n(Err(e), part.len()));
             continue;

@@ -185,13 +185,13 @@ mod tests {
         let mut texts = vec![m["text"].as_str().unwrap().to_string()];
         collect_texts(&m["blocks"], &mut texts);
         for t in &texts {
-            assert!(
-                !t.contains('<') && !t.contains('>'),
-                "markup left in {t:?}"
-            );
+            assert!(!t.contains('<') && !t.contains('>'), "markup left in {t:?}");
         }
         let all = texts.join("\n");
-        assert!(all.contains("&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;"), "{all}");
+        assert!(
+            all.contains("&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;"),
+            "{all}"
+        );
     }
 
     fn collect_texts(v: &Value, out: &mut Vec<String>) {

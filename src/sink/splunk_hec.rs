@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::record::hostname;
 use super::http::Bulk;
+use super::record::hostname;
 use super::{BoxFuture, Deliver, Record, Results, all, http};
 use crate::config::{DeliveryPolicy, SplunkHecConfig};
 

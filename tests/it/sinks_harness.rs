@@ -381,12 +381,9 @@ async fn answer(
         Some(Reply::Json(s, v)) => {
             (StatusCode::from_u16(s).unwrap(), axum::Json(v)).into_response()
         }
-        Some(Reply::Redirect(to)) => (
-            StatusCode::TEMPORARY_REDIRECT,
-            [("location", to)],
-            "moved",
-        )
-            .into_response(),
+        Some(Reply::Redirect(to)) => {
+            (StatusCode::TEMPORARY_REDIRECT, [("location", to)], "moved").into_response()
+        }
         None => success(&path, &body),
     };
     state.lock().unwrap().requests[index].status = response.status().as_u16();

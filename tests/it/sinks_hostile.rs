@@ -30,7 +30,8 @@ fn dead_letters(cfg: &std::path::Path, env: &[(&str, &str)]) -> (Vec<serde_json:
 fn a_sink_url_path_and_query_reach_no_log_and_no_dead_letter() {
     let dir = tempfile::tempdir().unwrap();
     let down = free_port(); // nothing listens: every delivery fails to connect
-    let slack = format!("http://127.0.0.1:{down}/services/T0SLACKSECRET/B0SLACKSECRET/slackpathsecret");
+    let slack =
+        format!("http://127.0.0.1:{down}/services/T0SLACKSECRET/B0SLACKSECRET/slackpathsecret");
     let cfg = config(
         dir.path(),
         &format!(
@@ -59,7 +60,9 @@ retry_max = "200ms"
     ));
     poll("both sinks' first dead letters", WAIT, || {
         let log = d.log_text();
-        (log.contains("\"sink\":\"slack\"") && log.contains("\"sink\":\"webhook\"") && log.matches("moved to the dead letters").count() >= 2)
+        (log.contains("\"sink\":\"slack\"")
+            && log.contains("\"sink\":\"webhook\"")
+            && log.matches("moved to the dead letters").count() >= 2)
             .then_some(())
     });
     let log_path = d.log.clone();
@@ -82,10 +85,19 @@ retry_max = "200ms"
         "hookpathsecret",
         "hookquerysecret",
     ] {
-        assert!(!log.contains(secret), "{secret} in the daemon's log:\n{log}");
-        assert!(!listing.contains(secret), "{secret} in the dead letters:\n{listing}");
+        assert!(
+            !log.contains(secret),
+            "{secret} in the daemon's log:\n{log}"
+        );
+        assert!(
+            !listing.contains(secret),
+            "{secret} in the dead letters:\n{listing}"
+        );
     }
-    assert!(log.contains(&format!("127.0.0.1:{down}")), "the host is named: {log}");
+    assert!(
+        log.contains(&format!("127.0.0.1:{down}")),
+        "the host is named: {log}"
+    );
 }
 
 #[test]
@@ -179,7 +191,13 @@ fn a_bulk_batch_refused_for_size_is_split_and_only_the_alert_too_large_alone_is_
     );
     let mut d = Daemon::start(&cfg, &[]);
     let lines: String = (1..=7)
-        .map(|i| if i == 4 { big_event(i, 20_000) } else { event(i, false) })
+        .map(|i| {
+            if i == 4 {
+                big_event(i, 20_000)
+            } else {
+                event(i, false)
+            }
+        })
         .collect();
     d.send(&lines);
     let doc_ids = |body: &[u8]| -> Vec<String> {
@@ -211,9 +229,12 @@ fn a_bulk_batch_refused_for_size_is_split_and_only_the_alert_too_large_alone_is_
     assert!(d.stop().success());
     let reqs = rx.requests("/_bulk");
     assert!(
-        reqs.iter().any(|r| r.status == 413 && doc_ids(&r.body).len() > 1),
+        reqs.iter()
+            .any(|r| r.status == 413 && doc_ids(&r.body).len() > 1),
         "a batch was refused for size: {:?}",
-        reqs.iter().map(|r| (r.status, doc_ids(&r.body).len())).collect::<Vec<_>>()
+        reqs.iter()
+            .map(|r| (r.status, doc_ids(&r.body).len()))
+            .collect::<Vec<_>>()
     );
     let mut got = delivered(&rx);
     got.sort();
@@ -251,9 +272,11 @@ fn a_redirect_to_another_host_is_not_followed_with_the_sinks_headers() {
     );
     let mut d = Daemon::start(&cfg, &[("T_TOKEN", "tok-123")]);
     d.send(&event(1, false));
-    poll("the alert delivered after the redirect was refused", WAIT, || {
-        (!rx.accepted("/hook").is_empty()).then_some(())
-    });
+    poll(
+        "the alert delivered after the redirect was refused",
+        WAIT,
+        || (!rx.accepted("/hook").is_empty()).then_some(()),
+    );
     let log = d.log_text();
     assert!(d.stop().success());
     assert!(
@@ -261,7 +284,10 @@ fn a_redirect_to_another_host_is_not_followed_with_the_sinks_headers() {
         "the redirect was followed: {:?}",
         elsewhere.requests("/stolen")
     );
-    assert!(log.contains("HTTP 307") && log.contains("does not follow"), "{log}");
+    assert!(
+        log.contains("HTTP 307") && log.contains("does not follow"),
+        "{log}"
+    );
     let reqs = rx.requests("/hook");
     assert_eq!(reqs.len(), 2);
     assert_eq!(reqs[1].header("x-api-key"), "custom-secret");
