@@ -106,12 +106,8 @@ impl Email {
             Err(e) if e.is_permanent() => Err(SendError::Reject {
                 reason: format!("the mail server refused the message: {e}"),
             }),
-            // A 4xx reply to this message may be the message's doing; anything else (no
-            // connection, TLS, a timeout) is the server's state.
-            Err(e) if e.is_transient() => Err(SendError::retry(format!(
-                "mail to {}:{} failed: {e}",
-                self.config.host, self.config.port
-            ))),
+            // A 4xx reply (greylisting, a full mailbox or spool) or no connection: the
+            // server's state, not the message's, so it does not use up the alert's attempts.
             Err(e) => Err(SendError::unavailable(format!(
                 "mail to {}:{} failed: {e}",
                 self.config.host, self.config.port
