@@ -294,4 +294,107 @@ mod tests {
         );
         assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past");
     }
+
+    #[test]
+    fn urls_in_texts_keep_only_scheme_host_and_port() {
+        let url: reqwest::Url =
+            "https://u:pw@hooks.example.com:8443/services/T1/B2/s3cr3t?token=q5"
+                .parse()
+                .unwrap();
+        assert_eq!(url_for_logs(&url), "https://hooks.example.com:8443/...");
+        let text =
+            format!("error sending request for url ({url}): /services/T1/B2/s3cr3t token=q5");
+        let clean = scrub(&text, &url);
+        for secret in ["s3cr3t", "q5", "pw"] {
+            assert!(!clean.contains(secret), "{clean}");
+        }
+        assert!(clean.contains("hooks.example.com:8443"), "{clean}");
+    }
+
+    fn record(id: &str) -> Arc<Record> {
+        Arc::new(Record {
+            id: id.into(),
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_batch_refused_for_size_is_split_until_it_fits_and_only_the_huge_alert_is_rejected() {
+        let alerts: Vec<_> = ["a", "b", "huge", "d", "e"].map(record).into();
+        let calls = std::sync::Mutex::new(Vec::new());
+        let results = split_when_too_large(&alerts, |part| {
+            let ids: Vec<String> = part.iter().map(|r| r.id.clone()).collect();
+            calls.lock().unwrap().push(ids.join(","));
+            async move {
+                if ids.len() > 2 || ids.iter().any(|i| i == "huge") {
+                    Bulk::TooLarge("HTTP 413".into())
+                } else {
+                    Bulk::Results(vec![Ok(()); ids.len()])
+                }
+            }
+        })
+        .await;
+        assert_eq!(
+            calls.into_inner().unwrap(),
+            ["a,b,huge,d,e", "a,b", "huge,d,e", "huge", "d,e"]
+        );
+        assert!(
+            results[0].is_ok() && results[1].is_ok() && results[3].is_ok() && results[4].is_ok()
+        );
+        assert!(
+            matches!(&results[2], Err(SendError::Reject { reason }) if reason.contains("even alone"))
+        );
+
+        // After a part fails with a retry, the parts after it are not sent.
+        let sent = std::sync::Mutex::new(0);
+        let results = split_when_too_large(&alerts, |part| {
+            *sent.lock().unwrap() += 1;
+            let n = part.len();
+            async move {
+                if n > 2 {
+                    Bulk::TooLarge("HTTP 413".into())
+                } else {
+                    Bulk::Results(vec![Err(SendError::retry("HTTP 503")); n])
+                }
+            }
+        })
+        .await;
+        assert_eq!(
+            *sent.lock().unwrap(),
+            2,
+            "the whole batch, then its first half"
+        );
+        assert_eq!(results.len(), 5);
+        assert!(matches!(results[4], Err(SendError::Unavailable { .. })));
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_read_up_to_the_bound() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(
+                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 1073741824\r\n\r\n",
+                )
+                .await;
+            let chunk = vec![b'x'; 65536];
+            while s.write_all(&chunk).await.is_ok() {}
+        });
+        let policy = DeliveryPolicy {
+            max_answer_bytes: 4096,
+            timeout: Duration::from_secs(20),
+            ..Default::default()
+        };
+        let c = client(&policy, None).unwrap();
+        let started = std::time::Instant::now();
+        let answer = c.send(c.post(&format!("http://{addr}/x"))).await.unwrap();
+        assert!(answer.truncated);
+        assert_eq!(answer.body.len(), 4096);
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
 }
