@@ -107,11 +107,16 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
                 thread::spawn(move || stdin::read_batches(BufReader::new(io::stdin().lock()), tx));
             (reader, "stdin".to_string())
         }
-        Source::File { path, follow } => {
+        Source::File {
+            path,
+            follow,
+            rotate_wait,
+        } => {
             let resume = file::stored_position(&*store).map_err(|e| Failure::Runtime(e.into()))?;
             let source = FileSource {
                 path: path.clone(),
                 follow: *follow,
+                rotate_wait: *rotate_wait,
                 resume,
                 stop: stop_source.clone(),
             };

@@ -44,6 +44,12 @@ pub const DEFAULT_IO_TIMEOUT_MS: i64 = 30_000;
 /// `io_timeout` ends the process first.
 pub const DEFAULT_STALL_TIMEOUT_MS: i64 = 60_000;
 
+/// After a rotation, the old file is read until it has not changed for this long before the
+/// new one: a writer appends to the renamed file until it reopens the path, which logrotate's
+/// `postrotate` signal makes it do within milliseconds; two seconds leave a wide margin at the
+/// cost of alerts from the new file coming two seconds later, once per rotation.
+pub const DEFAULT_ROTATE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Input formats that can be named in `[source] format` and `--format`.
 pub const FORMATS: [&str; 4] = ["native", "auth0", "okta", "keycloak"];
 
@@ -90,6 +96,8 @@ pub enum Source {
     File {
         path: PathBuf,
         follow: bool,
+        /// `rotate_wait`: a rotated file is finished once unchanged this long.
+        rotate_wait: std::time::Duration,
     },
     /// Webhooks and batches posted to the ingest routes on `[http] listen`.
     Http(HttpIngest),
@@ -210,9 +218,19 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
             "stdin" => config.source = Source::Stdin,
             "file" => match &source.path {
                 Some(path) => {
+                    let rotate_wait = match source.rotate_wait.as_deref() {
+                        None => DEFAULT_ROTATE_WAIT,
+                        Some(text) => humantime::parse_duration(text).unwrap_or_else(|_| {
+                            error(format!(
+                                "[source] rotate_wait `{text}` must be a duration like 2s"
+                            ));
+                            DEFAULT_ROTATE_WAIT
+                        }),
+                    };
                     config.source = Source::File {
                         path: path.into(),
                         follow: source.follow.unwrap_or(true),
+                        rotate_wait,
                     }
                 }
                 None => error("[source] kind = \"file\" needs `path`".into()),

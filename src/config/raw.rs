@@ -27,6 +27,8 @@ pub struct RawSource {
     pub path: Option<String>,
     /// file: keep following the file (`tail -F`); false reads to the end and stops.
     pub follow: Option<bool>,
+    /// file: how long a rotated file must stay unchanged before the new one is read.
+    pub rotate_wait: Option<String>,
     // kind = "http" (see `super::ingest`): route credentials and limits.
     pub token_env: Option<String>,
     pub token_file: Option<String>,

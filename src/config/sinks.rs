@@ -23,6 +23,16 @@ pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(300);
 /// Alerts per request for the bulk APIs (Splunk HEC, Elasticsearch `_bulk`): a backlog after
 /// an outage drains in few requests, each far below the receivers' body limits.
 pub const DEFAULT_BATCH_SIZE: usize = 100;
+/// Tries of one alert that the receiver answered with a failure (5xx, 408, an item error)
+/// before it goes to the dead letters and the sink moves on: at the default backoff about ten
+/// minutes, the last five as single-alert probes (the breaker is open), so a receiver that
+/// keeps failing on one large or malformed alert holds the sink minutes, not `max_age`. Failures
+/// that say nothing about the alert (no connection, a timeout, 401/403/404, a Retry-After) do
+/// not count: an outage is bounded by `max_age` alone.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+/// The most of a receiver's answer read: a 10,000-item bulk answer with an error per item is
+/// about 5 MB; a receiver that streams more is not waited for, nor held in memory.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 16 << 20;
 /// The PagerDuty Events API v2 endpoint.
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
@@ -72,6 +82,10 @@ pub struct DeliveryPolicy {
     pub retry_max: Duration,
     /// Alerts per request (bulk kinds); 1 elsewhere.
     pub batch_size: usize,
+    /// Failures of one alert, counted as [`DEFAULT_MAX_ATTEMPTS`] says, before it is dead-lettered.
+    pub max_attempts: u32,
+    /// The most of an HTTP answer read.
+    pub max_answer_bytes: usize,
 }
 
 impl Default for DeliveryPolicy {
@@ -82,6 +96,8 @@ impl Default for DeliveryPolicy {
             retry_initial: DEFAULT_RETRY_INITIAL,
             retry_max: DEFAULT_RETRY_MAX,
             batch_size: 1,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
         }
     }
 }
@@ -326,6 +342,20 @@ fn sink(n: usize, raw: RawSink, error: &mut dyn FnMut(String)) -> Option<(SinkCo
             o.fail("retry_initial must not exceed retry_max".into());
         }
         include_evidence = o.bool("include_evidence");
+        match o.take("max_attempts") {
+            Some(toml::Value::Integer(n)) if (1..=1_000_000).contains(&n) => {
+                delivery.max_attempts = n as u32
+            }
+            Some(_) => o.fail("max_attempts must be a number from 1 to 1000000".into()),
+            None => {}
+        }
+        match o.take("max_answer_bytes") {
+            Some(toml::Value::Integer(n)) if (1024..=1 << 30).contains(&n) => {
+                delivery.max_answer_bytes = n as usize
+            }
+            Some(_) => o.fail("max_answer_bytes must be a number from 1024 to 1073741824".into()),
+            None => {}
+        }
     }
     if matches!(
         kind,
@@ -804,8 +834,16 @@ fn o_url(o: &mut Opts<'_>, key: &str, required: bool) -> Option<String> {
     };
     match reqwest::Url::parse(&text) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Some(text),
-        _ => {
-            o.fail(format!("`{key}` `{text}` must be an http(s) URL"));
+        // The URL is not quoted: its path or query may be a credential.
+        Ok(u) => {
+            o.fail(format!(
+                "`{key}` must be an http(s) URL, not `{}:`",
+                u.scheme()
+            ));
+            None
+        }
+        Err(e) => {
+            o.fail(format!("`{key}` is not a URL: {e}"));
             None
         }
     }
@@ -839,6 +877,8 @@ name = "second-hook"
 url = "http://127.0.0.1:9/hook"
 max_age = "1h"
 retry_initial = "100ms"
+max_attempts = 3
+max_answer_bytes = 4096
 [[sink]]
 kind = "splunk_hec"
 url = "https://splunk.example.com:8088"
@@ -901,6 +941,9 @@ include_evidence = true
         );
         assert_eq!(c.sinks[3].delivery.batch_size, 10);
         assert_eq!(c.sinks[1].delivery.max_age, Duration::from_secs(3600));
+        assert_eq!(c.sinks[1].delivery.max_attempts, 3);
+        assert_eq!(c.sinks[1].delivery.max_answer_bytes, 4096);
+        assert_eq!(c.sinks[0].delivery.max_attempts, DEFAULT_MAX_ATTEMPTS);
         assert!(c.sinks[0].include_evidence && !c.sinks[5].include_evidence);
         assert!(c.sinks[7].include_evidence, "configured");
         let SinkKind::Email(mail) = &c.sinks[7].kind else {

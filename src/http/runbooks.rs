@@ -1,7 +1,9 @@
 //! `/runbooks/` on the daemon's HTTP server: the runbooks under the rules directory, rendered
 //! from Markdown to HTML, so that alert links work without a documentation site (SPEC §5:
 //! when `[runbooks] base_url` is unset). Files are read on each request: an edited runbook
-//! shows at once, and the handful of requests an incident makes cost nothing.
+//! shows at once, and the handful of requests an incident makes cost nothing. The HTML is
+//! sanitised (ammonia: raw HTML in Markdown passes through the renderer) and every page says
+//! so again in a Content-Security-Policy: no script runs, nothing loads from elsewhere.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +16,24 @@ use axum::routing::get;
 
 /// The path prefix runbook links use.
 pub const PREFIX: &str = "/runbooks";
+
+/// Runbook pages need their inline style and images; nothing else, from nowhere else, and no
+/// framing (a runbook page inside another site is a clickjacking aid).
+pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; \
+                       base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// A page with the security headers every runbook answer carries.
+fn html_page(html: String) -> Response {
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(html),
+    )
+        .into_response()
+}
 
 /// Routes serving `dir/<name>.md` at `/runbooks/<name>` and an index at `/runbooks/`.
 pub fn runbook_routes(dir: PathBuf) -> Router {
@@ -52,7 +72,7 @@ async fn page(State(dir): State<Arc<PathBuf>>, Path(name): Path<String>) -> Resp
     }
     let path = dir.join(format!("{name}.md"));
     match tokio::fs::read_to_string(&path).await {
-        Ok(markdown) => Html(render(&name, &markdown)).into_response(),
+        Ok(markdown) => html_page(render(&name, &markdown)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -87,19 +107,20 @@ async fn index(State(dir): State<Arc<PathBuf>>) -> Response {
         .iter()
         .map(|n| format!("<li><a href=\"{PREFIX}/{n}\">{n}</a></li>"))
         .collect();
-    Html(page_html(
+    html_page(page_html(
         "Runbooks",
         &format!("<h1>Runbooks</h1><ul>{items}</ul>"),
     ))
-    .into_response()
 }
 
-/// A runbook as a complete HTML page.
+/// A runbook as a complete HTML page: Markdown rendered, then sanitised (scripts, event
+/// handlers, `javascript:` links, forms and frames removed; links get `rel="noopener
+/// noreferrer"`).
 pub fn render(name: &str, markdown: &str) -> String {
     let mut body = String::new();
     let parser = pulldown_cmark::Parser::new_ext(markdown, pulldown_cmark::Options::all());
     pulldown_cmark::html::push_html(&mut body, parser);
-    page_html(name, &body)
+    page_html(name, &ammonia::clean(&body))
 }
 
 fn page_html(title: &str, body: &str) -> String {
@@ -127,6 +148,15 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("<table>"), "{html}");
+        let hostile = render(
+            "x",
+            "# Steps\n\n<script>alert(1)</script>\n\n<img src=x onerror=\"alert(2)\">\n\n\
+             [click](javascript:alert(3)) <iframe src=\"https://evil.example\"></iframe>\n",
+        );
+        for bad in ["<script", "onerror", "javascript:", "<iframe", "alert(1)"] {
+            assert!(!hostile.contains(bad), "{bad} in {hostile}");
+        }
+        assert!(hostile.contains("<h1>Steps</h1>"), "{hostile}");
         assert!(valid("account-takeover") && !valid("../etc/passwd") && !valid(""));
         assert_eq!(
             served_base("127.0.0.1:9640".parse().unwrap()),

@@ -1,8 +1,10 @@
 //! One sink's delivery loop: read the log from the sink's cursor, skip what its routing
 //! refuses, deliver a batch, and move the cursor past what is done (delivered, or rejected
 //! into the dead letters). On a retryable failure the cursor stays, the loop waits (backoff,
-//! Retry-After, breaker) and tries the same alert again, until it is older than `max_age`:
-//! then it, and every expired alert after it, goes to the dead letters.
+//! Retry-After, breaker) and tries the same alert again, until the receiver has failed on it
+//! `max_attempts` times (failures that say nothing about the alert, such as no connection, do
+//! not count) or it is older than `max_age`: then it goes to the dead letters (with, on
+//! `max_age`, every expired alert after it) and the cursor moves on.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -57,6 +59,8 @@ impl Worker {
     pub async fn run(mut self) {
         let mut retry = Retry::new(self.policy.retry_initial, self.policy.retry_max);
         let (mut head_seq, mut attempts) = (u64::MAX, 0u32);
+        // The alert the last failure stopped at, and the failures counted against it.
+        let (mut stuck_seq, mut charged) = (u64::MAX, 0u32);
         loop {
             if !self.wait_for_work().await {
                 return;
@@ -99,14 +103,14 @@ impl Worker {
                         tracing::warn!(sink = %self.name, id = %batch[i].record.id, %reason, "alert refused by the receiver; moved to the dead letters");
                         dead.push(self.letter(&batch[i], attempts, reason));
                     }
-                    Err(SendError::Retry { reason, after }) => {
+                    Err(e) => {
                         cursor = batch[i].seq;
-                        failed = Some((i, reason, after));
+                        failed = Some((i, e));
                         break;
                     }
                 }
             }
-            let Some((i, reason, after)) = failed else {
+            let Some((i, error)) = failed else {
                 if retry.success() {
                     tracing::info!(sink = %self.name, "circuit closed: the receiver answers again");
                     self.status.breaker_open.store(false, Ordering::Relaxed);
@@ -115,9 +119,25 @@ impl Worker {
                 continue;
             };
             self.status.failures.fetch_add(1, Ordering::Relaxed);
+            if batch[i].seq != stuck_seq {
+                (stuck_seq, charged) = (batch[i].seq, 0);
+            }
+            if error.counts_against_alert() {
+                charged += 1;
+            }
+            let after = match &error {
+                SendError::Retry { after, .. } => *after,
+                _ => None,
+            };
+            let reason = error.reason().to_string();
             let now = chrono::Utc::now().timestamp_millis();
             let max_age = self.policy.max_age.as_millis() as i64;
-            if now - batch[i].stored_at > max_age {
+            if charged >= self.policy.max_attempts {
+                let why = format!("failed {charged} times: {reason}");
+                tracing::warn!(sink = %self.name, id = %batch[i].record.id, reason = %why, "alert moved to the dead letters; the sink moves on");
+                dead.push(self.letter(&batch[i], attempts, why));
+                cursor = batch[i].seq + 1;
+            } else if now - batch[i].stored_at > max_age {
                 let why = format!(
                     "undeliverable for {}: {reason}",
                     humantime::format_duration(self.policy.max_age)

@@ -9,13 +9,14 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::http::Bulk;
 use super::{BoxFuture, Deliver, Record, Results, SendError, all, http};
 use crate::config::{DeliveryPolicy, ElasticsearchConfig};
 use crate::rule::Severity;
 
 pub struct Elasticsearch {
     config: ElasticsearchConfig,
-    client: reqwest::Client,
+    client: http::Client,
     include_evidence: bool,
     batch: usize,
 }
@@ -27,7 +28,7 @@ impl Elasticsearch {
         include_evidence: bool,
     ) -> Result<Elasticsearch, String> {
         Ok(Elasticsearch {
-            client: http::client(policy.timeout, config.ca_file.as_deref())?,
+            client: http::client(policy, config.ca_file.as_deref())?,
             config,
             include_evidence,
             batch: policy.batch_size,
@@ -140,7 +141,9 @@ pub fn item_results(n: usize, answer: &Value) -> Results {
             );
             match status {
                 200..=299 | 409 => Ok(()), // 409: a document with this id is already there
-                429 | 500..=599 => Err(SendError::retry(reason)),
+                // es_rejected_execution: the cluster is busy, no fault of the document.
+                429 => Err(SendError::unavailable(reason)),
+                500..=599 => Err(SendError::retry(reason)),
                 _ => Err(SendError::Reject { reason }),
             }
         })
@@ -149,10 +152,20 @@ pub fn item_results(n: usize, answer: &Value) -> Results {
 
 impl Deliver for Elasticsearch {
     fn deliver<'a>(&'a self, alerts: &'a [Arc<Record>]) -> BoxFuture<'a, Results> {
-        Box::pin(async move {
+        Box::pin(http::split_when_too_large(alerts, |part| self.send(part)))
+    }
+
+    fn max_batch(&self) -> usize {
+        self.batch
+    }
+}
+
+impl Elasticsearch {
+    async fn send(&self, alerts: &[Arc<Record>]) -> Bulk {
+        {
             let mut req = self
                 .client
-                .post(format!("{}/_bulk", self.config.url))
+                .post(&format!("{}/_bulk", self.config.url))
                 .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
                 .body(self.body(alerts));
             if let Some(key) = &self.config.api_key {
@@ -164,14 +177,25 @@ impl Deliver for Elasticsearch {
             {
                 req = req.basic_auth(user, Some(pass.expose()));
             }
-            let (status, headers, body) = match http::send(req).await {
-                Ok(answer) => answer,
-                Err(e) => return all(alerts.len(), Err(e)),
+            let answer = match self.client.send(req).await {
+                Ok(a) => a,
+                Err(e) => return Bulk::Results(all(alerts.len(), Err(e))),
             };
-            if let Err(e) = http::classify(status, &headers, &body) {
-                return all(alerts.len(), Err(e));
+            if http::too_large(answer.status) {
+                return Bulk::TooLarge(http::quote(&answer.body));
             }
-            match serde_json::from_str::<Value>(&body) {
+            if let Err(e) = http::classify(answer.status, &answer.headers, &answer.body) {
+                return Bulk::Results(all(alerts.len(), Err(e)));
+            }
+            if answer.truncated {
+                return Bulk::Results(all(
+                    alerts.len(),
+                    Err(SendError::retry(
+                        "the bulk answer is longer than max_answer_bytes; its items cannot be read",
+                    )),
+                ));
+            }
+            Bulk::Results(match serde_json::from_str::<Value>(&answer.body) {
                 Ok(answer) if answer["errors"] == json!(false) => all(alerts.len(), Ok(())),
                 Ok(answer) => item_results(alerts.len(), &answer),
                 Err(e) => all(
@@ -180,12 +204,8 @@ impl Deliver for Elasticsearch {
                         "the bulk answer is not JSON: {e}"
                     ))),
                 ),
-            }
-        })
-    }
-
-    fn max_batch(&self) -> usize {
-        self.batch
+            })
+        }
     }
 }
 
@@ -217,7 +237,7 @@ mod tests {
         let r = item_results(5, &answer);
         assert!(r[0].is_ok() && r[1].is_ok());
         assert!(matches!(r[2], Err(SendError::Reject { .. })));
-        assert!(matches!(r[3], Err(SendError::Retry { .. })));
+        assert!(matches!(r[3], Err(SendError::Unavailable { .. })));
         assert!(matches!(r[4], Err(SendError::Retry { .. })), "missing item");
     }
 }

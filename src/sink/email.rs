@@ -106,7 +106,9 @@ impl Email {
             Err(e) if e.is_permanent() => Err(SendError::Reject {
                 reason: format!("the mail server refused the message: {e}"),
             }),
-            Err(e) => Err(SendError::retry(format!(
+            // A 4xx reply (greylisting, a full mailbox or spool) or no connection: the
+            // server's state, not the message's, so it does not use up the alert's attempts.
+            Err(e) => Err(SendError::unavailable(format!(
                 "mail to {}:{} failed: {e}",
                 self.config.host, self.config.port
             ))),

@@ -77,12 +77,17 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Why one alert was not delivered.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SendError {
-    /// Worth trying again: the receiver is down, slow, throttling (`after`: its Retry-After)
-    /// or refusing our credentials (which an operator can fix).
+    /// Worth trying again: the receiver answered with a failure that may be this alert's
+    /// doing (a 5xx on its body), or is throttling (`after`: its Retry-After). Without
+    /// `after` it counts toward the sink's `max_attempts` for the alert.
     Retry {
         reason: String,
         after: Option<Duration>,
     },
+    /// Worth trying again, and no fault of the alert: the receiver cannot be reached (no
+    /// connection, a timeout) or refuses the sink's credentials or address, which an operator
+    /// fixes. Bounded by `max_age` only, so an outage dead-letters nothing before it.
+    Unavailable { reason: String },
     /// The receiver refused this alert itself (malformed for it, too large): trying again
     /// gives the same answer, so it goes to the dead letters at once.
     Reject { reason: String },
@@ -96,10 +101,24 @@ impl SendError {
         }
     }
 
+    pub fn unavailable(reason: impl Into<String>) -> SendError {
+        SendError::Unavailable {
+            reason: reason.into(),
+        }
+    }
+
     pub fn reason(&self) -> &str {
         match self {
-            SendError::Retry { reason, .. } | SendError::Reject { reason } => reason,
+            SendError::Retry { reason, .. }
+            | SendError::Unavailable { reason }
+            | SendError::Reject { reason } => reason,
         }
+    }
+
+    /// Whether this failure counts toward the alert's `max_attempts`: the receiver was
+    /// reached, did not ask to wait, and failed on it.
+    pub fn counts_against_alert(&self) -> bool {
+        matches!(self, SendError::Retry { after: None, .. })
     }
 }
 

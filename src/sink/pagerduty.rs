@@ -17,7 +17,7 @@ const MAX_SUMMARY_CHARS: usize = 1024;
 
 pub struct PagerDuty {
     config: PagerDutyConfig,
-    client: reqwest::Client,
+    client: http::Client,
     source: String,
     include_evidence: bool,
 }
@@ -29,7 +29,7 @@ impl PagerDuty {
         include_evidence: bool,
     ) -> Result<PagerDuty, String> {
         Ok(PagerDuty {
-            client: http::client(policy.timeout, None)?,
+            client: http::client(policy, None)?,
             source: config.source.clone().unwrap_or_else(hostname),
             config,
             include_evidence,
@@ -84,7 +84,7 @@ impl Deliver for PagerDuty {
             let mut out = Vec::with_capacity(alerts.len());
             for a in alerts {
                 let req = self.client.post(&self.config.url).json(&self.event(a));
-                out.push(http::post(req).await);
+                out.push(self.client.deliver(req).await);
             }
             out
         })

@@ -1,7 +1,8 @@
 //! `slack`: an incoming-webhook message people read: a header with the severity and title,
 //! the summary, the fields that say who and where, and a button to the runbook. Every field
 //! of the alert is in the message; the evidence events only with `include_evidence = true`
-//! (as a code block), since a channel is a wide audience.
+//! (as a code block), since a channel is a wide audience. Every text Slack reads as markup
+//! (`mrkdwn` and the notification `text`) is escaped: a username `<!channel>` must not ping.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ const MAX_TEXT_CHARS: usize = 2900;
 
 pub struct Slack {
     config: SlackConfig,
-    client: reqwest::Client,
+    client: http::Client,
     include_evidence: bool,
 }
 
@@ -27,7 +28,7 @@ impl Slack {
         include_evidence: bool,
     ) -> Result<Slack, String> {
         Ok(Slack {
-            client: http::client(policy.timeout, None)?,
+            client: http::client(policy, None)?,
             config,
             include_evidence,
         })
@@ -81,17 +82,21 @@ impl Slack {
                 "text": {"type": "plain_text", "text": "Open runbook"},
             }]})),
             // A file:// link cannot be a button; show it so it can be copied.
-            (None, Some(url)) => blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("Runbook: `{url}`")}})),
+            (None, Some(url)) => blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("Runbook: `{}`", escape(url))}})),
             (None, None) => {}
         }
         if self.include_evidence && !a.evidence.is_empty() {
             let events: Vec<String> = a.evidence.iter().map(Value::to_string).collect();
-            let text = format!("```{}```", cut(&events.join("\n"), MAX_TEXT_CHARS - 6));
+            let text = format!(
+                "```{}```",
+                cut(&escape(&events.join("\n")), MAX_TEXT_CHARS - 6)
+            );
             blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
         }
-        let mut text = format!("{head}: {}", a.summary);
+        // The notification text is parsed as markup too.
+        let mut text = escape(&format!("{head}: {}", a.summary));
         if let Some(url) = &a.runbook_url {
-            text.push_str(&format!(" (runbook: {url})"));
+            text.push_str(&format!(" (runbook: {})", escape(url)));
         }
         json!({"text": text, "blocks": blocks})
     }
@@ -124,7 +129,7 @@ impl Deliver for Slack {
                     .client
                     .post(self.config.webhook_url.expose())
                     .json(&self.message(a));
-                out.push(http::post(req).await);
+                out.push(self.client.deliver(req).await);
             }
             out
         })
@@ -155,5 +160,50 @@ mod tests {
         assert!(m.contains("\"url\":\"https://runbooks.example.com/account-takeover\""));
         assert!(m.contains("203.0.113.45") && m.contains("FR"), "{m}");
         assert!(!m.contains("attrs"), "no evidence: {m}");
+    }
+
+    #[test]
+    fn markup_in_alert_text_is_escaped_everywhere() {
+        let s = Slack::new(
+            SlackConfig {
+                webhook_url: Secret::new("http://127.0.0.1:9/x"),
+            },
+            &DeliveryPolicy::default(),
+            true,
+        )
+        .unwrap();
+        let hostile = "<!channel> & <https://evil.example|click>";
+        let mut j = sample().to_json(true);
+        j["username"] = json!(hostile);
+        j["user"] = json!(hostile);
+        j["group"]["username"] = json!(hostile);
+        j["summary"] = json!(format!("12 failed logins for {hostile}"));
+        j["tags"] = json!([hostile]);
+        j["evidence"] = json!([{"username": hostile}]);
+        j["extra_field"] = json!(hostile);
+        let m = s.message(&Record::from_json(&j).unwrap());
+        let mut texts = vec![m["text"].as_str().unwrap().to_string()];
+        collect_texts(&m["blocks"], &mut texts);
+        for t in &texts {
+            assert!(!t.contains('<') && !t.contains('>'), "markup left in {t:?}");
+        }
+        let all = texts.join("\n");
+        assert!(
+            all.contains("&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;"),
+            "{all}"
+        );
+    }
+
+    fn collect_texts(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::String(t)) = o.get("text") {
+                    out.push(t.clone());
+                }
+                o.values().for_each(|v| collect_texts(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| collect_texts(v, out)),
+            _ => {}
+        }
     }
 }

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::http::Bulk;
 use super::record::hostname;
 use super::{BoxFuture, Deliver, Record, Results, all, http};
 use crate::config::{DeliveryPolicy, SplunkHecConfig};
 
 pub struct SplunkHec {
     config: SplunkHecConfig,
-    client: reqwest::Client,
+    client: http::Client,
     host: String,
     include_evidence: bool,
     batch: usize,
@@ -26,7 +27,7 @@ impl SplunkHec {
         include_evidence: bool,
     ) -> Result<SplunkHec, String> {
         Ok(SplunkHec {
-            client: http::client(policy.timeout, config.ca_file.as_deref())?,
+            client: http::client(policy, config.ca_file.as_deref())?,
             host: config.host.clone().unwrap_or_else(hostname),
             config,
             include_evidence,
@@ -53,7 +54,17 @@ impl SplunkHec {
 
 impl Deliver for SplunkHec {
     fn deliver<'a>(&'a self, alerts: &'a [Arc<Record>]) -> BoxFuture<'a, Results> {
-        Box::pin(async move {
+        Box::pin(http::split_when_too_large(alerts, |part| self.send(part)))
+    }
+
+    fn max_batch(&self) -> usize {
+        self.batch
+    }
+}
+
+impl SplunkHec {
+    async fn send(&self, alerts: &[Arc<Record>]) -> Bulk {
+        {
             // HEC takes event objects one after the other in a body, not an array.
             let mut body = Vec::new();
             for a in alerts {
@@ -69,11 +80,15 @@ impl Deliver for SplunkHec {
                 )
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
-            all(alerts.len(), http::post(req).await)
-        })
-    }
-
-    fn max_batch(&self) -> usize {
-        self.batch
+            let answer = match self.client.send(req).await {
+                Ok(a) => a,
+                Err(e) => return Bulk::Results(all(alerts.len(), Err(e))),
+            };
+            if http::too_large(answer.status) {
+                return Bulk::TooLarge(http::quote(&answer.body));
+            }
+            let result = http::classify(answer.status, &answer.headers, &answer.body);
+            Bulk::Results(all(alerts.len(), result))
+        }
     }
 }

@@ -68,7 +68,7 @@ pub fn write_lines(out: &mut dyn Write, alerts: &[Arc<Record>]) -> io::Result<()
 pub fn outcome(written: Result<io::Result<()>, tokio::task::JoinError>) -> Result<(), SendError> {
     match written {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(SendError::retry(format!("write failed: {e}"))),
-        Err(e) => Err(SendError::retry(format!("the writer stopped: {e}"))),
+        Ok(Err(e)) => Err(SendError::unavailable(format!("write failed: {e}"))),
+        Err(e) => Err(SendError::unavailable(format!("the writer stopped: {e}"))),
     }
 }

@@ -208,10 +208,10 @@ impl Deliver for Syslog {
             let sent = tokio::time::timeout(self.timeout, self.send(&frames)).await;
             let result = match sent {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(SendError::retry(e)),
+                Ok(Err(e)) => Err(SendError::unavailable(e)),
                 Err(_) => {
                     *self.conn.lock().await = None;
-                    Err(SendError::retry(format!(
+                    Err(SendError::unavailable(format!(
                         "{} did not take the message within {:?}",
                         self.config.address, self.timeout
                     )))

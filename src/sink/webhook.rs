@@ -19,7 +19,7 @@ pub const ID_HEADER: &str = "X-Authwatch-Alert-Id";
 
 pub struct Webhook {
     config: WebhookConfig,
-    client: reqwest::Client,
+    client: http::Client,
     include_evidence: bool,
 }
 
@@ -29,7 +29,7 @@ impl Webhook {
         policy: &DeliveryPolicy,
         include_evidence: bool,
     ) -> Result<Webhook, String> {
-        let client = http::client(policy.timeout, config.ca_file.as_deref())?;
+        let client = http::client(policy, config.ca_file.as_deref())?;
         Ok(Webhook {
             config,
             client,
@@ -61,7 +61,7 @@ impl Webhook {
                 signature(secret.expose().as_bytes(), &ts, &body),
             );
         }
-        http::post(req.body(body)).await
+        self.client.deliver(req.body(body)).await
     }
 }
 

@@ -57,7 +57,8 @@ impl Batch {
 }
 
 /// Where a followed file was read up to: the file's identity (device and inode, so a rotated
-/// file is told apart from its successor) and the offset after the last complete line.
+/// file is told apart from its successor, and a fingerprint of its first bytes, so a reused
+/// inode or a copy is recognised) and the offset after the last complete line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilePosition {
     pub dev: u64,
@@ -65,4 +66,10 @@ pub struct FilePosition {
     pub offset: u64,
     /// Lines consumed so far, so line numbers in logs stay true after a restart.
     pub line: u64,
+    /// xxh3 of the file's first `fingerprint_len` bytes (0 and 0 in positions written before
+    /// fingerprints: such a position matches on device and inode alone).
+    #[serde(default)]
+    pub fingerprint: u64,
+    #[serde(default)]
+    pub fingerprint_len: u64,
 }

@@ -16,6 +16,7 @@ mod normalize_conformance;
 mod ops;
 mod sinks_email;
 mod sinks_harness;
+mod sinks_hostile;
 mod sinks_http;
 mod sinks_latency;
 mod sinks_outage;

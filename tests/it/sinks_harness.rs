@@ -236,12 +236,16 @@ pub enum Reply {
     /// No answer for this long (the sender times out first).
     Hang(Duration),
     Json(u16, serde_json::Value),
+    /// 307 to this URL (a redirect that keeps the method and body).
+    Redirect(String),
 }
 
 #[derive(Default)]
 struct Shared {
     requests: Vec<Request>,
     scripts: HashMap<String, VecDeque<Reply>>,
+    /// Per path, the largest body taken; larger ones are answered 413.
+    body_limits: HashMap<String, usize>,
 }
 
 /// An HTTP receiver on 127.0.0.1: records every request, answers from the path's script,
@@ -297,6 +301,15 @@ impl Receiver {
             .insert(path.into(), replies.into());
     }
 
+    /// Answers 413 to every request to `path` whose body is longer than `bytes`.
+    pub fn limit_body(&self, path: &str, bytes: usize) {
+        self.shared
+            .lock()
+            .unwrap()
+            .body_limits
+            .insert(path.into(), bytes);
+    }
+
     pub fn requests(&self, path: &str) -> Vec<Request> {
         self.shared
             .lock()
@@ -333,12 +346,13 @@ async fn answer(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
-    let reply = state
-        .lock()
-        .unwrap()
-        .scripts
-        .get_mut(&path)
-        .and_then(VecDeque::pop_front);
+    let reply = {
+        let mut s = state.lock().unwrap();
+        match s.body_limits.get(&path) {
+            Some(&limit) if body.len() > limit => Some(Reply::Status(413)),
+            _ => s.scripts.get_mut(&path).and_then(VecDeque::pop_front),
+        }
+    };
     // Recorded on arrival: a sender that gives up on a hung answer drops the connection, and
     // with it this handler.
     let index = {
@@ -368,6 +382,9 @@ async fn answer(
         }
         Some(Reply::Json(s, v)) => {
             (StatusCode::from_u16(s).unwrap(), axum::Json(v)).into_response()
+        }
+        Some(Reply::Redirect(to)) => {
+            (StatusCode::TEMPORARY_REDIRECT, [("location", to)], "moved").into_response()
         }
         None => success(&path, &body),
     };

@@ -447,6 +447,11 @@ fn runbook_links_point_at_the_daemon_which_serves_them_as_html() {
             rx.url("/hook")
         ),
     );
+    std::fs::write(
+        dir.path().join("rules/runbooks/hostile.md"),
+        "# Hostile\n\n<script>alert(1)</script><img src=x onerror=\"alert(2)\">\n",
+    )
+    .unwrap();
     let mut d = Daemon::start(&cfg, &[]);
     d.send(&event(1, false));
     let hook = poll("the alert", WAIT, || rx.accepted("/hook").pop());
@@ -460,6 +465,21 @@ fn runbook_links_point_at_the_daemon_which_serves_them_as_html() {
     );
     assert!(http_get(port, "/runbooks/").contains("href=\"/runbooks/token-theft\""));
     assert!(http_get(port, "/runbooks/..%2Fauthwatch").starts_with("HTTP/1.1 404"));
+    // Raw HTML in a runbook is sanitised, and pages forbid scripts and framing.
+    let hostile = http_get(port, "/runbooks/hostile");
+    assert!(hostile.contains("<h1>Hostile</h1>"), "{hostile}");
+    assert!(
+        !hostile.contains("<script") && !hostile.contains("onerror"),
+        "{hostile}"
+    );
+    for p in [page.as_str(), hostile.as_str()] {
+        let head = p.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+        assert!(
+            head.contains("content-security-policy: default-src 'none'")
+                && head.contains("frame-ancestors 'none'"),
+            "{head}"
+        );
+    }
     assert!(d.stop().success());
 }
 
