@@ -47,6 +47,11 @@ pub struct Config {
     pub max_groups_per_rule: usize,
     pub rules_dir: PathBuf,
     pub lateness_ms: i64,
+    /// `[rules] max_clock_skew`: how far past the wall clock an event may be stamped.
+    pub max_clock_skew_ms: i64,
+    /// `[rules] max_held_events` / `max_held_bytes`: the lateness buffer's bounds.
+    pub max_held_events: usize,
+    pub max_held_bytes: usize,
     pub runbook_base_url: Option<String>,
     pub http_listen: Option<SocketAddr>,
     /// `[daemon] shutdown_timeout`: how long sinks get to deliver at a stop.
@@ -122,6 +127,9 @@ impl Default for Config {
             max_groups_per_rule: DEFAULT_MAX_GROUPS_PER_RULE,
             rules_dir: DEFAULT_RULES_DIR.into(),
             lateness_ms: DEFAULT_LATENESS_MS,
+            max_clock_skew_ms: crate::event::admit::DEFAULT_MAX_CLOCK_SKEW_MS,
+            max_held_events: crate::engine::DEFAULT_MAX_HELD_EVENTS,
+            max_held_bytes: crate::engine::DEFAULT_MAX_HELD_BYTES,
             runbook_base_url: None,
             http_listen: None,
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
@@ -262,6 +270,27 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
                     "[rules] lateness `{lateness}`: {e}; write it like 60s"
                 )),
             }
+        }
+        if let Some(skew) = rules.max_clock_skew {
+            match humantime::parse_duration(&skew) {
+                Ok(d) => config.max_clock_skew_ms = d.as_millis().min(i64::MAX as u128) as i64,
+                Err(e) => error(format!(
+                    "[rules] max_clock_skew `{skew}`: {e}; write it like 5m"
+                )),
+            }
+        }
+        match rules.max_held_events {
+            Some(0) => error("[rules] max_held_events must be at least 1".into()),
+            Some(n) => config.max_held_events = n,
+            None => {}
+        }
+        match rules.max_held_bytes {
+            Some(n) if n < crate::event::decode::MAX_EVENT_BYTES => error(format!(
+                "[rules] max_held_bytes must be at least {} (one event of the largest size)",
+                crate::event::decode::MAX_EVENT_BYTES
+            )),
+            Some(n) => config.max_held_bytes = n,
+            None => {}
         }
     }
     if let Some(geoip) = raw.geoip {

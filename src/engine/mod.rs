@@ -37,7 +37,7 @@ use dedup::Dedup;
 use distinct::DistinctGroup;
 use group::{GroupKey, group_json};
 use matchkind::MatchGroup;
-use reorder::{Admit, Reorder};
+use reorder::{Admit, Bounds, Reorder};
 use sequence::SequenceGroup;
 use table::Table;
 use travel::TravelGroup;
@@ -50,6 +50,14 @@ pub const DEFAULT_LATENESS_MS: i64 = 60_000;
 /// hundred bytes a group, 100k groups per rule keeps a flood of millions of attacker-chosen
 /// usernames or IPs to tens of megabytes per rule.
 pub const DEFAULT_MAX_GROUPS_PER_RULE: usize = 100_000;
+
+/// `[rules] max_held_events`: events the lateness buffer holds before the oldest are released
+/// early. A minute of lateness at 15k events/s, well above an identity provider's peak.
+pub const DEFAULT_MAX_HELD_EVENTS: usize = 1_000_000;
+
+/// `[rules] max_held_bytes`: the same bound in estimated memory (a typical event is 500 to
+/// 1,000 bytes held), so a flood of large events is held to this too.
+pub const DEFAULT_MAX_HELD_BYTES: usize = 256 << 20;
 
 /// Expired groups are swept whenever event time has moved on this much, so an idle key's
 /// memory is returned within a minute of event time after its window closes.
@@ -87,6 +95,8 @@ pub struct EngineOptions {
     pub lateness_ms: i64,
     pub runbooks: RunbookLinks,
     pub max_groups_per_rule: usize,
+    pub max_held_events: usize,
+    pub max_held_bytes: usize,
 }
 
 impl Default for EngineOptions {
@@ -95,6 +105,8 @@ impl Default for EngineOptions {
             lateness_ms: DEFAULT_LATENESS_MS,
             runbooks: RunbookLinks::Dir(PathBuf::from("rules/runbooks")),
             max_groups_per_rule: DEFAULT_MAX_GROUPS_PER_RULE,
+            max_held_events: DEFAULT_MAX_HELD_EVENTS,
+            max_held_bytes: DEFAULT_MAX_HELD_BYTES,
         }
     }
 }
@@ -108,7 +120,18 @@ pub struct EngineStats {
     pub duplicates: u64,
     /// Events older than `lateness` behind the newest, dropped from windows.
     pub late: u64,
+    /// Events released before their lateness passed because the buffer was full.
+    pub forced_releases: u64,
     pub alerts_by_rule: BTreeMap<String, u64>,
+}
+
+/// What [`Engine::bound_clock`] corrected.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ClockFix {
+    /// The event clock as restored.
+    pub was: i64,
+    pub dropped_held: usize,
+    pub dropped_groups: usize,
 }
 
 /// What a counting kind reports when it fires.
@@ -226,7 +249,13 @@ impl Engine {
         Engine {
             rules,
             by_type,
-            reorder: Reorder::new(options.lateness_ms),
+            reorder: Reorder::new(
+                options.lateness_ms,
+                Bounds {
+                    max_events: options.max_held_events,
+                    max_bytes: options.max_held_bytes,
+                },
+            ),
             dedup: Dedup::default(),
             stats: EngineStats::default(),
             key: GroupKey::default(),
@@ -256,6 +285,7 @@ impl Engine {
         while let Some(e) = self.reorder.pop_ready() {
             self.evaluate(&e, out);
         }
+        self.stats.forced_releases = self.reorder.forced_releases;
     }
 
     /// Processes everything still held for lateness (end of input).
@@ -272,6 +302,34 @@ impl Engine {
         while let Some(e) = self.reorder.pop_ready() {
             self.evaluate(&e, out);
         }
+    }
+
+    /// Brings a restored event clock beyond `latest` back to `now`: held events and groups
+    /// beyond `latest` are dropped. `None` when nothing was beyond.
+    pub fn bound_clock(&mut self, latest: i64, now: i64) -> Option<ClockFix> {
+        let mut dropped_groups = 0;
+        for live in &mut self.rules {
+            dropped_groups += live.groups.table_mut().drop_after(latest);
+        }
+        let fixed = self.reorder.bound_clock(latest, now);
+        if self.last_sweep > latest {
+            self.last_sweep = now;
+        }
+        self.dedup.bound_clock(latest, now);
+        if fixed.is_none() && dropped_groups == 0 {
+            return None;
+        }
+        let (was, dropped_held) = fixed.unwrap_or((now, 0));
+        Some(ClockFix {
+            was,
+            dropped_held,
+            dropped_groups,
+        })
+    }
+
+    /// Held events and their estimated bytes in the lateness buffer.
+    pub fn held(&self) -> (usize, usize) {
+        self.reorder.held()
     }
 
     /// The newest event time seen, if any.

@@ -110,6 +110,8 @@ pub trait AnyTable {
     fn len(&self) -> usize;
     fn evictions(&self) -> u64;
     fn expire(&mut self, oldest: i64);
+    /// Drops groups last seen after `latest`; returns how many.
+    fn drop_after(&mut self, latest: i64) -> usize;
     /// The changes since the last checkpoint, or `None` when there are none.
     fn changes(&mut self, rule: &str) -> Option<Encoder>;
     /// Every group.
@@ -160,6 +162,9 @@ impl<G: GroupState> AnyTable for Table<G> {
     }
     fn expire(&mut self, oldest: i64) {
         Table::expire(self, oldest)
+    }
+    fn drop_after(&mut self, latest: i64) -> usize {
+        Table::drop_after(self, latest)
     }
     fn changes(&mut self, rule: &str) -> Option<Encoder> {
         let items = self.drain_changes();
@@ -357,7 +362,10 @@ impl Engine {
                     serde_json::from_slice(&value).map_err(|e| format!("pending events: {e}"))?;
                 report.pending = pending.len();
                 for h in pending {
-                    self.reorder.push(h.0);
+                    // Keys sort `e/clock` first: the release point is known here.
+                    if !self.reorder.is_released(&h) {
+                        self.reorder.push(h.0);
+                    }
                 }
             } else if key == CLOCK_KEY {
                 let clock: Clock =

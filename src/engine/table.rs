@@ -96,6 +96,20 @@ impl<G: GroupState> Table<G> {
         });
     }
 
+    /// Drops groups last seen after `latest` (a restored state with a far-future clock).
+    pub fn drop_after(&mut self, latest: i64) -> usize {
+        let before = self.groups.len();
+        let removed = &mut self.removed;
+        self.groups.retain(|k, s| {
+            let keep = s.state.last_seen() <= latest;
+            if !keep && s.stored {
+                removed.push(k.clone());
+            }
+            keep
+        });
+        before - self.groups.len()
+    }
+
     /// Evicts the least recently seen tenth of the table.
     fn evict(&mut self) {
         let count = (self.groups.len() / EVICT_FRACTION).max(1);
