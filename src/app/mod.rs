@@ -148,19 +148,17 @@ fn engine_options(config: &Config, rules: &RuleSet) -> EngineOptions {
     }
 }
 
-/// A restored event clock beyond the admission bound (a poisoned or hand-edited state, or a
-/// clock set back) is brought back to the clock, with a warning: left there it would judge
+/// A restored event clock beyond the admission bound (a state poisoned before the bound
+/// existed, or a clock set back) is brought back, with a warning: left there it would judge
 /// every real event late.
 fn bound_restored_clock(engine: &mut Engine, admission: &Admission) {
-    let now = admission.clock.now_ms();
-    let latest = now.saturating_add(admission.max_skew_ms);
-    if let Some(fixed) = engine.bound_clock(latest, now) {
+    if let Some(fixed) = engine.bound_clock(admission.latest_ms()) {
         tracing::warn!(
             was = %format_ts(fixed.was),
-            now = %format_ts(now),
+            to = %fixed.to.map_or_else(|| "unset".to_string(), format_ts),
             dropped_held = fixed.dropped_held,
             dropped_groups = fixed.dropped_groups,
-            "the restored event clock was beyond the wall clock plus max_clock_skew; corrected to the wall clock"
+            "the restored event clock was beyond the wall clock plus max_clock_skew; corrected to the newest event time the rest of the state holds"
         );
     }
 }

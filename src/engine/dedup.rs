@@ -51,11 +51,11 @@ impl Dedup {
         false
     }
 
-    /// A restored newest time beyond `latest` comes back to `now`, so real ids are not taken
+    /// A restored newest time beyond `latest` comes back to `to`, so real ids are not taken
     /// as past the horizon.
-    pub fn bound_clock(&mut self, latest: i64, now: i64) {
+    pub fn bound_clock(&mut self, latest: i64, to: i64) {
         if self.max_ts > latest {
-            self.max_ts = now;
+            self.max_ts = to;
         }
     }
 

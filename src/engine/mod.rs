@@ -128,8 +128,9 @@ pub struct EngineStats {
 /// What [`Engine::bound_clock`] corrected.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ClockFix {
-    /// The event clock as restored.
+    /// The event clock as restored, and as corrected (none: the next event sets it).
     pub was: i64,
+    pub to: Option<i64>,
     pub dropped_held: usize,
     pub dropped_groups: usize,
 }
@@ -304,24 +305,30 @@ impl Engine {
         }
     }
 
-    /// Brings a restored event clock beyond `latest` back to `now`: held events and groups
-    /// beyond `latest` are dropped. `None` when nothing was beyond.
-    pub fn bound_clock(&mut self, latest: i64, now: i64) -> Option<ClockFix> {
+    /// Brings a restored event clock beyond `latest` back: groups and held events beyond it
+    /// are dropped, and event time goes back to the newest the rest of the state holds.
+    /// `None` when nothing was beyond.
+    pub fn bound_clock(&mut self, latest: i64) -> Option<ClockFix> {
         let mut dropped_groups = 0;
+        let mut newest = None;
         for live in &mut self.rules {
-            dropped_groups += live.groups.table_mut().drop_after(latest);
+            let table = live.groups.table_mut();
+            dropped_groups += table.drop_after(latest);
+            newest = newest.max(table.newest());
         }
-        let fixed = self.reorder.bound_clock(latest, now);
-        if self.last_sweep > latest {
-            self.last_sweep = now;
-        }
-        self.dedup.bound_clock(latest, now);
+        let fixed = self.reorder.bound_clock(latest, newest);
         if fixed.is_none() && dropped_groups == 0 {
             return None;
         }
-        let (was, dropped_held) = fixed.unwrap_or((now, 0));
+        let to = self.event_time();
+        if self.last_sweep > latest {
+            self.last_sweep = to.unwrap_or(i64::MIN);
+        }
+        self.dedup.bound_clock(latest, to.unwrap_or(i64::MIN));
+        let (was, dropped_held) = fixed.unwrap_or((to.unwrap_or(i64::MIN), 0));
         Some(ClockFix {
             was,
+            to,
             dropped_held,
             dropped_groups,
         })

@@ -112,6 +112,8 @@ pub trait AnyTable {
     fn expire(&mut self, oldest: i64);
     /// Drops groups last seen after `latest`; returns how many.
     fn drop_after(&mut self, latest: i64) -> usize;
+    /// The newest `last_seen` of any group.
+    fn newest(&self) -> Option<i64>;
     /// The changes since the last checkpoint, or `None` when there are none.
     fn changes(&mut self, rule: &str) -> Option<Encoder>;
     /// Every group.
@@ -165,6 +167,9 @@ impl<G: GroupState> AnyTable for Table<G> {
     }
     fn drop_after(&mut self, latest: i64) -> usize {
         Table::drop_after(self, latest)
+    }
+    fn newest(&self) -> Option<i64> {
+        Table::newest(self)
     }
     fn changes(&mut self, rule: &str) -> Option<Encoder> {
         let items = self.drain_changes();

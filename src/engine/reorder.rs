@@ -172,21 +172,28 @@ impl Reorder {
         (self.heap.len(), self.bytes)
     }
 
-    /// Brings a clock beyond `latest` back to `now` (a restored state poisoned by a
-    /// far-future event): held events beyond `latest` are dropped, and a release point beyond
-    /// it moves back to `now` less the lateness. Returns the clock as it was and how many
-    /// events were dropped, or `None` when nothing was beyond.
-    pub fn bound_clock(&mut self, latest: i64, now: i64) -> Option<(i64, usize)> {
+    /// Brings a clock beyond `latest` back (a restored state poisoned by a far-future
+    /// event): held events beyond `latest` are dropped, and the clock and a release point
+    /// beyond it go back to `newest`, the newest event time the rest of the state holds, or
+    /// to no clock at all. Returns the clock as it was and how many events were dropped, or
+    /// `None` when nothing was beyond.
+    pub fn bound_clock(&mut self, latest: i64, newest: Option<i64>) -> Option<(i64, usize)> {
         let was = self.max_ts;
         let released_beyond = self.released.is_some_and(|(ts, _)| ts > latest);
         if was <= latest && !released_beyond {
             return None;
         }
         let dropped = self.forget(&|e| e.ts > latest);
-        self.max_ts = self.max_ts.min(now);
         if released_beyond {
-            self.released = Some((now.saturating_sub(self.lateness_ms), 0));
+            self.released = newest.map(|ts| (ts, 0));
         }
+        let held = self.heap.iter().map(|Reverse(p)| p.0.ts).max();
+        let released = self.released.map(|(ts, _)| ts);
+        self.max_ts = [newest, held, released]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(i64::MIN);
         Some((was, dropped))
     }
 
@@ -289,20 +296,25 @@ mod tests {
     }
 
     #[test]
-    fn a_clock_beyond_the_bound_comes_back_to_now_and_future_events_go() {
+    fn a_clock_beyond_the_bound_comes_back_and_future_events_go() {
+        const Y2999: i64 = 32_503_680_000_000;
         let mut r = Reorder::new(60_000, WIDE);
         r.push(event(500_000));
-        r.push(event(32_503_680_000_000)); // 2999
-        assert_eq!(r.bound_clock(1_300_000, 1_000_000), Some((32_503_680_000_000, 1)));
-        assert_eq!(r.position().0, 1_000_000);
+        r.push(event(Y2999));
+        assert_eq!(r.bound_clock(1_300_000, Some(400_000)), Some((Y2999, 1)));
+        assert_eq!(r.position(), (500_000, None), "the newest event still held");
         assert_eq!(r.held().0, 1);
-        assert_eq!(r.bound_clock(1_300_000, 1_000_000), None, "nothing left beyond");
-        // A release point beyond the bound goes back too, so real events are not late.
+        assert_eq!(r.bound_clock(1_300_000, None), None, "nothing left beyond");
+        // A release point beyond the bound goes back to the newest event the state holds,
+        // so real events after it are not late.
         while r.pop().is_some() {}
-        r.advance_to(32_503_680_000_000);
-        r.push(event(32_503_680_000_000));
+        r.push(event(Y2999));
+        r.advance_to(Y2999 + 60_000);
         while r.pop_ready().is_some() {}
-        assert!(r.bound_clock(1_300_000, 1_000_000).is_some());
+        assert_eq!(r.push(event(990_000)), Admit::Late);
+        assert!(r.bound_clock(1_300_000, Some(700_000)).is_some());
+        assert_eq!(r.position(), (700_000, Some((700_000, 0))));
+        assert_eq!(r.push(event(690_000)), Admit::Late);
         assert_eq!(r.push(event(990_000)), Admit::Buffered);
     }
 }

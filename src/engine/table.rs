@@ -110,6 +110,10 @@ impl<G: GroupState> Table<G> {
         before - self.groups.len()
     }
 
+    pub fn newest(&self) -> Option<i64> {
+        self.groups.values().map(|s| s.state.last_seen()).max()
+    }
+
     /// Evicts the least recently seen tenth of the table.
     fn evict(&mut self) {
         let count = (self.groups.len() / EVICT_FRACTION).max(1);
