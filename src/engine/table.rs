@@ -269,8 +269,9 @@ mod tests {
         let fill = || {
             let mut t: Table<Seen> = Table::new(100);
             for (i, k) in keys.iter().enumerate() {
-                // Ties everywhere: ten groups share each timestamp.
-                t.entry(k).0 = (i / 10) as i64;
+                // Ties everywhere: seven groups share each timestamp, and an eviction (ten
+                // groups) splits them.
+                t.entry(k).0 = (i / 7) as i64;
             }
             t
         };
