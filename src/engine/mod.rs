@@ -11,6 +11,7 @@ mod dedup;
 mod distinct;
 mod group;
 mod held;
+mod held_log;
 mod matchkind;
 mod persist;
 mod reload;

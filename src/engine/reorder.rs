@@ -13,6 +13,8 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
+use super::held_log::HeldLog;
+use super::persist::StateWrites;
 use crate::event::Event;
 
 /// How much the buffer may hold before the oldest events are released early.
@@ -34,9 +36,13 @@ pub struct Reorder {
     bytes: usize,
     /// Events released before their lateness had passed because the buffer was full.
     pub forced_releases: u64,
+    /// The number the next pushed event gets (the stored log follows events by it).
+    next_n: u64,
+    log: HeldLog,
 }
 
-struct Pending(Arc<Event>, usize);
+/// A held event, its estimated bytes and its push number.
+struct Pending(Arc<Event>, usize, u64);
 
 impl Pending {
     fn key(&self) -> (i64, u64) {
@@ -129,6 +135,8 @@ impl Reorder {
             },
             bytes: 0,
             forced_releases: 0,
+            next_n: 0,
+            log: HeldLog::default(),
         }
     }
 
@@ -140,7 +148,10 @@ impl Reorder {
         self.max_ts = self.max_ts.max(event.ts);
         let bytes = held_bytes(&event);
         self.bytes += bytes;
-        self.heap.push(Reverse(Pending(event, bytes)));
+        let n = self.next_n;
+        self.next_n += 1;
+        self.log.pushed(n, &event);
+        self.heap.push(Reverse(Pending(event, bytes, n)));
         Admit::Buffered
     }
 
@@ -161,8 +172,9 @@ impl Reorder {
 
     /// The next buffered event regardless of lateness (end of input).
     pub fn pop(&mut self) -> Option<Arc<Event>> {
-        let Reverse(Pending(event, bytes)) = self.heap.pop()?;
+        let Reverse(Pending(event, bytes, n)) = self.heap.pop()?;
         self.bytes -= bytes;
+        self.log.released(n);
         self.released = Some((event.ts, event.fingerprint));
         Some(event)
     }
@@ -207,6 +219,23 @@ impl Reorder {
         self.heap.iter().map(|Reverse(p)| &p.0)
     }
 
+    /// Writes the held events new since the last checkpoint; deletes segments whose events
+    /// are all released.
+    pub fn checkpoint(&mut self, out: &mut StateWrites) {
+        let held = self.heap.iter().map(|Reverse(p)| &p.0);
+        self.log.checkpoint(held, self.next_n, out);
+    }
+
+    /// Notes a stored key of the buffer read at restore (replaced at the next checkpoint).
+    pub fn restored_key(&mut self, key: &[u8]) {
+        self.log.restored(key);
+    }
+
+    /// Stored segments still holding events.
+    pub fn stored_segments(&self) -> usize {
+        self.log.segments()
+    }
+
     /// True when an event with this key was released already (a restore skips it).
     pub fn is_released(&self, event: &Event) -> bool {
         self.released
@@ -226,15 +255,21 @@ impl Reorder {
     /// Drops held events `about` returns true for; returns how many.
     pub fn forget(&mut self, about: &dyn Fn(&Event) -> bool) -> usize {
         let before = self.heap.len();
-        let bytes = &mut self.bytes;
+        let (bytes, log) = (&mut self.bytes, &mut self.log);
         self.heap.retain(|Reverse(p)| {
             let keep = !about(&p.0);
             if !keep {
                 *bytes -= p.1;
+                log.released(p.2);
             }
             keep
         });
-        before - self.heap.len()
+        let gone = before - self.heap.len();
+        if gone > 0 {
+            // The stored segments still hold what is gone (a user forgotten).
+            self.log.rewrite();
+        }
+        gone
     }
 }
 
