@@ -2,8 +2,10 @@
 //! held since the last one, as one segment, and deletes the segments all of whose events have
 //! been released. Nothing is rewritten per checkpoint but what is new.
 //!
-//! Events are numbered as they are pushed; a segment covers a range of those numbers and
-//! counts how many of its events are still held. A release (in key order, so every released
+//! Events are numbered as they are pushed; a checkpoint picks out the held events numbered
+//! since the last one (a walk over pointers; nothing else is kept, so a run that never
+//! checkpoints, like `replay`, holds no extra copies). A segment covers a range of numbers and
+//! counts how many of its events are still held; a release (in key order, so every released
 //! event is at or before the release point) decrements its segment's count. A restore reads
 //! every live segment and skips what is at or before the stored release point (a segment
 //! may outlive some of its events until its last one goes). After a restore, `forget` or a
@@ -31,12 +33,8 @@ struct Segment {
 
 #[derive(Default)]
 pub struct HeldLog {
-    /// Events pushed since the last checkpoint (some may be released already), and the push
-    /// number of the first of them.
-    fresh: Vec<Arc<Event>>,
+    /// Events numbered from here on are not stored yet.
     fresh_start: u64,
-    /// Of `fresh`, how many were released before they were stored.
-    fresh_released: usize,
     /// Stored segments by the push number they start at: a segment covers up to the next.
     segments: BTreeMap<u64, Segment>,
     next_seq: u64,
@@ -53,18 +51,9 @@ fn key(seq: u64) -> Vec<u8> {
 }
 
 impl HeldLog {
-    /// An event was pushed as number `n`.
-    pub fn pushed(&mut self, n: u64, event: &Arc<Event>) {
-        if self.fresh.is_empty() {
-            self.fresh_start = n;
-        }
-        self.fresh.push(Arc::clone(event));
-    }
-
     /// Event number `n` left the buffer (released or forgotten).
     pub fn released(&mut self, n: u64) {
-        if !self.fresh.is_empty() && n >= self.fresh_start {
-            self.fresh_released += 1;
+        if n >= self.fresh_start {
             return;
         }
         if let Some((&start, segment)) = self.segments.range_mut(..=n).next_back() {
@@ -93,18 +82,18 @@ impl HeldLog {
     }
 
     /// Writes what is new since the last checkpoint (or everything, after a rewrite request):
-    /// `held` is every event held now and `next_n` the number the next push will get.
-    /// Serialisation is deferred to the checkpoint writer's thread.
+    /// `held` is every event held now with its number, `next_n` the number the next push will
+    /// get. Serialisation is deferred to the checkpoint writer's thread.
     pub fn checkpoint<'a>(
         &mut self,
-        held: impl Iterator<Item = &'a Arc<Event>>,
+        held: impl Iterator<Item = (&'a Arc<Event>, u64)>,
         next_n: u64,
         out: &mut StateWrites,
     ) {
         for seq in self.dead.drain(..) {
             out.delete(key(seq));
         }
-        let (events, start, live) = if self.rewrite {
+        let start = if self.rewrite {
             self.rewrite = false;
             for old in self.stale.drain(..) {
                 out.delete(old);
@@ -112,17 +101,16 @@ impl HeldLog {
             for (_, segment) in std::mem::take(&mut self.segments) {
                 out.delete(key(segment.seq));
             }
-            let all: Vec<Held> = held.map(|e| Held(Arc::clone(e))).collect();
-            let live = all.len();
-            (all, 0, live)
+            0
         } else {
-            // Released events of this interval are written too (leaving them out would
-            // need a lookup per event here); a restore skips them by the release point.
-            let live = self.fresh.len() - self.fresh_released;
-            let fresh = std::mem::take(&mut self.fresh);
-            (fresh.into_iter().map(Held).collect(), self.fresh_start, live)
+            self.fresh_start
         };
-        self.clear_fresh(next_n);
+        self.fresh_start = next_n;
+        let events: Vec<Held> = held
+            .filter(|&(_, n)| n >= start)
+            .map(|(e, _)| Held(Arc::clone(e)))
+            .collect();
+        let live = events.len();
         if live == 0 {
             return;
         }
@@ -135,12 +123,6 @@ impl HeldLog {
                 serde_json::to_vec(&events).expect("events serialise"),
             );
         }));
-    }
-
-    fn clear_fresh(&mut self, next_n: u64) {
-        self.fresh.clear();
-        self.fresh_start = next_n;
-        self.fresh_released = 0;
     }
 
     /// Stored segments still holding events (for tests and metrics).

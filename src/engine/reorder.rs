@@ -150,7 +150,6 @@ impl Reorder {
         self.bytes += bytes;
         let n = self.next_n;
         self.next_n += 1;
-        self.log.pushed(n, &event);
         self.heap.push(Reverse(Pending(event, bytes, n)));
         Admit::Buffered
     }
@@ -222,7 +221,7 @@ impl Reorder {
     /// Writes the held events new since the last checkpoint; deletes segments whose events
     /// are all released.
     pub fn checkpoint(&mut self, out: &mut StateWrites) {
-        let held = self.heap.iter().map(|Reverse(p)| &p.0);
+        let held = self.heap.iter().map(|Reverse(p)| (&p.0, p.2));
         self.log.checkpoint(held, self.next_n, out);
     }
 
