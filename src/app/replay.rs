@@ -10,7 +10,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{
-    Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules, open_state, rules_dir,
+    Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
+    open_state, rules_dir,
 };
 use crate::engine::{Engine, StateWrites};
 use crate::event::{Admission, Clock, parse_rfc3339_ms};
@@ -161,6 +162,12 @@ fn print_summary(pipeline: &Pipeline, seconds: f64) {
         eprintln!(
             "geoip: {} lookups ({} from the cache), {} located, {} private or reserved, {} errors",
             geo.lookups, geo.cache_hits, geo.located, geo.not_public, geo.errors
+        );
+    }
+    if stats.forced_releases > 0 {
+        eprintln!(
+            "  {} events released early: the lateness buffer was full ([rules] max_held_events, max_held_bytes)",
+            stats.forced_releases
         );
     }
     for (reason, n) in &counts.bad {

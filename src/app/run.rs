@@ -15,7 +15,9 @@ use super::detect::{Detector, Ended};
 use super::reload::Reloader;
 use super::shared::{Shared, watch_signals};
 use super::{
-    Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules, open_state};
+    Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
+    open_state,
+};
 use crate::config::Routing;
 use crate::config::Source;
 use crate::engine::Engine;

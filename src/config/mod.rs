@@ -459,4 +459,26 @@ rules = ["!impersonation-started"]
         assert!(r.accepts("x", Severity::Low, &["attack.t1110.001".into()]));
         assert!(!r.accepts("x", Severity::Low, &["attack.t11101".into()]));
     }
+
+    #[test]
+    fn clock_skew_and_lateness_buffer_bounds_are_read_and_checked() {
+        let c = Config::default();
+        assert_eq!(c.max_clock_skew_ms, 300_000);
+        let c = parse(
+            Path::new("a.toml"),
+            "[rules]\nmax_clock_skew = \"30s\"\nmax_held_events = 500\nmax_held_bytes = 2097152\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.max_clock_skew_ms, c.max_held_events, c.max_held_bytes),
+            (30_000, 500, 2 << 20)
+        );
+        let err = parse(
+            Path::new("a.toml"),
+            "[rules]\nmax_clock_skew = \"later\"\nmax_held_events = 0\nmax_held_bytes = 10\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        assert!(err.0[0].contains("max_clock_skew"), "{err}");
+    }
 }

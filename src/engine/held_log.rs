@@ -125,7 +125,8 @@ impl HeldLog {
         }));
     }
 
-    /// Stored segments still holding events (for tests and metrics).
+    /// Stored segments still holding events.
+    #[cfg(test)]
     pub fn segments(&self) -> usize {
         self.segments.len()
     }

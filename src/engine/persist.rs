@@ -551,7 +551,11 @@ mod tests {
         stored
             .iter()
             .filter(|(k, _)| k.starts_with(HELD_PREFIX))
-            .map(|(_, v)| serde_json::from_slice::<Vec<serde_json::Value>>(v).unwrap().len())
+            .map(|(_, v)| {
+                serde_json::from_slice::<Vec<serde_json::Value>>(v)
+                    .unwrap()
+                    .len()
+            })
             .sum()
     }
 
@@ -593,13 +597,20 @@ mod tests {
                 .puts
                 .iter()
                 .filter(|(k, _)| k.starts_with(HELD_PREFIX))
-                .map(|(_, v)| serde_json::from_slice::<Vec<serde_json::Value>>(v).unwrap().len())
+                .map(|(_, v)| {
+                    serde_json::from_slice::<Vec<serde_json::Value>>(v)
+                        .unwrap()
+                        .len()
+                })
                 .sum();
             assert_eq!(written, 500, "checkpoint {i}");
             commit(&mut stored, w);
             // Segments whose events are all released are deleted.
             assert!(held_stored(&stored) <= before + 500);
-            assert_eq!(first.reorder.stored_segments(), stored.keys().filter(|k| k.starts_with(HELD_PREFIX)).count());
+            assert_eq!(
+                first.reorder.stored_segments(),
+                stored.keys().filter(|k| k.starts_with(HELD_PREFIX)).count()
+            );
         }
         let (held, _) = first.held();
         assert!(held > 3_000 && held_stored(&stored) >= held, "{held}");

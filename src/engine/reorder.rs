@@ -66,7 +66,10 @@ pub fn held_bytes(e: &Event) -> usize {
         &e.reason,
         &e.source,
     ];
-    let text: usize = strings.iter().map(|s| s.as_ref().map_or(0, String::len)).sum();
+    let text: usize = strings
+        .iter()
+        .map(|s| s.as_ref().map_or(0, String::len))
+        .sum();
     let geo = e.geo.as_ref().map_or(0, |g| {
         std::mem::size_of::<crate::event::Geo>()
             + g.city.as_ref().map_or(0, String::len)
@@ -74,7 +77,9 @@ pub fn held_bytes(e: &Event) -> usize {
             + g.as_org.as_ref().map_or(0, String::len)
     });
     let attrs = e.attrs.as_ref().map_or(0, |a| {
-        a.iter().map(|(k, v)| MAP_ENTRY + k.len() + value_bytes(v)).sum()
+        a.iter()
+            .map(|(k, v)| MAP_ENTRY + k.len() + value_bytes(v))
+            .sum()
     });
     // The Arc's counters and the heap slot come with the event.
     std::mem::size_of::<Event>() + 32 + text + geo + attrs
@@ -231,6 +236,7 @@ impl Reorder {
     }
 
     /// Stored segments still holding events.
+    #[cfg(test)]
     pub fn stored_segments(&self) -> usize {
         self.log.segments()
     }
@@ -288,7 +294,13 @@ mod tests {
 
     #[test]
     fn a_full_buffer_releases_its_oldest_early_and_counts_them() {
-        let mut r = Reorder::new(60_000, Bounds { max_events: 3, ..WIDE });
+        let mut r = Reorder::new(
+            60_000,
+            Bounds {
+                max_events: 3,
+                ..WIDE
+            },
+        );
         // A flood with one timestamp: nothing ever becomes due by lateness.
         let mut out = Vec::new();
         for i in 0..10 {
@@ -308,7 +320,13 @@ mod tests {
     #[test]
     fn the_byte_bound_counts_held_events_and_their_release() {
         let one = held_bytes(&event(1));
-        let mut r = Reorder::new(60_000, Bounds { max_events: usize::MAX, max_bytes: one * 2 });
+        let mut r = Reorder::new(
+            60_000,
+            Bounds {
+                max_events: usize::MAX,
+                max_bytes: one * 2,
+            },
+        );
         for ts in 1..=5 {
             r.push(event(ts));
             while r.pop_ready().is_some() {}
@@ -325,7 +343,10 @@ mod tests {
     fn big_attrs_cost_more_bytes() {
         let mut e = Event::new(1, EventType::Other);
         let small = held_bytes(&e);
-        e.attrs = Some(serde_json::from_str(r#"{"a":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx","b":[1,2,3]}"#).unwrap());
+        e.attrs = Some(
+            serde_json::from_str(r#"{"a":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx","b":[1,2,3]}"#)
+                .unwrap(),
+        );
         assert!(held_bytes(&e) > small + 40);
     }
 

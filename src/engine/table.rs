@@ -277,7 +277,11 @@ mod tests {
         };
         let (a, b) = (fill(), fill());
         let order = |t: &Table<Seen>| t.groups.keys().cloned().collect::<Vec<_>>();
-        assert_ne!(order(&a), order(&b), "the two maps iterate in different orders");
+        assert_ne!(
+            order(&a),
+            order(&b),
+            "the two maps iterate in different orders"
+        );
         let survivors = |t: &Table<Seen>| {
             let mut k: Vec<Box<str>> = t.groups.keys().cloned().collect();
             k.sort();

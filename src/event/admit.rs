@@ -147,7 +147,8 @@ mod tests {
         assert_eq!(depth(r#"{"a":1}"#), 2);
         assert_eq!(depth(r#"{"a":[1]}"#), 3);
         assert_eq!(depth(r#"{"a":[{"b":{}}],"c":2}"#), 5);
-        let exact = serde_json::json!({"ts":1,"type":"other","attrs":{"a":nested(MAX_EVENT_DEPTH - 2)}});
+        let exact =
+            serde_json::json!({"ts":1,"type":"other","attrs":{"a":nested(MAX_EVENT_DEPTH - 2)}});
         let e = decode_line(exact.to_string().as_bytes()).unwrap();
         assert_eq!(event_depth(&e), MAX_EVENT_DEPTH);
     }

@@ -97,13 +97,17 @@ fn run_on_stdin(first: &[String], quiet: Duration, rest: &[String]) -> (BTreeSet
         loop {
             let m = metrics(port);
             let counted = m.lines().any(|l| {
-                (l.starts_with("authwatch_events_total{") || l.starts_with("authwatch_bad_input_total{"))
+                (l.starts_with("authwatch_events_total{")
+                    || l.starts_with("authwatch_bad_input_total{"))
                     && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) >= Some(1.0)
             });
             if counted {
                 break;
             }
-            assert!(Instant::now() < deadline, "the daemon never took in the first lines");
+            assert!(
+                Instant::now() < deadline,
+                "the daemon never took in the first lines"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         // The quiet period is part of the scenario, not a wait for something to happen.
@@ -121,11 +125,18 @@ fn run_on_stdin(first: &[String], quiet: Duration, rest: &[String]) -> (BTreeSet
 fn a_far_future_event_then_a_quiet_spell_does_not_blind_run() {
     let demo = demo_shifted_to_now();
     let (clean, _) = run_on_stdin(&[], Duration::ZERO, &demo);
-    assert!(clean.len() >= 20, "the demo holds attacks: {} alerts", clean.len());
+    assert!(
+        clean.len() >= 20,
+        "the demo holds attacks: {} alerts",
+        clean.len()
+    );
     // Quiet for longer than the idle threshold (1 s): on `main` event time moved on from
     // the poison then, released it, and every real event after it was judged late.
     let (poisoned, err) = run_on_stdin(&[POISON.to_string()], Duration::from_millis(2_500), &demo);
-    assert_eq!(poisoned, clean, "the poison changed the alerts; stderr:\n{err}");
+    assert_eq!(
+        poisoned, clean,
+        "the poison changed the alerts; stderr:\n{err}"
+    );
     assert!(
         err.contains("future_timestamp"),
         "the poison is logged as a future timestamp: {err}"
@@ -195,7 +206,10 @@ fn a_stored_clock_beyond_the_bound_is_corrected_with_a_warning() {
     let demo = demo_text();
     let (clean, _) = replay(&[], &demo);
     // A state poisoned as `main` let it be (here by a clock that allowed the event).
-    let (_, summary) = replay(&["--state", state, "--now", "2999-01-01T00:00:00Z"], &format!("{POISON}\n"));
+    let (_, summary) = replay(
+        &["--state", state, "--now", "2999-01-01T00:00:00Z"],
+        &format!("{POISON}\n"),
+    );
     assert_eq!(bad(&summary, "future_timestamp"), 0, "{summary}");
     let (got, err) = replay(&["--state", state], &demo);
     assert!(err.contains("restored event clock was beyond"), "{err}");
@@ -266,7 +280,10 @@ fn events_at_the_depth_limit_survive_checkpoint_restart_and_outbox_and_deeper_on
     assert!(alert_ids(&alerts).is_empty());
     // The restart reads them back, and the next six (and one too deep) cross the threshold.
     let too_deep = deep_failure(30, MAX_EVENT_DEPTH + 1);
-    let mut f = std::fs::OpenOptions::new().append(true).open(&events).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&events)
+        .unwrap();
     writeln!(f, "{}\n{too_deep}", lines[6..].join("\n")).unwrap();
     drop(f);
     let err = run_file(dir.path(), &events, &alerts);
@@ -280,7 +297,45 @@ fn events_at_the_depth_limit_survive_checkpoint_restart_and_outbox_and_deeper_on
     assert_eq!(fired.len(), 1, "{text}");
     let evidence = fired[0]["evidence"].as_array().expect("evidence delivered");
     assert!(!evidence.is_empty());
-    assert!(evidence.iter().all(|e| depth(e) == MAX_EVENT_DEPTH), "{text}");
+    assert!(
+        evidence.iter().all(|e| depth(e) == MAX_EVENT_DEPTH),
+        "{text}"
+    );
     let (_, summary) = replay(&[], &format!("{too_deep}\n"));
     assert_eq!(bad(&summary, "too_deep"), 1, "{summary}");
+}
+
+#[test]
+fn a_flood_with_one_timestamp_is_held_to_the_bound_and_released_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("authwatch.toml");
+    std::fs::write(&cfg, "[rules]\nlateness = \"1h\"\nmax_held_events = 100\n").unwrap();
+    let flood: String = (0..1_000)
+        .map(|i| {
+            format!(
+                "{{\"ts\":\"2026-03-02T08:00:00Z\",\"type\":\"login.failure\",\"username\":\"u{i}@example.com\",\"ip\":\"198.51.100.9\"}}\n"
+            )
+        })
+        .collect();
+    let (_, summary) = replay(&["--config", cfg.to_str().unwrap()], &flood);
+    let number_before = |what: &str| -> u64 {
+        let at = summary
+            .find(what)
+            .unwrap_or_else(|| panic!("no `{what}`: {summary}"));
+        summary[..at]
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let forced = number_before(" events released early");
+    let late = number_before(" late,");
+    // At most 100 held at the end: the rest went early, or (at the same timestamp, ordered
+    // by fingerprint before what went early) came too late.
+    assert!(forced > 0, "{summary}");
+    assert_eq!(forced + late, 900, "{summary}");
+    // Within the bound nothing is released early.
+    let (_, summary) = replay(&[], &flood);
+    assert!(!summary.contains("released early"), "{summary}");
 }
