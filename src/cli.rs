@@ -47,6 +47,10 @@ pub enum Command {
         /// With --state: move the old state aside first.
         #[arg(long, requires = "state")]
         reset_state: bool,
+        /// The wall clock events are judged against (RFC 3339): an event stamped later than
+        /// it plus `[rules] max_clock_skew` is bad input. Default: the system clock.
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
     },
     /// Erase everything the state holds about one user (by `user` id and by `username`).
     Forget {

@@ -7,12 +7,40 @@ use std::io;
 
 use crate::engine::{Alert, Engine};
 use crate::enrich::Enricher;
-use crate::event::{BadInput, BadReason, Event};
+use crate::event::{Admission, BadInput, BadReason, Event};
+use crate::normalize::Format;
 use crate::sink::Router;
 use crate::telemetry::Tally;
 
-/// Turns one input record into a canonical event (native JSON or a provider format).
-pub type Decoder = fn(&[u8]) -> Result<Event, BadInput>;
+/// Turns one input record into a canonical event (native JSON or a provider format) and
+/// admits it. Every source's records go through one of these, so the future-timestamp bound
+/// and the nesting limit hold on every path (lines, HTTP batches, Kafka's source thread).
+#[derive(Clone, Copy, Debug)]
+pub struct Decoder {
+    format: Format,
+    admission: Admission,
+}
+
+impl Decoder {
+    pub fn new(format: Format, admission: Admission) -> Decoder {
+        Decoder { format, admission }
+    }
+
+    /// The same admission for records in another format (an HTTP route fixes its format).
+    pub fn with_format(self, format: Format) -> Decoder {
+        Decoder { format, ..self }
+    }
+
+    pub fn admission(&self) -> Admission {
+        self.admission
+    }
+
+    pub fn decode(&self, record: &[u8]) -> Result<Event, BadInput> {
+        let event = crate::normalize::normalize(self.format, record)?;
+        self.admission.check(&event)?;
+        Ok(event)
+    }
+}
 
 /// Bad lines of one reason logged one by one before they are only counted.
 const BAD_LINES_LOGGED_PER_REASON: u64 = 10;
@@ -70,7 +98,7 @@ impl Pipeline {
             return Ok(());
         }
         self.counts.records += 1;
-        match (self.decode)(record) {
+        match self.decode.decode(record) {
             Ok(event) => self.accept(event),
             Err(bad) => {
                 self.reject(&bad, origin, line_no);
@@ -83,11 +111,12 @@ impl Pipeline {
     /// of what it receives); otherwise exactly [`Pipeline::feed`].
     pub fn feed_as(
         &mut self,
-        decode: Decoder,
+        format: Format,
         record: &[u8],
         origin: &str,
         line_no: u64,
     ) -> io::Result<()> {
+        let decode = self.decode.with_format(format);
         let configured = std::mem::replace(&mut self.decode, decode);
         let fed = self.feed(record, origin, line_no);
         self.decode = configured;

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use super::Failure;
 use super::shared::Shared;
 use crate::engine::StateWrites;
-use crate::normalize::Format;
 use crate::pipeline::Pipeline;
 use crate::source::{Batch, Item};
 use crate::state::CheckpointWriter;
@@ -33,6 +32,18 @@ const TICK: Duration = Duration::from_millis(200);
 const CAUGHT_UP: Duration = Duration::from_secs(5);
 /// How long the source may be quiet before event time advances with the wall clock.
 const IDLE: Duration = Duration::from_secs(1);
+
+/// Where event time goes on a source quiet for `quiet` since event time `base`: on at the
+/// wall clock's pace, to the wall clock once caught up, and never past the wall clock (an
+/// event up to `max_clock_skew` ahead may have set `base` there; moving on from it would
+/// release what the lateness holds for real events).
+fn idle_event_time(base: i64, quiet: Duration, wall: i64) -> i64 {
+    if quiet >= CAUGHT_UP {
+        wall
+    } else {
+        base.saturating_add(quiet.as_millis() as i64).min(wall)
+    }
+}
 
 /// Why the loop ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -153,10 +164,8 @@ impl Detector {
                         && let Some(base) = quiet_from.or(self.pipeline.engine.event_time())
                     {
                         quiet_from = Some(base);
-                        let mut now = base.saturating_add(quiet.as_millis() as i64);
-                        if quiet >= CAUGHT_UP {
-                            now = now.max(chrono::Utc::now().timestamp_millis());
-                        }
+                        let wall = chrono::Utc::now().timestamp_millis();
+                        let now = idle_event_time(base, quiet, wall);
                         self.pipeline.advance_to(now)?;
                         self.pipeline.flush_sinks()?;
                     }
@@ -234,10 +243,10 @@ impl Detector {
 
     fn process(&mut self, batch: Batch) -> Result<(), Failure> {
         // A batch may name its own format (HTTP routes); otherwise the source's decoder.
-        let decode = batch.format.map(Format::decoder);
+        let format = batch.format;
         let mut checkpoint_now = None;
         for item in batch.items {
-            match (item, decode) {
+            match (item, format) {
                 (Item::Line(line, n), Some(d)) => {
                     self.pipeline.feed_as(d, &line, &self.origin, n)?
                 }
@@ -298,5 +307,23 @@ impl Detector {
             "checkpoint taken"
         );
         Ok(seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_event_time_never_passes_the_wall_clock() {
+        let wall = 1_000_000;
+        // A backlog: moves on at the wall clock's pace.
+        assert_eq!(idle_event_time(5_000, Duration::from_secs(2), wall), 7_000);
+        // Caught up: the wall clock itself, even from ahead of it.
+        assert_eq!(idle_event_time(5_000, CAUGHT_UP, wall), wall);
+        assert_eq!(idle_event_time(wall + 240_000, CAUGHT_UP, wall), wall);
+        // An event within the skew ahead of the wall clock moves nothing on its own.
+        assert_eq!(idle_event_time(wall + 240_000, IDLE, wall), wall);
+        assert_eq!(idle_event_time(i64::MAX - 10, IDLE, wall), wall);
     }
 }

@@ -16,8 +16,9 @@ use std::process::ExitCode;
 
 use crate::cli::Command;
 use crate::config::{self, Config};
-use crate::engine::{EngineOptions, RunbookLinks};
+use crate::engine::{Engine, EngineOptions, RunbookLinks};
 use crate::enrich::{Enricher, Verify};
+use crate::event::{Admission, format_ts};
 use crate::normalize::Format;
 use crate::pipeline::Decoder;
 use crate::rule::{self, RuleSet};
@@ -68,6 +69,7 @@ pub fn execute(command: Command) -> ExitCode {
             config,
             state,
             reset_state,
+            now,
         } => replay::replay(
             &files,
             &replay::Options {
@@ -77,6 +79,7 @@ pub fn execute(command: Command) -> ExitCode {
                 config: config.as_deref(),
                 state: state.as_deref(),
                 reset_state,
+                now: now.as_deref(),
             },
         ),
         Command::DeadLetters { sink, config } => {
@@ -145,6 +148,8 @@ fn engine_options(config: &Config, rules: &RuleSet) -> EngineOptions {
     EngineOptions {
         lateness_ms: config.lateness_ms,
         max_groups_per_rule: config.max_groups_per_rule,
+        max_held_events: config.max_held_events,
+        max_held_bytes: config.max_held_bytes,
         runbooks: match &config.runbook_base_url {
             Some(base) => RunbookLinks::BaseUrl(base.clone()),
             // Served by the daemon itself at /runbooks/ (`http::runbooks`).
@@ -153,6 +158,21 @@ fn engine_options(config: &Config, rules: &RuleSet) -> EngineOptions {
             ),
             None => RunbookLinks::Dir(rules.runbook_dir()),
         },
+    }
+}
+
+/// A restored event clock beyond the admission bound (a state poisoned before the bound
+/// existed, or a clock set back) is brought back, with a warning: left there it would judge
+/// every real event late.
+fn bound_restored_clock(engine: &mut Engine, admission: &Admission) {
+    if let Some(fixed) = engine.bound_clock(admission.latest_ms()) {
+        tracing::warn!(
+            was = %format_ts(fixed.was),
+            to = %fixed.to.map_or_else(|| "unset".to_string(), format_ts),
+            dropped_held = fixed.dropped_held,
+            dropped_groups = fixed.dropped_groups,
+            "the restored event clock was beyond the wall clock plus max_clock_skew; corrected to the newest event time the rest of the state holds"
+        );
     }
 }
 
@@ -171,9 +191,10 @@ fn enricher(config: &Config) -> Result<Enricher, Failure> {
         .map_err(|errors| Failure::Invalid(errors.iter().map(ToString::to_string).collect()))
 }
 
-/// The decoder for an input format name.
-fn decoder(format: &str) -> Result<Decoder, Failure> {
-    format.parse::<Format>().map(Format::decoder).map_err(|_| {
+/// The decoder for an input format name, admitting events by the given clock and bound.
+fn decoder(format: &str, admission: Admission) -> Result<Decoder, Failure> {
+    let parsed = format.parse::<Format>();
+    parsed.map(|f| Decoder::new(f, admission)).map_err(|_| {
         Failure::Invalid(vec![format!(
             "unknown format `{format}`; use one of {}",
             config::FORMATS.join(", ")

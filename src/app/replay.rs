@@ -10,9 +10,11 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{
-    Failure, decoder, engine_options, enricher, load_config, load_rules, open_state, rules_dir,
+    Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
+    open_state, rules_dir,
 };
 use crate::engine::{Engine, StateWrites};
+use crate::event::{Admission, Clock, parse_rfc3339_ms};
 use crate::pipeline::Pipeline;
 use crate::sink::{Router, StdoutSink};
 use crate::source::lines::{LineReader, Record};
@@ -30,6 +32,8 @@ pub struct Options<'a> {
     /// Carry engine state across invocations in this directory.
     pub state: Option<&'a Path>,
     pub reset_state: bool,
+    /// `--now`: the clock the future-timestamp bound is taken against.
+    pub now: Option<&'a str>,
 }
 
 pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
@@ -42,7 +46,19 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
             .as_millis() as i64;
     }
     let set = load_rules(&rules_dir(opts.rules, &cfg))?;
-    let decode = decoder(opts.format.unwrap_or(&cfg.format))?;
+    let clock = match opts.now {
+        Some(now) => Clock::Fixed(parse_rfc3339_ms(now).ok_or_else(|| {
+            Failure::Invalid(vec![format!(
+                "--now `{now}` is not an RFC 3339 time; write it like 2026-03-02T12:00:00Z"
+            )])
+        })?),
+        None => Clock::Wall,
+    };
+    let admission = Admission {
+        clock,
+        max_skew_ms: cfg.max_clock_skew_ms,
+    };
+    let decode = decoder(opts.format.unwrap_or(&cfg.format), admission)?;
     let enricher = enricher(&cfg)?;
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
     let store = match opts.state {
@@ -55,6 +71,7 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
                     dir.display()
                 )
             })?;
+            bound_restored_clock(&mut engine, &admission);
             Some(store)
         }
         None => None,
@@ -145,6 +162,12 @@ fn print_summary(pipeline: &Pipeline, seconds: f64) {
         eprintln!(
             "geoip: {} lookups ({} from the cache), {} located, {} private or reserved, {} errors",
             geo.lookups, geo.cache_hits, geo.located, geo.not_public, geo.errors
+        );
+    }
+    if stats.forced_releases > 0 {
+        eprintln!(
+            "  {} events released early: the lateness buffer was full ([rules] max_held_events, max_held_bytes)",
+            stats.forced_releases
         );
     }
     for (reason, n) in &counts.bad {

@@ -14,10 +14,14 @@ use std::time::Duration;
 use super::detect::{Detector, Ended};
 use super::reload::Reloader;
 use super::shared::{Shared, watch_signals};
-use super::{Failure, decoder, engine_options, enricher, load_config, load_rules, open_state};
+use super::{
+    Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
+    open_state,
+};
 use crate::config::Routing;
 use crate::config::Source;
 use crate::engine::Engine;
+use crate::event::{Admission, Clock};
 use crate::http::{self, Server};
 use crate::outbox::Delivery;
 use crate::pipeline::Pipeline;
@@ -36,7 +40,11 @@ const IO_THREADS: usize = 2;
 pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     let cfg = load_config(config)?;
     let set = load_rules(&cfg.rules_dir)?;
-    let decode = decoder(&cfg.format)?;
+    let admission = Admission {
+        clock: Clock::Wall,
+        max_skew_ms: cfg.max_clock_skew_ms,
+    };
+    let decode = decoder(&cfg.format, admission)?;
     let enricher = enricher(&cfg)?;
     let store = open_state(&cfg.state_dir, reset_state)?;
     // From here every store call has a deadline and any store error ends the daemon.
@@ -54,6 +62,7 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
             cfg.state_dir.display()
         )
     })?;
+    bound_restored_clock(&mut engine, &admission);
     tracing::info!(
         groups = restored.groups,
         pending = restored.pending,

@@ -63,6 +63,11 @@ pub struct Config {
     pub max_groups_per_rule: usize,
     pub rules_dir: PathBuf,
     pub lateness_ms: i64,
+    /// `[rules] max_clock_skew`: how far past the wall clock an event may be stamped.
+    pub max_clock_skew_ms: i64,
+    /// `[rules] max_held_events` / `max_held_bytes`: the lateness buffer's bounds.
+    pub max_held_events: usize,
+    pub max_held_bytes: usize,
     pub runbook_base_url: Option<String>,
     pub http_listen: Option<SocketAddr>,
     /// `[daemon] shutdown_timeout`: how long sinks get to deliver at a stop.
@@ -144,6 +149,9 @@ impl Default for Config {
             max_groups_per_rule: DEFAULT_MAX_GROUPS_PER_RULE,
             rules_dir: DEFAULT_RULES_DIR.into(),
             lateness_ms: DEFAULT_LATENESS_MS,
+            max_clock_skew_ms: crate::event::admit::DEFAULT_MAX_CLOCK_SKEW_MS,
+            max_held_events: crate::engine::DEFAULT_MAX_HELD_EVENTS,
+            max_held_bytes: crate::engine::DEFAULT_MAX_HELD_BYTES,
             runbook_base_url: None,
             http_listen: None,
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
@@ -304,6 +312,27 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
                     "[rules] lateness `{lateness}`: {e}; write it like 60s"
                 )),
             }
+        }
+        if let Some(skew) = rules.max_clock_skew {
+            match humantime::parse_duration(&skew) {
+                Ok(d) => config.max_clock_skew_ms = d.as_millis().min(i64::MAX as u128) as i64,
+                Err(e) => error(format!(
+                    "[rules] max_clock_skew `{skew}`: {e}; write it like 5m"
+                )),
+            }
+        }
+        match rules.max_held_events {
+            Some(0) => error("[rules] max_held_events must be at least 1".into()),
+            Some(n) => config.max_held_events = n,
+            None => {}
+        }
+        match rules.max_held_bytes {
+            Some(n) if n < crate::event::decode::MAX_EVENT_BYTES => error(format!(
+                "[rules] max_held_bytes must be at least {} (one event of the largest size)",
+                crate::event::decode::MAX_EVENT_BYTES
+            )),
+            Some(n) => config.max_held_bytes = n,
+            None => {}
         }
     }
     if let Some(geoip) = raw.geoip {
@@ -498,5 +527,27 @@ rules = ["!impersonation-started"]
         };
         assert!(r.accepts("x", Severity::Low, &["attack.t1110.001".into()]));
         assert!(!r.accepts("x", Severity::Low, &["attack.t11101".into()]));
+    }
+
+    #[test]
+    fn clock_skew_and_lateness_buffer_bounds_are_read_and_checked() {
+        let c = Config::default();
+        assert_eq!(c.max_clock_skew_ms, 300_000);
+        let c = parse(
+            Path::new("a.toml"),
+            "[rules]\nmax_clock_skew = \"30s\"\nmax_held_events = 500\nmax_held_bytes = 2097152\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.max_clock_skew_ms, c.max_held_events, c.max_held_bytes),
+            (30_000, 500, 2 << 20)
+        );
+        let err = parse(
+            Path::new("a.toml"),
+            "[rules]\nmax_clock_skew = \"later\"\nmax_held_events = 0\nmax_held_bytes = 10\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        assert!(err.0[0].contains("max_clock_skew"), "{err}");
     }
 }

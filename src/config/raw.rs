@@ -65,6 +65,9 @@ pub struct RawState {
 pub struct RawRules {
     pub dir: Option<String>,
     pub lateness: Option<String>,
+    pub max_clock_skew: Option<String>,
+    pub max_held_events: Option<usize>,
+    pub max_held_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -51,6 +51,14 @@ impl Dedup {
         false
     }
 
+    /// A restored newest time beyond `latest` comes back to `to`, so real ids are not taken
+    /// as past the horizon.
+    pub fn bound_clock(&mut self, latest: i64, to: i64) {
+        if self.max_ts > latest {
+            self.max_ts = to;
+        }
+    }
+
     /// Writes the ids seen since the last checkpoint as one segment, and deletes segments
     /// that are entirely past the horizon.
     pub fn checkpoint(&mut self, prefix: &[u8], out: &mut StateWrites) {

@@ -11,6 +11,7 @@ mod dedup;
 mod distinct;
 mod group;
 mod held;
+mod held_log;
 mod matchkind;
 mod persist;
 mod reload;
@@ -37,7 +38,7 @@ use dedup::Dedup;
 use distinct::DistinctGroup;
 use group::{GroupKey, group_json};
 use matchkind::MatchGroup;
-use reorder::{Admit, Reorder};
+use reorder::{Admit, Bounds, Reorder};
 use sequence::SequenceGroup;
 use table::Table;
 use travel::TravelGroup;
@@ -50,6 +51,14 @@ pub const DEFAULT_LATENESS_MS: i64 = 60_000;
 /// hundred bytes a group, 100k groups per rule keeps a flood of millions of attacker-chosen
 /// usernames or IPs to tens of megabytes per rule.
 pub const DEFAULT_MAX_GROUPS_PER_RULE: usize = 100_000;
+
+/// `[rules] max_held_events`: events the lateness buffer holds before the oldest are released
+/// early. A minute of lateness at 15k events/s, well above an identity provider's peak.
+pub const DEFAULT_MAX_HELD_EVENTS: usize = 1_000_000;
+
+/// `[rules] max_held_bytes`: the same bound in estimated memory (a typical event is 500 to
+/// 1,000 bytes held), so a flood of large events is held to this too.
+pub const DEFAULT_MAX_HELD_BYTES: usize = 256 << 20;
 
 /// Expired groups are swept whenever event time has moved on this much, so an idle key's
 /// memory is returned within a minute of event time after its window closes.
@@ -87,6 +96,8 @@ pub struct EngineOptions {
     pub lateness_ms: i64,
     pub runbooks: RunbookLinks,
     pub max_groups_per_rule: usize,
+    pub max_held_events: usize,
+    pub max_held_bytes: usize,
 }
 
 impl Default for EngineOptions {
@@ -95,6 +106,8 @@ impl Default for EngineOptions {
             lateness_ms: DEFAULT_LATENESS_MS,
             runbooks: RunbookLinks::Dir(PathBuf::from("rules/runbooks")),
             max_groups_per_rule: DEFAULT_MAX_GROUPS_PER_RULE,
+            max_held_events: DEFAULT_MAX_HELD_EVENTS,
+            max_held_bytes: DEFAULT_MAX_HELD_BYTES,
         }
     }
 }
@@ -108,7 +121,19 @@ pub struct EngineStats {
     pub duplicates: u64,
     /// Events older than `lateness` behind the newest, dropped from windows.
     pub late: u64,
+    /// Events released before their lateness passed because the buffer was full.
+    pub forced_releases: u64,
     pub alerts_by_rule: BTreeMap<String, u64>,
+}
+
+/// What [`Engine::bound_clock`] corrected.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ClockFix {
+    /// The event clock as restored, and as corrected (none: the next event sets it).
+    pub was: i64,
+    pub to: Option<i64>,
+    pub dropped_held: usize,
+    pub dropped_groups: usize,
 }
 
 /// What a counting kind reports when it fires.
@@ -226,7 +251,13 @@ impl Engine {
         Engine {
             rules,
             by_type,
-            reorder: Reorder::new(options.lateness_ms),
+            reorder: Reorder::new(
+                options.lateness_ms,
+                Bounds {
+                    max_events: options.max_held_events,
+                    max_bytes: options.max_held_bytes,
+                },
+            ),
             dedup: Dedup::default(),
             stats: EngineStats::default(),
             key: GroupKey::default(),
@@ -256,6 +287,7 @@ impl Engine {
         while let Some(e) = self.reorder.pop_ready() {
             self.evaluate(&e, out);
         }
+        self.stats.forced_releases = self.reorder.forced_releases;
     }
 
     /// Processes everything still held for lateness (end of input).
@@ -272,6 +304,40 @@ impl Engine {
         while let Some(e) = self.reorder.pop_ready() {
             self.evaluate(&e, out);
         }
+    }
+
+    /// Brings a restored event clock beyond `latest` back: groups and held events beyond it
+    /// are dropped, and event time goes back to the newest the rest of the state holds.
+    /// `None` when nothing was beyond.
+    pub fn bound_clock(&mut self, latest: i64) -> Option<ClockFix> {
+        let mut dropped_groups = 0;
+        let mut newest = None;
+        for live in &mut self.rules {
+            let table = live.groups.table_mut();
+            dropped_groups += table.drop_after(latest);
+            newest = newest.max(table.newest());
+        }
+        let fixed = self.reorder.bound_clock(latest, newest);
+        if fixed.is_none() && dropped_groups == 0 {
+            return None;
+        }
+        let to = self.event_time();
+        if self.last_sweep > latest {
+            self.last_sweep = to.unwrap_or(i64::MIN);
+        }
+        self.dedup.bound_clock(latest, to.unwrap_or(i64::MIN));
+        let (was, dropped_held) = fixed.unwrap_or((to.unwrap_or(i64::MIN), 0));
+        Some(ClockFix {
+            was,
+            to,
+            dropped_held,
+            dropped_groups,
+        })
+    }
+
+    /// Held events and their estimated bytes in the lateness buffer.
+    pub fn held(&self) -> (usize, usize) {
+        self.reorder.held()
     }
 
     /// The newest event time seen, if any.

@@ -17,7 +17,8 @@
 //! | `g/<seq u64 BE><0>` | a snapshot: JSON lines `[fingerprint, event]` for every event the groups hold, then `{"rule", "key", "state"}` for every group |
 //! | `g/<seq u64 BE><1>` | a delta: lines for the events not stored since the snapshot, then for changed groups (`"state": null` for removed ones) |
 //! | `r/<rule id>` | the rule's shape hash: groups of a rule whose shape changed are dropped |
-//! | `e/pending` | JSON list of the events held back for lateness |
+//! | `e/held/<seq u64 BE>` | the events held back for lateness, one segment per checkpoint (`held_log.rs`) |
+//! | `e/pending` | (older versions) JSON list of all the events held back: read, then replaced |
 //! | `e/clock` | JSON `{max_ts, released, last_sweep}`: the reorder buffer's position |
 //! | `d/<segment u64 BE>` | packed `(ts i64 LE, id hash u64 LE)` of event ids first seen in one checkpoint |
 
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::table::GroupState;
 
 use super::held::{self, Held, RestorePool, concerns};
+use super::held_log::HELD_PREFIX;
 use super::table::Table;
 use super::{Engine, group};
 use crate::rule::{Kind, Rule};
@@ -110,6 +112,10 @@ pub trait AnyTable {
     fn len(&self) -> usize;
     fn evictions(&self) -> u64;
     fn expire(&mut self, oldest: i64);
+    /// Drops groups last seen after `latest`; returns how many.
+    fn drop_after(&mut self, latest: i64) -> usize;
+    /// The newest `last_seen` of any group.
+    fn newest(&self) -> Option<i64>;
     /// The changes since the last checkpoint, or `None` when there are none.
     fn changes(&mut self, rule: &str) -> Option<Encoder>;
     /// Every group.
@@ -160,6 +166,12 @@ impl<G: GroupState> AnyTable for Table<G> {
     }
     fn expire(&mut self, oldest: i64) {
         Table::expire(self, oldest)
+    }
+    fn drop_after(&mut self, latest: i64) -> usize {
+        Table::drop_after(self, latest)
+    }
+    fn newest(&self) -> Option<i64> {
+        Table::newest(self)
     }
     fn changes(&mut self, rule: &str) -> Option<Encoder> {
         let items = self.drain_changes();
@@ -312,15 +324,7 @@ impl Engine {
                 w.put(key, blob);
             }));
         }
-        let pending: Vec<Held> = self
-            .reorder
-            .pending()
-            .map(|e| Held(Arc::clone(e)))
-            .collect();
-        out.put(
-            PENDING_KEY.to_vec(),
-            serde_json::to_vec(&pending).expect("events serialise"),
-        );
+        self.reorder.checkpoint(out);
         let (max_ts, released) = self.reorder.position();
         let clock = Clock {
             max_ts,
@@ -343,6 +347,7 @@ impl Engine {
     ) -> Result<RestoreReport, String> {
         let mut report = RestoreReport::default();
         let mut blobs = Vec::new();
+        let mut held_events = Vec::new();
         let mut shapes = std::collections::HashMap::new();
         for (key, value) in entries {
             if key.starts_with(GROUP_PREFIX) {
@@ -352,13 +357,11 @@ impl Engine {
                     String::from_utf8_lossy(rule).into_owned(),
                     String::from_utf8_lossy(&value).into_owned(),
                 );
-            } else if key == PENDING_KEY {
+            } else if key == PENDING_KEY || key.starts_with(HELD_PREFIX) {
                 let pending: Vec<Held> =
-                    serde_json::from_slice(&value).map_err(|e| format!("pending events: {e}"))?;
-                report.pending = pending.len();
-                for h in pending {
-                    self.reorder.push(h.0);
-                }
+                    serde_json::from_slice(&value).map_err(|e| format!("held events: {e}"))?;
+                held_events.extend(pending);
+                self.reorder.restored_key(&key);
             } else if key == CLOCK_KEY {
                 let clock: Clock =
                     serde_json::from_slice(&value).map_err(|e| format!("clock: {e}"))?;
@@ -366,6 +369,13 @@ impl Engine {
                 self.last_sweep = clock.last_sweep;
             } else if let Some(seg) = key.strip_prefix(DEDUP_PREFIX) {
                 self.dedup.restore_segment(seg, &value)?;
+            }
+        }
+        // Once the release point is known: a segment may still hold events released since.
+        for h in held_events {
+            if !self.reorder.is_released(&h) {
+                report.pending += 1;
+                self.reorder.push(h.0);
             }
         }
         blobs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -534,5 +544,114 @@ mod tests {
         second.flush(&mut got);
         assert!(want.len() > 10, "the traffic holds attacks: {}", want.len());
         assert_eq!(ids(&got), ids(&want));
+    }
+
+    /// The held events stored under `e/held/` segments.
+    fn held_stored(stored: &BTreeMap<Vec<u8>, Vec<u8>>) -> usize {
+        stored
+            .iter()
+            .filter(|(k, _)| k.starts_with(HELD_PREFIX))
+            .map(|(_, v)| {
+                serde_json::from_slice::<Vec<serde_json::Value>>(v)
+                    .unwrap()
+                    .len()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn the_lateness_buffer_is_checkpointed_incrementally_and_restores_exactly() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let rules = crate::rule::load_dir(&dir).unwrap().enabled();
+        // An hour of lateness: the buffer holds all but the first events of the run.
+        let options = EngineOptions {
+            lateness_ms: 3_600_000,
+            ..EngineOptions::default()
+        };
+        let events = Traffic {
+            attack_every: 300,
+            mean_gap_ms: 1_000,
+            ..Traffic::default()
+        }
+        .generate(6_000);
+        let mut whole = Engine::new(rules.clone(), &options);
+        let mut want = Vec::new();
+        for e in events.iter().cloned() {
+            whole.process(e, &mut want);
+        }
+        whole.flush(&mut want);
+
+        let mut stored = BTreeMap::new();
+        let mut first = Engine::new(rules.clone(), &options);
+        let mut got = Vec::new();
+        for (i, chunk) in events[..4_000].chunks(500).enumerate() {
+            for e in chunk.iter().cloned() {
+                first.process(e, &mut got);
+            }
+            let before = held_stored(&stored);
+            let mut w = StateWrites::default();
+            first.checkpoint(&mut w);
+            w.resolve();
+            // Only this interval's events are written, not the whole buffer.
+            let written: usize = w
+                .puts
+                .iter()
+                .filter(|(k, _)| k.starts_with(HELD_PREFIX))
+                .map(|(_, v)| {
+                    serde_json::from_slice::<Vec<serde_json::Value>>(v)
+                        .unwrap()
+                        .len()
+                })
+                .sum();
+            assert_eq!(written, 500, "checkpoint {i}");
+            commit(&mut stored, w);
+            // Segments whose events are all released are deleted.
+            assert!(held_stored(&stored) <= before + 500);
+            assert_eq!(
+                first.reorder.stored_segments(),
+                stored.keys().filter(|k| k.starts_with(HELD_PREFIX)).count()
+            );
+        }
+        let (held, _) = first.held();
+        assert!(held > 3_000 && held_stored(&stored) >= held, "{held}");
+        assert!(!stored.contains_key(PENDING_KEY));
+
+        let mut second = Engine::new(rules.clone(), &options);
+        let report = second.restore(stored.clone()).unwrap();
+        assert_eq!(report.pending, held);
+        // The first checkpoint after a restore writes the buffer once, as one segment.
+        let mut w = StateWrites::default();
+        second.checkpoint(&mut w);
+        commit(&mut stored, w);
+        assert_eq!(second.reorder.stored_segments(), 1);
+        assert_eq!(held_stored(&stored), held);
+        for e in events[4_000..].iter().cloned() {
+            second.process(e, &mut got);
+        }
+        second.flush(&mut got);
+        assert!(want.len() > 5, "the traffic holds attacks: {}", want.len());
+        assert_eq!(ids(&got), ids(&want));
+        // Everything released: the next checkpoint leaves no segment behind.
+        let mut w = StateWrites::default();
+        second.checkpoint(&mut w);
+        commit(&mut stored, w);
+        assert_eq!(held_stored(&stored), 0);
+        assert_eq!(second.reorder.stored_segments(), 0);
+    }
+
+    #[test]
+    fn a_store_of_the_previous_version_restores_its_pending_list() {
+        let mut old = BTreeMap::new();
+        let mut e = crate::event::Event::new(5_000, crate::event::EventType::Other);
+        e.username = Some("a@x.io".into());
+        let held = vec![Held(Arc::new(e.with_computed_fingerprint()))];
+        old.insert(PENDING_KEY.to_vec(), serde_json::to_vec(&held).unwrap());
+        let mut engine = Engine::new(Vec::new(), &EngineOptions::default());
+        assert_eq!(engine.restore(old.clone()).unwrap().pending, 1);
+        let mut w = StateWrites::default();
+        engine.checkpoint(&mut w);
+        commit(&mut old, w);
+        assert!(!old.contains_key(PENDING_KEY));
+        assert_eq!(held_stored(&old), 1);
     }
 }

@@ -96,26 +96,44 @@ impl<G: GroupState> Table<G> {
         });
     }
 
-    /// Evicts the least recently seen tenth of the table.
-    fn evict(&mut self) {
-        let count = (self.groups.len() / EVICT_FRACTION).max(1);
-        let mut seen: Vec<i64> = self.groups.values().map(|s| s.state.last_seen()).collect();
-        let (_, cutoff, _) = seen.select_nth_unstable(count - 1);
-        let cutoff = *cutoff;
-        let mut left = count;
+    /// Drops groups last seen after `latest` (a restored state with a far-future clock).
+    pub fn drop_after(&mut self, latest: i64) -> usize {
+        let before = self.groups.len();
         let removed = &mut self.removed;
         self.groups.retain(|k, s| {
-            if left > 0 && s.state.last_seen() <= cutoff {
-                left -= 1;
-                if s.stored {
-                    removed.push(k.clone());
-                }
-                false
-            } else {
-                true
+            let keep = s.state.last_seen() <= latest;
+            if !keep && s.stored {
+                removed.push(k.clone());
             }
+            keep
         });
-        self.evictions += (count - left) as u64;
+        before - self.groups.len()
+    }
+
+    pub fn newest(&self) -> Option<i64> {
+        self.groups.values().map(|s| s.state.last_seen()).max()
+    }
+
+    /// Evicts the least recently seen tenth of the table. Ties on `last_seen` (a flood shares
+    /// timestamps) are broken by the group key, not by the map's randomly seeded order, so
+    /// the same input evicts the same groups in every process (same input, same alerts).
+    fn evict(&mut self) {
+        let count = (self.groups.len() / EVICT_FRACTION).max(1);
+        let mut order: Vec<(i64, &str)> = self
+            .groups
+            .iter()
+            .map(|(k, s)| (s.state.last_seen(), &**k))
+            .collect();
+        order.select_nth_unstable(count - 1);
+        let victims: Vec<Box<str>> = order[..count].iter().map(|&(_, k)| k.into()).collect();
+        for key in victims {
+            if let Some(slot) = self.groups.remove(&key)
+                && slot.stored
+            {
+                self.removed.push(key);
+            }
+        }
+        self.evictions += count as u64;
     }
 
     /// Every change since the last checkpoint: removed keys (`None`) and copies of changed
@@ -243,6 +261,41 @@ mod tests {
         assert!(t.evictions >= 900);
         // The newest groups survive.
         assert!(t.get("999").is_some() && t.get("0").is_none());
+    }
+
+    #[test]
+    fn tables_seeded_differently_evict_the_same_groups() {
+        let keys: Vec<String> = (0..250).map(|i| format!("user{i}@example.com")).collect();
+        let fill = || {
+            let mut t: Table<Seen> = Table::new(100);
+            for (i, k) in keys.iter().enumerate() {
+                // Ties everywhere: seven groups share each timestamp, and an eviction (ten
+                // groups) splits them.
+                t.entry(k).0 = (i / 7) as i64;
+            }
+            t
+        };
+        let (a, b) = (fill(), fill());
+        let order = |t: &Table<Seen>| t.groups.keys().cloned().collect::<Vec<_>>();
+        assert_ne!(
+            order(&a),
+            order(&b),
+            "the two maps iterate in different orders"
+        );
+        let survivors = |t: &Table<Seen>| {
+            let mut k: Vec<Box<str>> = t.groups.keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(survivors(&a), survivors(&b));
+        assert_eq!(a.evictions, b.evictions);
+        // Among tied groups the smaller keys went first.
+        let mut t: Table<Seen> = Table::new(10);
+        for k in ["e", "c", "a", "j", "b", "i", "d", "h", "f", "g"] {
+            t.entry(k).0 = 7;
+        }
+        t.entry("k").0 = 8;
+        assert!(t.get("a").is_none() && t.get("b").is_some() && t.get("k").is_some());
     }
 
     #[test]

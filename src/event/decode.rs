@@ -24,6 +24,10 @@ pub enum BadReason {
     TooLarge,
     /// A provider-format record that cannot be turned into a canonical event.
     Unmappable,
+    /// Stamped later than the wall clock plus `[rules] max_clock_skew` (SPEC §7).
+    FutureTimestamp,
+    /// Nested deeper than `admit::MAX_EVENT_DEPTH`.
+    TooDeep,
 }
 
 impl BadReason {
@@ -38,6 +42,8 @@ impl BadReason {
             BadReason::WrongType => "wrong_type",
             BadReason::TooLarge => "too_large",
             BadReason::Unmappable => "unmappable",
+            BadReason::FutureTimestamp => "future_timestamp",
+            BadReason::TooDeep => "too_deep",
         }
     }
 }
@@ -111,10 +117,12 @@ pub fn decode_value(value: serde_json::Value) -> Result<Event, BadInput> {
 }
 
 /// Maps a serde_json error to a stable reason, keeping its text (which names the field).
-fn classify(err: serde_json::Error) -> BadInput {
+pub(crate) fn classify(err: serde_json::Error) -> BadInput {
     use serde_json::error::Category;
     let message = err.to_string();
     let reason = match err.classify() {
+        // Deeper than serde_json's own limit (128): the same reason as over ours.
+        _ if message.starts_with("recursion limit exceeded") => BadReason::TooDeep,
         Category::Syntax | Category::Eof | Category::Io => BadReason::InvalidJson,
         Category::Data => {
             if message.starts_with("missing field") {
@@ -215,6 +223,12 @@ mod tests {
             reason(r#"{"ts":1,"type":"logout","geo":{"lat":"x"}}"#),
             BadReason::WrongType
         );
+        let abyss = format!(
+            r#"{{"ts":1,"type":"logout","attrs":{{"a":{}1{}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(reason(&abyss), BadReason::TooDeep);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The canonical authentication event (SPEC §1) that every source format is normalised into.
 
+pub mod admit;
 pub mod decode;
 mod field;
 mod time;
 
+pub use admit::{Admission, Clock, MAX_EVENT_DEPTH};
 pub use decode::{BadInput, BadReason, decode_line, decode_value};
 pub use field::{Field, FieldValue, GeoField};
 pub use time::{format_ts, parse_rfc3339_ms};

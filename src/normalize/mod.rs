@@ -163,7 +163,11 @@ fn starts_like_json(line: &[u8]) -> bool {
 }
 
 fn parse_json(line: &[u8]) -> Result<serde_json::Value, BadInput> {
-    serde_json::from_slice(line).map_err(|e| BadInput::new(BadReason::InvalidJson, e.to_string()))
+    serde_json::from_slice(line).map_err(|e| match crate::event::decode::classify(e) {
+        // Only nesting beyond serde_json's limit keeps its own reason; the rest is not JSON.
+        bad if bad.reason == BadReason::TooDeep => bad,
+        bad => BadInput::new(BadReason::InvalidJson, bad.message),
+    })
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub struct Metrics {
     pub bad_input: Family<Labels, Counter>,
     pub late_events: Counter,
     pub duplicate_events: Counter,
+    pub forced_releases: Counter,
     pub alerts: Family<Labels, Counter>,
     pub state_groups: Family<Labels, Gauge>,
     pub state_evictions: Family<Labels, Gauge>,
@@ -58,6 +59,7 @@ impl Metrics {
             bad_input: Family::default(),
             late_events: Counter::default(),
             duplicate_events: Counter::default(),
+            forced_releases: Counter::default(),
             alerts: Family::default(),
             state_groups: Family::default(),
             state_evictions: Family::default(),
@@ -104,6 +106,11 @@ impl Metrics {
                 "duplicate_events",
                 "Events whose id was already seen",
                 m.duplicate_events.clone(),
+            );
+            r.register(
+                "forced_releases",
+                "Events released before their lateness passed because the lateness buffer was full",
+                m.forced_releases.clone(),
             );
             r.register(
                 "alerts",

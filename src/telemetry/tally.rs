@@ -26,6 +26,7 @@ pub struct Tally {
     sessions_delta: i64,
     last_late: u64,
     last_duplicates: u64,
+    last_forced: u64,
 }
 
 impl Tally {
@@ -121,6 +122,9 @@ impl Tally {
         m.duplicate_events
             .inc_by(stats.duplicates - self.last_duplicates);
         (self.last_late, self.last_duplicates) = (stats.late, stats.duplicates);
+        m.forced_releases
+            .inc_by(stats.forced_releases - self.last_forced);
+        self.last_forced = stats.forced_releases;
         if now_ms - self.minute_started_ms >= MINUTE_MS {
             publish_top(&m.failed_logins_top_ip, "ip", &mut self.failed_by_ip);
             publish_top(

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
 mod cli;
+mod clock;
 mod determinism;
 mod forget;
 mod fuzz;

@@ -339,7 +339,7 @@ impl KafkaSource {
     fn entry(&self, message: &BorrowedMessage<'_>) -> Entry<Item> {
         let payload = message.payload().unwrap_or_default();
         let offset = message.offset();
-        let (ts, payload) = match (self.decode)(payload) {
+        let (ts, payload) = match self.decode.decode(payload) {
             Ok(event) => (Some(event.ts), Item::Event(Box::new(event))),
             Err(bad) => {
                 if let Some(dead) = &self.dead {
