@@ -13,6 +13,7 @@ mod http_ingest;
 mod kafka;
 mod normalize_attacks;
 mod normalize_conformance;
+mod pull_api;
 mod ops;
 mod sinks_email;
 mod sinks_harness;
