@@ -643,3 +643,46 @@ fn okta_api_restarts_resume_from_the_stored_cursor() {
 fn auth0_api_restarts_resume_from_the_stored_cursor() {
     a_restart_loses_and_duplicates_nothing(Api::Auth0);
 }
+
+/// An outage in the middle of a backlog (four 503s in a row: 7 s of backoff, longer than the
+/// 5 s after which a quiet source counts as caught up and its held events are released) must
+/// not make the rest of the backlog late: the source tells detection it is still behind. The
+/// first record after the outage is 10 s older than the last before it, as Okta's eventually
+/// consistent log may serve them; replay sorts it within the lateness, and so must the daemon.
+#[test]
+fn an_outage_mid_backlog_makes_nothing_late() {
+    let api = Api::Okta;
+    let dir = tempfile::tempdir().unwrap();
+    let mut fixture = lines(&api.fixture());
+    fixture.swap(4, 5);
+    let mut older: serde_json::Value = serde_json::from_str(&fixture[5]).unwrap();
+    let before: serde_json::Value = serde_json::from_str(&fixture[4]).unwrap();
+    let ts = millis(before["published"].as_str().unwrap()) - 10_000;
+    older["published"] = chrono::DateTime::from_timestamp_millis(ts)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .into();
+    fixture[5] = older.to_string();
+    let expected = replayed(dir.path(), api, &fixture);
+    let fake = FakeApi::start(api, &fixture);
+    fake.with(|s| {
+        s.faults = [
+            None,
+            Some(Fault::Status(503)),
+            Some(Fault::Status(503)),
+            Some(Fault::Status(503)),
+            Some(Fault::Status(503)),
+        ]
+        .into();
+    });
+    let cfg = config(dir.path(), api, &fake, 5);
+    let daemon = Daemon::start(&cfg, &[]);
+    wait_for_alerts(dir.path(), &expected, &daemon);
+    let log = stop(daemon);
+    assert!(log.contains("\"late\":0"), "{log}");
+    let got: BTreeSet<String> = alert_ids(dir.path()).into_iter().collect();
+    assert_eq!(got, expected);
+    let seen = fake.seen();
+    let outage = seen[5].at.duration_since(seen[1].at).unwrap();
+    assert!(outage >= Duration::from_secs(6), "{outage:?}");
+}
