@@ -144,7 +144,8 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
             )
         }
         Source::Pull(api) => {
-            let resume = pull::stored_cursor(&*store, api).map_err(|e| Failure::Runtime(e.into()))?;
+            let resume =
+                pull::stored_cursor(&*store, api).map_err(|e| Failure::Runtime(e.into()))?;
             let origin = format!("{} {}", api.provider.kind(), api.url);
             let source = PullSource {
                 cfg: (**api).clone(),

@@ -123,7 +123,11 @@ pub fn pull_source(
         }
         Some(text) => base_url(text, &mut report),
     };
-    if raw.format.as_deref().is_some_and(|f| f != provider.format()) {
+    if raw
+        .format
+        .as_deref()
+        .is_some_and(|f| f != provider.format())
+    {
         report(format!(
             "{at} kind = \"{kind}\" reads format `{}` only; remove `format`",
             provider.format()
@@ -133,8 +137,8 @@ pub fn pull_source(
         .unwrap_or(DEFAULT_POLL_INTERVAL);
     let request_timeout = duration(at, "request_timeout", &raw.request_timeout, &mut report)
         .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
-    let max_backoff = duration(at, "max_backoff", &raw.max_backoff, &mut report)
-        .unwrap_or(DEFAULT_MAX_BACKOFF);
+    let max_backoff =
+        duration(at, "max_backoff", &raw.max_backoff, &mut report).unwrap_or(DEFAULT_MAX_BACKOFF);
     let max = provider.max_page_size();
     let page_size = match raw.page_size {
         None => max,
@@ -150,9 +154,7 @@ pub fn pull_source(
         None => DEFAULT_MAX_RESPONSE_BYTES,
         Some(n) if n >= 1024 => n,
         Some(n) => {
-            report(format!(
-                "{at} max_response_bytes {n} must be at least 1024"
-            ));
+            report(format!("{at} max_response_bytes {n} must be at least 1024"));
             DEFAULT_MAX_RESPONSE_BYTES
         }
     };
@@ -176,7 +178,9 @@ fn base_url(text: &str, error: &mut dyn FnMut(String)) -> Option<Url> {
     let url = match Url::parse(text) {
         Ok(u) => u,
         Err(e) => {
-            error(format!("{at} `{text}` is not a URL ({e}); write it like https://acme.okta.com"));
+            error(format!(
+                "{at} `{text}` is not a URL ({e}); write it like https://acme.okta.com"
+            ));
             return None;
         }
     };
@@ -300,7 +304,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
-        assert!(err.0[0].contains("url applies to kind = \"okta_api\""), "{err}");
+        assert!(
+            err.0[0].contains("url applies to kind = \"okta_api\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -158,7 +158,11 @@ fn record(api: Api, line: &str) -> Record {
     let (id, ts) = match api {
         Api::Okta => (v["uuid"].clone(), v["published"].clone()),
         Api::Auth0 => {
-            let inner = if v["data"].is_object() { &v["data"] } else { &v };
+            let inner = if v["data"].is_object() {
+                &v["data"]
+            } else {
+                &v
+            };
             let id = v.get("log_id").unwrap_or(&inner["log_id"]).clone();
             (id, inner["date"].clone())
         }
@@ -290,7 +294,12 @@ fn serve(s: &mut State, origin: &str, uri: &Uri, headers: &HeaderMap, seen: &mut
         .query_pairs()
         .into_owned()
         .collect();
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let available = s.available;
     let (start, size, link) = match api {
         Api::Okta => {
@@ -335,7 +344,11 @@ fn serve(s: &mut State, origin: &str, uri: &Uri, headers: &HeaderMap, seen: &mut
                     );
                 };
                 let end = (at + 1 + take).min(available);
-                let last = if end > at + 1 { &s.records[end - 1].id } else { &from };
+                let last = if end > at + 1 {
+                    &s.records[end - 1].id
+                } else {
+                    &from
+                };
                 let link = format!("<{origin}{path}?from={last}&take={take}>; rel=\"next\"");
                 (at + 1, take, Some(link))
             }
@@ -401,7 +414,11 @@ fn replayed(dir: &Path, api: Api, lines: &[String]) -> BTreeSet<String> {
         rules_dir().to_str().unwrap(),
         input.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ids: BTreeSet<String> = crate::sinks_harness::json_lines(&out)
         .iter()
         .map(|a| a["id"].as_str().unwrap().to_string())
@@ -538,7 +555,10 @@ fn same_alerts_as_replay(api: Api, page_size: usize) {
         if r.status >= 500 {
             assert_eq!(next.query, r.query, "the failed request is asked again");
             let gap = next.at.duration_since(r.at).unwrap();
-            assert!(gap >= Duration::from_millis(900), "backoff after a 5xx: {gap:?}");
+            assert!(
+                gap >= Duration::from_millis(900),
+                "backoff after a 5xx: {gap:?}"
+            );
         }
     }
     assert!(seen.iter().any(|r| r.status == 429));
@@ -600,9 +620,11 @@ fn a_restart_loses_and_duplicates_nothing(api: Api) {
     for (step, kill) in [(1, false), (2, false), (3, true), (4, false), (5, true)] {
         let daemon = Daemon::start(&cfg, &[]);
         let target = n * step / 6;
-        poll("progress through the stream", Duration::from_secs(30), || {
-            (fake.served_up_to() >= target).then_some(())
-        });
+        poll(
+            "progress through the stream",
+            Duration::from_secs(30),
+            || (fake.served_up_to() >= target).then_some(()),
+        );
         if kill {
             drop(daemon); // SIGKILL
         } else {

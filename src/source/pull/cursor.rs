@@ -165,7 +165,9 @@ mod tests {
     }
 
     fn okta(uuid: &str, at: &str) -> Box<RawValue> {
-        raw(&format!(r#"{{"uuid":"{uuid}","published":"{at}","eventType":"x"}}"#))
+        raw(&format!(
+            r#"{{"uuid":"{uuid}","published":"{at}","eventType":"x"}}"#
+        ))
     }
 
     #[test]

@@ -42,7 +42,12 @@ pub fn client(cfg: &PullConfig) -> Result<reqwest::Client, String> {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("authwatch/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {}", error_chain(&e.without_url())))
+        .map_err(|e| {
+            format!(
+                "cannot build the HTTP client: {}",
+                error_chain(&e.without_url())
+            )
+        })
 }
 
 /// The Authorization header value: Okta API tokens are `SSWS`, Auth0 access tokens `Bearer`.
@@ -182,7 +187,10 @@ pub fn next_link(headers: &HeaderMap, request: &Url) -> Option<Url> {
 /// Requests left in the rate-limit window: Okta `X-Rate-Limit-Remaining`, Auth0
 /// `X-RateLimit-Remaining`.
 fn remaining(headers: &HeaderMap) -> Option<u64> {
-    header_number(headers, &["x-rate-limit-remaining", "x-ratelimit-remaining"])
+    header_number(
+        headers,
+        &["x-rate-limit-remaining", "x-ratelimit-remaining"],
+    )
 }
 
 /// How long until the rate-limit window resets: `Retry-After` seconds if given, else the
@@ -251,8 +259,14 @@ mod tests {
     fn the_next_link_is_found_among_links_and_stays_on_the_origin() {
         let req = Url::parse("https://acme.okta.com/api/v1/logs?since=x").unwrap();
         let h = headers(&[
-            ("link", "<https://acme.okta.com/api/v1/logs?since=x>; rel=\"self\""),
-            ("link", "<https://acme.okta.com/api/v1/logs?after=abc>; rel=\"next\""),
+            (
+                "link",
+                "<https://acme.okta.com/api/v1/logs?since=x>; rel=\"self\"",
+            ),
+            (
+                "link",
+                "<https://acme.okta.com/api/v1/logs?after=abc>; rel=\"next\"",
+            ),
         ]);
         assert_eq!(
             next_link(&h, &req).unwrap().as_str(),
@@ -286,7 +300,10 @@ mod tests {
         let h = headers(&[("retry-after", "3"), ("x-rate-limit-reset", "1")]);
         assert_eq!(rate_limit_wait(&h), Some(Duration::from_secs(3)));
         assert_eq!(rate_limit_wait(&HeaderMap::new()), None);
-        assert_eq!(remaining(&headers(&[("X-Rate-Limit-Remaining", "0")])), Some(0));
+        assert_eq!(
+            remaining(&headers(&[("X-Rate-Limit-Remaining", "0")])),
+            Some(0)
+        );
     }
 
     #[test]

@@ -137,7 +137,10 @@ impl Poller {
                     let full = page.records.len() >= self.cfg.page_size;
                     not_before = page.exhausted.map(|d| {
                         let d = d.min(self.cfg.max_backoff);
-                        tracing::info!(wait_ms = d.as_millis() as u64, "the API's rate-limit window is used up; waiting for its reset");
+                        tracing::info!(
+                            wait_ms = d.as_millis() as u64,
+                            "the API's rate-limit window is used up; waiting for its reset"
+                        );
                         Instant::now() + d
                     });
                     if !self.hand_over(page) {
