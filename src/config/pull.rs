@@ -311,6 +311,24 @@ mod tests {
     }
 
     #[test]
+    fn the_poll_interval_must_be_under_the_lateness() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = config(
+            dir.path(),
+            "okta_api",
+            "url = \"https://acme.okta.com\"\npoll_interval = \"30s\"\n[rules]\nlateness = \"30s\"",
+        );
+        let err = parse(Path::new("a.toml"), &text).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("must be shorter than [rules] lateness"),
+            "{err}"
+        );
+        let text = text.replace("lateness = \"30s\"", "lateness = \"31s\"");
+        assert!(parse(Path::new("a.toml"), &text).is_ok());
+    }
+
+    #[test]
     fn plain_http_is_for_this_machine_only() {
         let mut errors = Vec::new();
         assert!(base_url("http://127.0.0.1:8080", &mut |e| errors.push(e)).is_some());

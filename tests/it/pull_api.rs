@@ -427,16 +427,26 @@ fn replayed(dir: &Path, api: Api, lines: &[String]) -> BTreeSet<String> {
     ids
 }
 
+/// The polling settings of most tests: fast polls, short backoff.
+const FAST: &str = "poll_interval = \"200ms\"\nmax_backoff = \"2s\"\nrequest_timeout = \"5s\"\n";
+
 fn config(dir: &Path, api: Api, fake: &FakeApi, page_size: usize) -> PathBuf {
+    config_with(dir, api, fake, page_size, FAST)
+}
+
+/// A configuration pulling from `fake` with `tuning` (poll, backoff and bound keys), the
+/// token in a file, and alerts in `alerts.jsonl`.
+fn config_with(dir: &Path, api: Api, fake: &FakeApi, page_size: usize, tuning: &str) -> PathBuf {
     let token = dir.join("token");
-    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    if !token.exists() {
+        std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    }
     let cfg = dir.join("authwatch.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[source]\nkind = \"{}\"\nurl = \"{}\"\ntoken_file = \"{}\"\npoll_interval = \"200ms\"\n\
-             page_size = {page_size}\nmax_backoff = \"2s\"\nrequest_timeout = \"5s\"\n\
-             [state]\ndir = \"{}\"\ncheckpoint_interval = \"100ms\"\n[rules]\ndir = \"{}\"\n\
+            "[source]\nkind = \"{}\"\nurl = \"{}\"\ntoken_file = \"{}\"\npage_size = {page_size}\n\
+             {tuning}[state]\ndir = \"{}\"\ncheckpoint_interval = \"100ms\"\n[rules]\ndir = \"{}\"\n\
              [[sink]]\nkind = \"file\"\npath = \"{}\"\n",
             api.kind(),
             fake.base,
@@ -707,4 +717,74 @@ fn an_outage_mid_backlog_makes_nothing_late() {
     let seen = fake.seen();
     let outage = seen[5].at.duration_since(seen[1].at).unwrap();
     assert!(outage >= Duration::from_secs(6), "{outage:?}");
+}
+
+/// A refused token (401) is retried with backoff and `token_file` read again: once the file
+/// holds the right token, the source goes on with nothing lost. Neither token is logged.
+#[test]
+fn a_refused_token_is_read_again_from_its_file() {
+    let api = Api::Auth0;
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = lines(&api.fixture());
+    let expected = replayed(dir.path(), api, &fixture);
+    let fake = FakeApi::start(api, &fixture);
+    let stale = "stale-token-0a7e3b";
+    std::fs::write(dir.path().join("token"), format!("{stale}\n")).unwrap();
+    let cfg = config(dir.path(), api, &fake, 10);
+    let daemon = Daemon::start(&cfg, &[]);
+    poll("a refusal", Duration::from_secs(30), || {
+        (fake.with(|s| s.unauthorized) >= 2).then_some(())
+    });
+    std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+    wait_for_alerts(dir.path(), &expected, &daemon);
+    let log = stop(daemon);
+    assert!(log.contains("refused the token"), "{log}");
+    assert!(log.contains("read a new token from token_file"), "{log}");
+    assert!(!log.contains(TOKEN) && !log.contains(stale), "{log}");
+    let got: BTreeSet<String> = alert_ids(dir.path()).into_iter().collect();
+    assert_eq!(got, expected);
+}
+
+/// Every answer is read up to `max_response_bytes` and every request ends at
+/// `request_timeout`: an answer over the bound and one slower than the timeout are failures,
+/// logged (without the query) and retried, and the daemon stays up.
+#[test]
+fn large_and_slow_answers_are_bounded_failures() {
+    let api = Api::Okta;
+    let fixture = lines(&api.fixture());
+    for (tuning, delay, says) in [
+        (
+            "poll_interval = \"200ms\"\nmax_backoff = \"1s\"\nmax_response_bytes = 2048\n",
+            Duration::ZERO,
+            "larger than max_response_bytes (2048)",
+        ),
+        (
+            "poll_interval = \"200ms\"\nmax_backoff = \"1s\"\nrequest_timeout = \"300ms\"\n",
+            Duration::from_secs(2),
+            "timed out",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeApi::start(api, &fixture);
+        fake.with(|s| s.delay = delay);
+        let cfg = config_with(dir.path(), api, &fake, 5, tuning);
+        let daemon = Daemon::start(&cfg, &[]);
+        let line = poll("the failure logged twice", Duration::from_secs(30), || {
+            let log = daemon.log_text();
+            let hits: Vec<String> = log
+                .lines()
+                .filter(|l| l.contains(says))
+                .map(str::to_string)
+                .collect();
+            (hits.len() >= 2).then(|| hits[0].clone())
+        });
+        assert!(
+            line.contains(&format!("{}/api/v1/logs", fake.base)),
+            "{line}"
+        );
+        assert!(!line.contains("limit="), "no query in logs: {line}");
+        let log = stop(daemon);
+        assert!(!log.contains(TOKEN));
+        assert!(alert_ids(dir.path()).is_empty());
+    }
 }

@@ -180,7 +180,13 @@ impl Poller {
                 items.push(Item::Line(raw.into_boxed_bytes().into_vec(), self.records));
             }
         }
-        self.next = page.next;
+        // Auth0's first page (search mode, before any `from`) is followed by a `from` request,
+        // never by a link it may carry.
+        self.next = if before.follows_links() {
+            page.next
+        } else {
+            None
+        };
         if items.is_empty() && self.cursor == before {
             return true;
         }
