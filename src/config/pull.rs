@@ -172,10 +172,17 @@ pub fn pull_source(
 }
 
 /// The tenant's base URL: https (plain http only to this machine, for tests and local
-/// proxies: the token travels in a header), no user, query or fragment.
+/// proxies: the token travels in a header), no user, query or fragment. A bare domain is
+/// taken as https.
 fn base_url(text: &str, error: &mut dyn FnMut(String)) -> Option<Url> {
     let at = "[source] url";
-    let url = match Url::parse(text) {
+    // Okta and Auth0 both name a tenant by its domain (`acme.okta.com`): that means https.
+    let full = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("https://{text}")
+    };
+    let url = match Url::parse(&full) {
         Ok(u) => u,
         Err(e) => {
             error(format!(
@@ -333,6 +340,10 @@ mod tests {
         let mut errors = Vec::new();
         assert!(base_url("http://127.0.0.1:8080", &mut |e| errors.push(e)).is_some());
         assert!(base_url("https://acme.okta.com", &mut |e| errors.push(e)).is_some());
+        assert_eq!(
+            base_url("acme.eu.auth0.com", &mut |e| errors.push(e)).map(String::from),
+            Some("https://acme.eu.auth0.com/".to_string())
+        );
         assert!(errors.is_empty(), "{errors:?}");
         assert!(base_url("http://acme.okta.com", &mut |e| errors.push(e)).is_none());
         assert!(base_url("https://u:p@acme.okta.com", &mut |e| errors.push(e)).is_none());
