@@ -628,12 +628,18 @@ fn a_restart_loses_and_duplicates_nothing(api: Api) {
     let n = fixture.len();
     let mut checked = 0;
     for (step, kill) in [(1, false), (2, false), (3, true), (4, false), (5, true)] {
+        let asked_before = fake.seen().len();
         let daemon = Daemon::start(&cfg, &[]);
         let target = n * step / 6;
+        // Records served to this run (so it has started, signal handlers and all), and the
+        // stream past this step's point.
         poll(
             "progress through the stream",
             Duration::from_secs(30),
-            || (fake.served_up_to() >= target).then_some(()),
+            || {
+                let served_now = fake.seen()[asked_before..].iter().any(|r| r.end > r.start);
+                (served_now && fake.served_up_to() >= target).then_some(())
+            },
         );
         if kill {
             drop(daemon); // SIGKILL
