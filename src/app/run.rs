@@ -28,6 +28,7 @@ use crate::pipeline::Pipeline;
 use crate::sink::Router;
 use crate::source::file::{self, FileSource};
 use crate::source::kafka::KafkaSource;
+use crate::source::pull::{self, PullSource};
 use crate::source::{self, Batch, stdin};
 use crate::state::{self, CheckpointWriter, Guarded, StoreGuard};
 
@@ -151,6 +152,17 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
                 format!("kafka {}", kafka.topics.join(",")),
             )
         }
+        Source::Pull(api) => {
+            let resume =
+                pull::stored_cursor(&*store, api).map_err(|e| Failure::Runtime(e.into()))?;
+            let origin = format!("{} {}", api.provider.kind(), api.url);
+            let source = PullSource {
+                cfg: (**api).clone(),
+                resume,
+                stop: stop_source.clone(),
+            };
+            (thread::spawn(move || source.run(tx)), origin)
+        }
     };
     tracing::info!(rules = set.enabled().len(), source = %origin, "authwatch started");
     shared.ready.store(true, Ordering::Relaxed);
@@ -225,5 +237,6 @@ fn source_kind(source: &Source) -> &'static str {
         Source::File { .. } => "file",
         Source::Http(_) => "http",
         Source::Kafka(_) => "kafka",
+        Source::Pull(api) => api.provider.kind(),
     }
 }

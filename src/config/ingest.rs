@@ -103,9 +103,11 @@ pub fn http_source(raw: &RawSource, error: &mut dyn FnMut(String)) -> Option<Htt
 
 /// Reports http-only keys given for another source kind: they would silently do nothing.
 pub fn reject_http_keys(raw: &RawSource, error: &mut dyn FnMut(String)) {
+    // The API sources (`super::pull`) read their token from the same two keys.
+    let api = super::pull::Provider::from_kind(&raw.kind).is_some();
     let given = [
-        ("token_env", raw.token_env.is_some()),
-        ("token_file", raw.token_file.is_some()),
+        ("token_env", raw.token_env.is_some() && !api),
+        ("token_file", raw.token_file.is_some() && !api),
         ("auth0_token_env", raw.auth0_token_env.is_some()),
         ("auth0_token_file", raw.auth0_token_file.is_some()),
         ("okta_header", raw.okta_header.is_some()),

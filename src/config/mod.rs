@@ -3,6 +3,7 @@
 
 mod ingest;
 mod kafka;
+mod pull;
 mod raw;
 mod secret;
 mod sinks;
@@ -16,6 +17,7 @@ use crate::engine::{DEFAULT_LATENESS_MS, DEFAULT_MAX_GROUPS_PER_RULE};
 use crate::rule::Severity;
 pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest};
 pub use kafka::{DEFAULT_GROUP_ID, DEFAULT_IDLE_PARTITION_MS, KafkaConfig, KafkaSasl, KafkaTls};
+pub use pull::{Provider, PullConfig};
 pub use secret::Secret;
 pub use sinks::{
     DeliveryPolicy, ElasticsearchConfig, EmailConfig, PagerDutyConfig, SinkConfig, SinkKind,
@@ -108,6 +110,8 @@ pub enum Source {
     Http(HttpIngest),
     /// A Kafka consumer-group member (boxed: it is much larger than the other kinds).
     Kafka(Box<KafkaConfig>),
+    /// Okta's System Log API or Auth0's Management API logs, polled.
+    Pull(Box<PullConfig>),
 }
 
 /// Which alerts a sink receives.
@@ -222,6 +226,10 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
         if source.kind != "kafka" {
             kafka::reject_kafka_keys(&source, error);
         }
+        let provider = pull::Provider::from_kind(&source.kind);
+        if provider.is_none() {
+            pull::reject_pull_keys(&source, error);
+        }
         match source.kind.as_str() {
             "stdin" => config.source = Source::Stdin,
             "file" => match &source.path {
@@ -260,11 +268,19 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
                     config.source = Source::Kafka(Box::new(k));
                 }
             }
+            "okta_api" | "auth0_api" => {
+                let provider = provider.expect("an API kind");
+                if let Some(p) = pull::pull_source(provider, &source, error) {
+                    config.source = Source::Pull(Box::new(p));
+                }
+                config.format = provider.format().to_string();
+            }
             other => error(format!(
-                "[source] unknown kind `{other}`; use one of stdin, file, kafka, http"
+                "[source] unknown kind `{other}`; use one of stdin, file, kafka, http, okta_api, \
+                 auth0_api"
             )),
         }
-        if let Some(format) = source.format {
+        if let Some(format) = source.format.filter(|_| provider.is_none()) {
             if FORMATS.contains(&format.as_str()) {
                 config.format = format;
             } else {
@@ -382,6 +398,18 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
         error(
             "[source] kind = \"http\" needs `[http] listen`, the address to serve ingest on".into(),
         );
+    }
+    if let Source::Pull(p) = &config.source
+        && p.poll_interval.as_millis() as i64 >= config.lateness_ms
+    {
+        // A poll brings events up to an interval old; once the source is quiet event time
+        // follows the wall clock, so older events would be judged late and dropped.
+        error(format!(
+            "[source] poll_interval ({}) must be shorter than [rules] lateness ({} ms): events \
+             a poll brings would otherwise arrive too late to count",
+            humantime::format_duration(p.poll_interval),
+            config.lateness_ms
+        ));
     }
     if !raw.sink.is_empty() {
         config.sinks = sinks::sinks(raw.sink, error);

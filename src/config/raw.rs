@@ -49,6 +49,13 @@ pub struct RawSource {
     pub sasl: Option<super::kafka::RawKafkaSasl>,
     /// librdkafka settings; numbers and booleans are accepted as written.
     pub properties: Option<BTreeMap<String, toml::Value>>,
+    // kind = "okta_api" | "auth0_api" (see `super::pull`); the token is `token_env`/`token_file`.
+    pub url: Option<String>,
+    pub poll_interval: Option<String>,
+    pub page_size: Option<usize>,
+    pub request_timeout: Option<String>,
+    pub max_response_bytes: Option<usize>,
+    pub max_backoff: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,11 +1,12 @@
 //! Event sources: newline-delimited records from standard input or a followed file, read on
-//! their own thread, batches posted over HTTP, and a Kafka consumer group, handed to the
-//! detection thread in batches.
+//! their own thread, batches posted over HTTP, a Kafka consumer group, and the Okta and Auth0
+//! logs APIs polled, handed to the detection thread in batches.
 
 pub mod file;
 pub mod http;
 pub mod kafka;
 pub mod lines;
+pub mod pull;
 pub mod stdin;
 
 use serde::{Deserialize, Serialize};
