@@ -14,7 +14,7 @@ use raw::RawConfig;
 
 use crate::engine::{DEFAULT_LATENESS_MS, DEFAULT_MAX_GROUPS_PER_RULE};
 use crate::rule::Severity;
-pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest};
+pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest, HttpServer};
 pub use kafka::{DEFAULT_GROUP_ID, DEFAULT_IDLE_PARTITION_MS, KafkaConfig, KafkaSasl, KafkaTls};
 pub use secret::Secret;
 pub use sinks::{
@@ -49,6 +49,8 @@ pub struct Config {
     pub lateness_ms: i64,
     pub runbook_base_url: Option<String>,
     pub http_listen: Option<SocketAddr>,
+    /// `[http]` beyond `listen`: connection limits, the metrics listener, offender labels.
+    pub http: HttpServer,
     /// `[daemon] shutdown_timeout`: how long sinks get to deliver at a stop.
     pub shutdown_timeout_ms: i64,
     pub sinks: Vec<SinkConfig>,
@@ -124,6 +126,7 @@ impl Default for Config {
             lateness_ms: DEFAULT_LATENESS_MS,
             runbook_base_url: None,
             http_listen: None,
+            http: HttpServer::default(),
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
             geoip: GeoipConfig::default(),
             sinks: vec![SinkConfig::new("stdout", SinkKind::Stdout)],
@@ -288,6 +291,9 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
         }
     }
     let listen_given = raw.http.as_ref().is_some_and(|h| h.listen.is_some());
+    if let Some(http) = &raw.http {
+        config.http = ingest::http_server(http, error);
+    }
     if let Some(listen) = raw.http.and_then(|h| h.listen) {
         match listen.parse() {
             Ok(addr) => config.http_listen = Some(addr),
