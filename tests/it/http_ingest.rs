@@ -1,10 +1,13 @@
 //! HTTP ingest against the real daemon: provider batches posted to their routes raise exactly
-//! the alerts `replay` raises from the same records; credentials, bodies and sizes are
-//! checked; a saturated pipeline answers 503 with `Retry-After`; Okta's verification
-//! handshake; SIGTERM stops the daemon with every accepted event processed.
+//! the alerts `replay` raises from the same records; credentials, bodies, sizes and event
+//! counts are checked; a flooded route answers 503 with `Retry-After` while the others keep
+//! their share; Okta's verification handshake; a SIGKILL after any 200 loses no event. The
+//! server's connections: half-open ones do not hold a stop, a connection over the cap is
+//! closed, idle ones time out; `/metrics` on its own listener, offender labels opt-in.
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -610,5 +613,163 @@ fn http_ingest_needs_a_listen_address_and_its_credentials() {
         "format does not apply",
     ] {
         assert!(err.contains(says), "{says}: {err}");
+    }
+}
+
+/// Opens a connection and sends `bytes` on it.
+fn connect_and_send(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("the daemon accepts");
+    stream.write_all(bytes).unwrap();
+    stream
+}
+
+/// Reads until the peer closes (or `within` passes): what was read, and whether it closed.
+fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String, bool) {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (String::from_utf8_lossy(&got).into_owned(), true);
+            }
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+const HALF_A_HEAD: &[u8] = b"POST /v1/events HTTP/1.1\r\nHost: authwatch\r\nContent-Le";
+
+#[test]
+fn idle_half_open_connections_do_not_hold_a_stop() {
+    // Timeouts far beyond the test: only the stop itself may close these connections.
+    let mut daemon = Daemon::start_with(Setup {
+        http: "header_timeout = \"1h\"\nidle_timeout = \"1h\"",
+        daemon: "shutdown_timeout = \"2s\"",
+        ..Setup::default()
+    });
+    let mut held: Vec<TcpStream> = (0..200)
+        .map(|_| connect_and_send(daemon.addr, HALF_A_HEAD))
+        .collect();
+    // And requests being answered: head whole, body half sent; these wait for the bound.
+    let busy_head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: authwatch\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: 1000\r\n\r\n[{{\"ts\":"
+    );
+    held.extend((0..5).map(|_| connect_and_send(daemon.addr, busy_head.as_bytes())));
+    // Every one of them is accepted once a request after them is answered.
+    let client = Client::new();
+    let health = client.send(client.http.get(daemon.url("/healthz"))).unwrap();
+    assert_eq!(health.status, StatusCode::OK);
+
+    let started = Instant::now();
+    assert!(daemon.terminate().success());
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2 + 6),
+        "the stop took {took:?}, beyond shutdown_timeout (2s) and some slack"
+    );
+    for stream in &mut held {
+        assert!(read_until_closed(stream, Duration::from_secs(5)).1);
+    }
+}
+
+#[test]
+fn a_connection_over_the_cap_is_closed_and_idle_ones_time_out() {
+    let daemon = Daemon::start_with(Setup {
+        http: "max_connections = 20\nheader_timeout = \"4s\"\nidle_timeout = \"6s\"",
+        ..Setup::default()
+    });
+    // A keep-alive connection that was answered once, then says nothing.
+    let get = b"GET /healthz HTTP/1.1\r\nHost: authwatch\r\n\r\n";
+    let mut kept = connect_and_send(daemon.addr, get);
+    kept.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut answer = [0; 512];
+    let n = kept.read(&mut answer).unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+    let idle_from = Instant::now();
+    // Nineteen more with half a head: the cap of twenty is reached.
+    let mut half_open: Vec<TcpStream> = (0..19)
+        .map(|_| connect_and_send(daemon.addr, HALF_A_HEAD))
+        .collect();
+    let mut over = connect_and_send(daemon.addr, get);
+    let (said, closed) = read_until_closed(&mut over, Duration::from_secs(3));
+    assert!(
+        closed && said.is_empty(),
+        "a connection over the cap was served: {said:?}"
+    );
+    // The half-open ones are closed after header_timeout; then /healthz answers again.
+    for stream in &mut half_open {
+        let (said, closed) = read_until_closed(stream, PATIENCE);
+        assert!(closed, "a half-open connection was kept: {said:?}");
+    }
+    let started = Instant::now();
+    loop {
+        let mut probe = connect_and_send(daemon.addr, get);
+        let (said, _) = read_until_closed(&mut probe, Duration::from_secs(1));
+        if said.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "/healthz never answered again");
+    }
+    // The answered connection is closed after idle_timeout, not header_timeout.
+    let (_, closed) = read_until_closed(&mut kept, PATIENCE);
+    assert!(closed);
+    let idle = idle_from.elapsed();
+    assert!(idle >= Duration::from_secs(5), "closed after {idle:?}");
+}
+
+/// `/metrics` as text.
+fn metrics_text(client: &Client, url: &str) -> (StatusCode, String) {
+    client.runtime.block_on(async {
+        let response = client.http.get(url).send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    })
+}
+
+#[test]
+fn metrics_listen_keeps_metrics_apart_and_offender_labels_are_opt_in() {
+    for offenders in [false, true] {
+        let metrics_addr = free_addr();
+        let http = format!(
+            "metrics_listen = \"{metrics_addr}\"\nmetrics_top_offenders = {offenders}"
+        );
+        let mut daemon = Daemon::start_with(Setup {
+            http: &http,
+            lateness: "0s",
+            ..Setup::default()
+        });
+        let client = Client::new();
+        let (status, _) = metrics_text(&client, &daemon.url("/metrics"));
+        assert_eq!(status, StatusCode::NOT_FOUND, "/metrics on the ingest listener");
+        let events = r#"[
+            {"ts":"2026-03-02T09:00:00Z","type":"login.failure","username":"offender@x.io","ip":"203.0.113.77"},
+            {"ts":"2026-03-02T09:00:01Z","type":"mfa.failure","username":"a@x.io","factor":"push","reason":"pigeon-1234"}
+        ]"#;
+        let (h, v) = bearer(TOKEN);
+        let reply = client.post(&daemon.url("/v1/events"), (h, &v), events);
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let url = format!("http://{metrics_addr}/metrics");
+        let started = Instant::now();
+        let text = loop {
+            let (status, text) = metrics_text(&client, &url);
+            assert_eq!(status, StatusCode::OK);
+            if text.contains("type=\"mfa.failure\"} 1") {
+                break text;
+            }
+            assert!(started.elapsed() < PATIENCE, "events never counted: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(
+            text.contains("authwatch_mfa_failures_total{factor=\"push\",reason=\"other\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("pigeon"), "{text}");
+        for personal in ["offender@x.io", "203.0.113.77"] {
+            assert_eq!(text.contains(personal), offenders, "{personal}: {text}");
+        }
+        assert!(daemon.terminate().success());
     }
 }
