@@ -19,10 +19,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
 pub const DEFAULT_QUEUE_BATCHES: usize = 16;
 
 /// Events (array elements, NDJSON lines) in one body, at most. A body's memory is its bytes
-/// plus a record per element (`crate::source::http::RECORD_OVERHEAD` bytes each): a 4 MiB
-/// body of `{}` elements would be 1.4 million records, about 60 MiB; this bounds that part to
-/// about 1 MiB while leaving room for bulk posts (a 4 MiB body of real events holds about
-/// 15,000).
+/// plus a record per element, about 80 bytes each (a 64-byte `source::Item` and the
+/// allocation of its bytes): a 4 MiB body of `{}` elements would be 1.4 million records,
+/// about 110 MiB, 27 times its size. This bounds that part to about 1.6 MiB a body while
+/// leaving room for bulk posts (a 4 MiB body of real events holds about 15,000).
 pub const DEFAULT_MAX_EVENTS_PER_BODY: usize = 20_000;
 
 /// How long a request waits for its batch to be processed and checkpointed durably before it
