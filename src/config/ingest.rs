@@ -99,7 +99,12 @@ pub fn http_server(raw: &RawHttp, error: &mut dyn FnMut(String)) -> HttpServer {
             )),
         }
     }
-    if let Some(d) = duration("[http]", "header_timeout", raw.header_timeout.as_deref(), error) {
+    if let Some(d) = duration(
+        "[http]",
+        "header_timeout",
+        raw.header_timeout.as_deref(),
+        error,
+    ) {
         http.header_timeout = d;
     }
     if let Some(d) = duration("[http]", "idle_timeout", raw.idle_timeout.as_deref(), error) {

@@ -252,8 +252,7 @@ impl AsyncRead for Watched {
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
         if buf.filled().len() > before {
             let a = &self.activity;
-            if a.busy.load(Ordering::Acquire) == 0 && a.head_started.load(Ordering::Acquire) == 0
-            {
+            if a.busy.load(Ordering::Acquire) == 0 && a.head_started.load(Ordering::Acquire) == 0 {
                 a.head_started.store(a.now(), Ordering::Release);
                 a.head.notify_one();
             }

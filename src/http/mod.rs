@@ -65,7 +65,11 @@ pub struct Server {
 
 impl Server {
     /// Binds `addr` and serves `router` on the current runtime.
-    pub async fn start(addr: SocketAddr, router: Router, limits: Limits) -> std::io::Result<Server> {
+    pub async fn start(
+        addr: SocketAddr,
+        router: Router,
+        limits: Limits,
+    ) -> std::io::Result<Server> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;

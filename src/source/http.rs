@@ -238,7 +238,9 @@ async fn try_accept(ingest: &Ingest, route: Route, request: Request) -> Result<u
         return Ok(0);
     }
     let place = share.batches.clone().try_acquire_owned().map_err(|_| {
-        Refusal::retry("this route's share of the detection queue is full (the pipeline is saturated)")
+        Refusal::retry(
+            "this route's share of the detection queue is full (the pipeline is saturated)",
+        )
     })?;
     let (reply, covered) = oneshot::channel();
     items.push(Item::AckWhenDurable(Ack {
@@ -400,7 +402,11 @@ fn records(route: Route, body: &[u8], max: usize) -> Result<Vec<Item>, Refusal> 
         }
     };
     let elements = match (route, first_byte(body)) {
-        (_, None) => return Err(shape("the body is empty; send a JSON array of events".into())),
+        (_, None) => {
+            return Err(shape(
+                "the body is empty; send a JSON array of events".into(),
+            ));
+        }
         (_, Some(b'[')) => array(body, max, &over).map_err(shape)?,
         (Route::Okta, Some(b'{')) => okta_hook(body, max, &over).map_err(shape)?,
         (Route::Native | Route::Auth0, Some(b'{')) => return object_or_lines(body, max),
@@ -680,11 +686,22 @@ mod tests {
     #[test]
     fn a_body_of_tiny_elements_is_refused_past_the_event_cap_in_every_shape() {
         let tiny = |n: usize| format!("[{}]", vec!["{}"; n].join(","));
-        assert_eq!(records(Route::Native, tiny(3).as_bytes(), 3).unwrap().len(), 3);
+        assert_eq!(
+            records(Route::Native, tiny(3).as_bytes(), 3).unwrap().len(),
+            3
+        );
         let hook = |n: usize| format!("{{\"data\":{{\"events\":{}}}}}", tiny(n));
-        assert_eq!(records(Route::Okta, hook(3).as_bytes(), 3).unwrap().len(), 3);
+        assert_eq!(
+            records(Route::Okta, hook(3).as_bytes(), 3).unwrap().len(),
+            3
+        );
         let ndjson = |n: usize| "{}\n".repeat(n);
-        assert_eq!(records(Route::Auth0, ndjson(3).as_bytes(), 3).unwrap().len(), 3);
+        assert_eq!(
+            records(Route::Auth0, ndjson(3).as_bytes(), 3)
+                .unwrap()
+                .len(),
+            3
+        );
         // Four megabytes of `{}`: refused, without making a record per element first.
         let huge = tiny((4 << 20) / 3);
         for (route, body) in [

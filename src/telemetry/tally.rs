@@ -16,7 +16,9 @@ const OFFENDERS_TRACKED: usize = 10_000;
 const OFFENDERS_PUBLISHED: usize = 10;
 const MINUTE_MS: i64 = 60_000;
 /// The `factor` label values (SPEC §1); any other factor is counted as `other`.
-const KNOWN_FACTORS: [&str; 7] = ["push", "sms", "totp", "webauthn", "email", "voice", "recovery"];
+const KNOWN_FACTORS: [&str; 7] = [
+    "push", "sms", "totp", "webauthn", "email", "voice", "recovery",
+];
 /// The `reason` label values (SPEC §1); any other reason is counted as `other`.
 const KNOWN_REASONS: [&str; 11] = [
     "bad_password",
@@ -251,7 +253,11 @@ mod tests {
         for i in 0..1000 {
             let mut e = Event::new(0, EventType::MfaFailure);
             e.factor = Some(if i % 2 == 0 { "push" } else { "carrier-pigeon" }.into());
-            e.reason = Some(if i < 10 { "mfa_denied".into() } else { format!("r{i}") });
+            e.reason = Some(if i < 10 {
+                "mfa_denied".into()
+            } else {
+                format!("r{i}")
+            });
             t.event(&e);
         }
         t.event(&Event::new(0, EventType::MfaFailure));

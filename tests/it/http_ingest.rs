@@ -519,7 +519,12 @@ fn a_flood_on_one_route_is_refused_while_the_others_keep_their_share() {
         assert!(started.elapsed() < PATIENCE, "the flood never ended");
         let event = r#"{"type":"f","date":"2026-03-02T09:00:00Z","user_name":"a@x.io"}"#;
         let reply = client.post(&auth0, ("Authorization", AUTH0_TOKEN), event);
-        assert_eq!(reply.status, StatusCode::OK, "auth0 during the flood: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "auth0 during the flood: {}",
+            reply.body
+        );
         delivered += 1;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -580,14 +585,22 @@ fn a_sigkill_right_after_any_200_loses_no_event() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis();
-        let event =
-            format!(r#"[{{"ts":{now},"type":"login.failure","username":"victim@x.io"}}]"#);
+        let event = format!(r#"[{{"ts":{now},"type":"login.failure","username":"victim@x.io"}}]"#);
         let reply = client.post(&daemon.url("/v1/events"), (h, &v), event);
-        assert_eq!(reply.status, StatusCode::OK, "round {round}: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "round {round}: {}",
+            reply.body
+        );
         daemon.kill_and_restart();
     }
     let started = Instant::now();
-    while !daemon.alerts().iter().any(|(rule, _)| rule == "five-failures") {
+    while !daemon
+        .alerts()
+        .iter()
+        .any(|(rule, _)| rule == "five-failures")
+    {
         assert!(
             started.elapsed() < PATIENCE,
             "acknowledged events were lost: no alert after five failures"
@@ -661,7 +674,9 @@ fn idle_half_open_connections_do_not_hold_a_stop() {
     held.extend((0..5).map(|_| connect_and_send(daemon.addr, busy_head.as_bytes())));
     // Every one of them is accepted once a request after them is answered.
     let client = Client::new();
-    let health = client.send(client.http.get(daemon.url("/healthz"))).unwrap();
+    let health = client
+        .send(client.http.get(daemon.url("/healthz")))
+        .unwrap();
     assert_eq!(health.status, StatusCode::OK);
 
     let started = Instant::now();
@@ -712,7 +727,10 @@ fn a_connection_over_the_cap_is_closed_and_idle_ones_time_out() {
         if said.starts_with("HTTP/1.1 200") {
             break;
         }
-        assert!(started.elapsed() < PATIENCE, "/healthz never answered again");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "/healthz never answered again"
+        );
     }
     // The answered connection is closed after idle_timeout, not header_timeout.
     let (_, closed) = read_until_closed(&mut kept, PATIENCE);
@@ -733,9 +751,8 @@ fn metrics_text(client: &Client, url: &str) -> (StatusCode, String) {
 fn metrics_listen_keeps_metrics_apart_and_offender_labels_are_opt_in() {
     for offenders in [false, true] {
         let metrics_addr = free_addr();
-        let http = format!(
-            "metrics_listen = \"{metrics_addr}\"\nmetrics_top_offenders = {offenders}"
-        );
+        let http =
+            format!("metrics_listen = \"{metrics_addr}\"\nmetrics_top_offenders = {offenders}");
         let mut daemon = Daemon::start_with(Setup {
             http: &http,
             lateness: "0s",
@@ -743,7 +760,11 @@ fn metrics_listen_keeps_metrics_apart_and_offender_labels_are_opt_in() {
         });
         let client = Client::new();
         let (status, _) = metrics_text(&client, &daemon.url("/metrics"));
-        assert_eq!(status, StatusCode::NOT_FOUND, "/metrics on the ingest listener");
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "/metrics on the ingest listener"
+        );
         let events = r#"[
             {"ts":"2026-03-02T09:00:00Z","type":"login.failure","username":"offender@x.io","ip":"203.0.113.77"},
             {"ts":"2026-03-02T09:00:01Z","type":"mfa.failure","username":"a@x.io","factor":"push","reason":"pigeon-1234"}
