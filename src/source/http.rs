@@ -245,7 +245,7 @@ async fn try_accept(ingest: &Ingest, route: Route, request: Request) -> Result<u
     let (reply, covered) = oneshot::channel();
     items.push(Item::AckWhenDurable(Ack {
         reply,
-        share: Some(place),
+        share: place,
     }));
     let batch = Batch {
         items,

@@ -43,7 +43,7 @@ pub enum Item {
 /// in its route's share of the queue until then.
 pub struct Ack {
     pub reply: tokio::sync::oneshot::Sender<u64>,
-    pub share: Option<tokio::sync::OwnedSemaphorePermit>,
+    pub share: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Ack {
