@@ -70,6 +70,8 @@ pub struct Detector {
     /// Batches the source channel holds: after a stop request, what was already queued (and,
     /// for HTTP, acknowledged) is processed; a file or Kafka is read again after the restart.
     queue_capacity: usize,
+    /// HTTP requests waiting for the checkpoint that covers their batch (`Item::AckWhenDurable`).
+    acks: Vec<crate::source::Ack>,
 }
 
 /// systemd's watchdog: pinged from the detection thread, so a wedged loop gets restarted.
@@ -97,6 +99,7 @@ impl Detector {
             labels: ("unknown".into(), "native".into()),
             watchdog: watchdog(),
             queue_capacity: super::run::BATCHES_IN_FLIGHT,
+            acks: Vec::new(),
         }
     }
 
@@ -151,6 +154,13 @@ impl Detector {
                     self.process(batch)?;
                     last_input = Instant::now();
                     quiet_from = None;
+                    // Clients wait for a durable checkpoint: take what else is queued (one
+                    // checkpoint for all of it, group commit) and checkpoint now.
+                    if !self.acks.is_empty() {
+                        self.take_queued(rx)?;
+                        self.checkpoint()?;
+                        last_checkpoint = Instant::now();
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     self.publish_metrics();
@@ -255,6 +265,7 @@ impl Detector {
                 (Item::Event(event), _) => self.pipeline.feed_decoded(*event)?,
                 (Item::Bad(bad, origin, at), _) => self.pipeline.rejected(&bad, &origin, at),
                 (Item::CheckpointNow(reply), _) => checkpoint_now = Some(reply),
+                (Item::AckWhenDurable(ack), _) => self.acks.push(ack),
             }
         }
         self.positions.extend(batch.positions);
@@ -299,6 +310,9 @@ impl Detector {
             .writer
             .submit(writes)
             .map_err(|e| Failure::Runtime(e.into()))?;
+        for ack in self.acks.drain(..) {
+            ack.covered_by(seq);
+        }
         tracing::debug!(
             seq,
             puts,

@@ -40,6 +40,7 @@ const IO_THREADS: usize = 2;
 
 pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     let cfg = load_config(config)?;
+    raise_fd_limit();
     let set = load_rules(&cfg.rules_dir)?;
     let admission = Admission {
         clock: Clock::Wall,
@@ -86,30 +87,48 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     let router = Router::new(vec![(Routing::default(), Box::new(outbox))]);
     delivery.export_metrics(runtime.handle(), shared.clone());
     let queue = match &cfg.source {
-        Source::Http(ingest) => ingest.queue_batches,
+        Source::Http(ingest) => source::http::queue_capacity(ingest),
         _ => BATCHES_IN_FLIGHT,
     };
     let (tx, rx) = mpsc::sync_channel::<Batch>(queue);
+    // Kafka commits offsets when a checkpoint is durable, and is joined on a stop too, so
+    // it commits the last checkpoint's offsets and leaves its group before the process ends.
+    // HTTP ingest answers a request once the checkpoint covering its batch is durable.
+    let mut on_durable = None;
     let mut routes = http::health_routes(shared.clone());
+    if cfg.http.metrics_listen.is_none() {
+        routes = routes.merge(http::metrics_routes(shared.clone()));
+    }
     if cfg.runbook_base_url.is_none() {
         routes = routes.merge(http::runbooks::runbook_routes(set.runbook_dir()));
     }
     if let Source::Http(ingest) = &cfg.source {
+        let (durable, checkpoints) = source::http::durable_checkpoints();
+        on_durable = Some(durable);
         routes = routes.merge(source::http::routes(
             ingest.clone(),
             tx.clone(),
             shared.clone(),
+            checkpoints,
         ));
     }
-    let server = match cfg.http_listen {
-        Some(addr) => Some(runtime.block_on(Server::start(addr, routes))?),
-        None => None,
+    let grace = Duration::from_millis(cfg.shutdown_timeout_ms.max(0) as u64);
+    let limits = http::Limits {
+        header_timeout: cfg.http.header_timeout,
+        idle_timeout: cfg.http.idle_timeout,
+        max_connections: cfg.http.max_connections,
+        shutdown_timeout: grace,
     };
+    let mut servers = Vec::new();
+    if let Some(addr) = cfg.http_listen {
+        servers.push(runtime.block_on(Server::start(addr, routes, limits))?);
+    }
+    if let Some(addr) = cfg.http.metrics_listen {
+        let metrics = http::metrics_routes(shared.clone());
+        servers.push(runtime.block_on(Server::start(addr, metrics, limits))?);
+    }
 
     let stop_source = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Kafka commits offsets when a checkpoint is durable, and is joined on a stop too, so
-    // it commits the last checkpoint's offsets and leaves its group before the process ends.
-    let mut on_durable = None;
     let mut join_on_stop = false;
     let (reader, origin) = match &cfg.source {
         Source::Stdin => {
@@ -167,7 +186,10 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     tracing::info!(rules = set.enabled().len(), source = %origin, "authwatch started");
     shared.ready.store(true, Ordering::Relaxed);
 
-    let pipeline = Pipeline::new(engine, decode, router).with_enricher(enricher);
+    let mut pipeline = Pipeline::new(engine, decode, router).with_enricher(enricher);
+    pipeline
+        .tally
+        .publish_top_offenders(cfg.http.metrics_top_offenders);
     let interval = Duration::from_millis(cfg.checkpoint_interval_ms as u64);
     let writer = CheckpointWriter::start(store.clone(), on_durable);
     let mut detector = Detector::new(pipeline, writer, shared.clone(), origin, interval)
@@ -188,19 +210,29 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     shared.ready.store(false, Ordering::Relaxed);
     stop_source.store(true, Ordering::Relaxed);
-    if let Some(server) = server {
-        runtime.block_on(server.shutdown());
-    }
+    // The servers stop accepting and close idle connections at once; requests being answered
+    // get `[daemon] shutdown_timeout`. Meanwhile their batches are processed and checkpointed
+    // here, so they are answered 200 rather than cut off.
+    let stopping: Vec<_> = servers
+        .into_iter()
+        .map(|server| runtime.spawn(server.shutdown()))
+        .collect();
     let ended = ended?;
     if ended == Ended::Stopped {
+        while !stopping.iter().all(|s| s.is_finished()) {
+            detector.drain(&rx)?;
+            thread::sleep(Duration::from_millis(20));
+        }
         // A request the server accepted while the detector was draining is in the channel
-        // now that the server has stopped: process it, so no acknowledged event is lost.
+        // now that the server has stopped: process it, so no accepted event is lost.
         detector.drain(&rx)?;
+    }
+    for server in stopping {
+        let _ = runtime.block_on(server);
     }
     let pipeline = detector.close()?;
     // Healthy sinks get `[daemon] shutdown_timeout` to deliver what is stored (a failing sink
     // is not waited for); the rest is delivered on the next start.
-    let grace = Duration::from_millis(cfg.shutdown_timeout_ms.max(0) as u64);
     runtime.block_on(delivery.shutdown(grace));
     // A source blocked on a full channel sees it closed.
     drop(rx);
@@ -228,6 +260,15 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
         guard.exit_now();
     }
     Ok(())
+}
+
+/// Raises the file-descriptor soft limit to the hard limit: each HTTP connection holds one, and
+/// a default soft limit of 1024 is below `[http] max_connections` plus the store's files.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "file-descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the file-descriptor limit"),
+    }
 }
 
 /// The `source` label of the event metrics.

@@ -1,7 +1,11 @@
-//! `[source] kind = "http"`: the credentials and limits of HTTP ingest, validated with every
+//! `[source] kind = "http"`: the credentials and limits of HTTP ingest, and the `[http]` keys
+//! of the daemon's servers (connection limits, the metrics listener), validated with every
 //! error collected. The routes themselves are in `crate::source::http`.
 
-use super::raw::RawSource;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::raw::{RawHttp, RawSource};
 use super::secret::{self, Secret};
 
 /// Largest request body accepted. Identity providers send small batches (an Okta event hook
@@ -13,6 +17,29 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
 /// this, clients are told to retry. The bound the file and stdin sources use too
 /// (`BATCHES_IN_FLIGHT` in `app/run.rs`).
 pub const DEFAULT_QUEUE_BATCHES: usize = 16;
+
+/// Events (array elements, NDJSON lines) in one body, at most. A body's memory is its bytes
+/// plus a record per element, about 80 bytes each (a 64-byte `source::Item` and the
+/// allocation of its bytes): a 4 MiB body of `{}` elements would be 1.4 million records,
+/// about 110 MiB, 27 times its size. This bounds that part to about 1.6 MiB a body while
+/// leaving room for bulk posts (a 4 MiB body of real events holds about 15,000).
+pub const DEFAULT_MAX_EVENTS_PER_BODY: usize = 20_000;
+
+/// How long a request waits for its batch to be processed and checkpointed durably before it
+/// is answered 503 (the batch may still be processed; the client retries). Below the 3 s
+/// Okta waits for an event hook's answer.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `[http] header_timeout`: a request head must arrive whole within this (nginx's
+/// `client_header_timeout` is 60 s; a webhook sender writes its head at once).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `[http] idle_timeout`: a keep-alive connection with no request for this long is closed
+/// (nginx's `keepalive_timeout` is 75 s; Auth0 and Okta reuse connections within seconds).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `[http] max_connections`: connections open at once per listener (nginx's
+/// `worker_connections` default is 512 per worker); the file-descriptor limit is raised at
+/// start to leave room for it.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// The header Okta event hooks carry their secret in unless the hook names another one.
 pub const DEFAULT_OKTA_HEADER: &str = "Authorization";
@@ -30,6 +57,85 @@ pub struct HttpIngest {
     pub okta_secret: Option<Secret>,
     pub max_body_bytes: usize,
     pub queue_batches: usize,
+    /// Events in one body at most (413 beyond).
+    pub max_events_per_body: usize,
+    /// How long a request waits for its batch to be durable before 503.
+    pub ack_timeout: Duration,
+}
+
+/// `[http]` beyond `listen`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpServer {
+    /// `/metrics` served here only, not on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    /// Usernames and IPs as metric labels (`failed_logins_top_*`): off unless asked for,
+    /// since they are personal data and readable by whoever reaches `/metrics`.
+    pub metrics_top_offenders: bool,
+}
+
+impl Default for HttpServer {
+    fn default() -> Self {
+        HttpServer {
+            metrics_listen: None,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            metrics_top_offenders: false,
+        }
+    }
+}
+
+/// Reads `[http]` beyond `listen`.
+pub fn http_server(raw: &RawHttp, error: &mut dyn FnMut(String)) -> HttpServer {
+    let mut http = HttpServer::default();
+    if let Some(addr) = &raw.metrics_listen {
+        match addr.parse() {
+            Ok(addr) => http.metrics_listen = Some(addr),
+            Err(_) => error(format!(
+                "[http] metrics_listen `{addr}` must be an address like 127.0.0.1:9641"
+            )),
+        }
+    }
+    if let Some(d) = duration(
+        "[http]",
+        "header_timeout",
+        raw.header_timeout.as_deref(),
+        error,
+    ) {
+        http.header_timeout = d;
+    }
+    if let Some(d) = duration("[http]", "idle_timeout", raw.idle_timeout.as_deref(), error) {
+        http.idle_timeout = d;
+    }
+    if let Some(n) = at_least_one("[http]", "max_connections", raw.max_connections, error) {
+        http.max_connections = n;
+    }
+    http.metrics_top_offenders = raw.metrics_top_offenders.unwrap_or(false);
+    http
+}
+
+/// A positive duration written like `10s`.
+fn duration(
+    at: &str,
+    key: &str,
+    value: Option<&str>,
+    error: &mut dyn FnMut(String),
+) -> Option<Duration> {
+    let value = value?;
+    match humantime::parse_duration(value) {
+        Ok(d) if !d.is_zero() => Some(d),
+        Ok(_) => {
+            error(format!("{at} {key} must be more than 0"));
+            None
+        }
+        Err(e) => {
+            error(format!("{at} {key} `{value}`: {e}; write it like 10s"));
+            None
+        }
+    }
 }
 
 /// Reads the http keys of `[source]`; `None` (with errors) when they cannot make a source.
@@ -91,6 +197,15 @@ pub fn http_source(raw: &RawSource, error: &mut dyn FnMut(String)) -> Option<Htt
         .unwrap_or(DEFAULT_MAX_BODY_BYTES);
     let queue_batches = at_least_one(at, "queue_batches", raw.queue_batches, &mut report)
         .unwrap_or(DEFAULT_QUEUE_BATCHES);
+    let max_events_per_body = at_least_one(
+        at,
+        "max_events_per_body",
+        raw.max_events_per_body,
+        &mut report,
+    )
+    .unwrap_or(DEFAULT_MAX_EVENTS_PER_BODY);
+    let ack_timeout = duration(at, "ack_timeout", raw.ack_timeout.as_deref(), &mut report)
+        .unwrap_or(DEFAULT_ACK_TIMEOUT);
     (!failed).then_some(HttpIngest {
         token,
         auth0_token,
@@ -98,6 +213,8 @@ pub fn http_source(raw: &RawSource, error: &mut dyn FnMut(String)) -> Option<Htt
         okta_secret,
         max_body_bytes,
         queue_batches,
+        max_events_per_body,
+        ack_timeout,
     })
 }
 
@@ -115,6 +232,8 @@ pub fn reject_http_keys(raw: &RawSource, error: &mut dyn FnMut(String)) {
         ("okta_secret_file", raw.okta_secret_file.is_some()),
         ("max_body_bytes", raw.max_body_bytes.is_some()),
         ("queue_batches", raw.queue_batches.is_some()),
+        ("max_events_per_body", raw.max_events_per_body.is_some()),
+        ("ack_timeout", raw.ack_timeout.is_some()),
     ];
     for (key, _) in given.iter().filter(|(_, set)| *set) {
         error(format!(
@@ -173,6 +292,49 @@ mod tests {
         assert_eq!(ingest.okta_header, DEFAULT_OKTA_HEADER);
         assert_eq!(ingest.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(ingest.queue_batches, DEFAULT_QUEUE_BATCHES);
+        assert_eq!(ingest.max_events_per_body, DEFAULT_MAX_EVENTS_PER_BODY);
+        assert_eq!(ingest.ack_timeout, DEFAULT_ACK_TIMEOUT);
+        assert_eq!(parsed.http, HttpServer::default());
+        assert!(!parsed.http.metrics_top_offenders);
+    }
+
+    #[test]
+    fn http_server_keys_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = config(
+            dir.path(),
+            "ack_timeout = \"500ms\"\nmax_events_per_body = 7",
+            false,
+        ) + "[http]\nlisten = \"127.0.0.1:9640\"\nmetrics_listen = \"127.0.0.1:9641\"\n\
+               header_timeout = \"2s\"\nidle_timeout = \"3s\"\nmax_connections = 5\n\
+               metrics_top_offenders = true\n";
+        let parsed = parse(Path::new("a.toml"), &good).unwrap();
+        assert_eq!(
+            parsed.http,
+            HttpServer {
+                metrics_listen: Some("127.0.0.1:9641".parse().unwrap()),
+                header_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(3),
+                max_connections: 5,
+                metrics_top_offenders: true,
+            }
+        );
+        let Source::Http(ingest) = parsed.source else {
+            panic!("{:?}", parsed.source)
+        };
+        assert_eq!(ingest.ack_timeout, Duration::from_millis(500));
+        assert_eq!(ingest.max_events_per_body, 7);
+        let bad = "[http]\nmetrics_listen = \"nowhere\"\nheader_timeout = \"0s\"\n\
+                   idle_timeout = \"soon\"\nmax_connections = 0\n";
+        let err = parse(Path::new("a.toml"), bad).unwrap_err();
+        for says in [
+            "metrics_listen `nowhere`",
+            "header_timeout must be more than 0",
+            "idle_timeout `soon`",
+            "max_connections must be at least 1",
+        ] {
+            assert!(err.to_string().contains(says), "{says}: {err}");
+        }
     }
 
     #[test]

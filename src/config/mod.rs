@@ -15,7 +15,7 @@ use raw::RawConfig;
 
 use crate::engine::{DEFAULT_LATENESS_MS, DEFAULT_MAX_GROUPS_PER_RULE};
 use crate::rule::Severity;
-pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest};
+pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest, HttpServer};
 pub use kafka::{DEFAULT_GROUP_ID, DEFAULT_IDLE_PARTITION_MS, KafkaConfig, KafkaSasl, KafkaTls};
 pub use pull::{Provider, PullConfig};
 pub use secret::Secret;
@@ -72,6 +72,8 @@ pub struct Config {
     pub max_held_bytes: usize,
     pub runbook_base_url: Option<String>,
     pub http_listen: Option<SocketAddr>,
+    /// `[http]` beyond `listen`: connection limits, the metrics listener, offender labels.
+    pub http: HttpServer,
     /// `[daemon] shutdown_timeout`: how long sinks get to deliver at a stop.
     pub shutdown_timeout_ms: i64,
     /// `[state] io_timeout`: the deadline of every store call in `run`.
@@ -158,6 +160,7 @@ impl Default for Config {
             max_held_bytes: crate::engine::DEFAULT_MAX_HELD_BYTES,
             runbook_base_url: None,
             http_listen: None,
+            http: HttpServer::default(),
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
             io_timeout_ms: DEFAULT_IO_TIMEOUT_MS,
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
@@ -386,6 +389,9 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
         }
     }
     let listen_given = raw.http.as_ref().is_some_and(|h| h.listen.is_some());
+    if let Some(http) = &raw.http {
+        config.http = ingest::http_server(http, error);
+    }
     if let Some(listen) = raw.http.and_then(|h| h.listen) {
         match listen.parse() {
             Ok(addr) => config.http_listen = Some(addr),

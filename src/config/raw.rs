@@ -39,6 +39,8 @@ pub struct RawSource {
     pub okta_secret_file: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub queue_batches: Option<usize>,
+    pub max_events_per_body: Option<usize>,
+    pub ack_timeout: Option<String>,
     // kind = "kafka" (see `super::kafka`).
     pub brokers: Option<String>,
     pub topics: Option<Vec<String>>,
@@ -101,6 +103,12 @@ pub struct RawDaemon {
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
     pub listen: Option<String>,
+    // Connection limits and the metrics listener (see `super::ingest::http_server`).
+    pub metrics_listen: Option<String>,
+    pub header_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+    pub metrics_top_offenders: Option<bool>,
 }
 
 /// A `[[sink]]`: the routing keys every kind shares, plus the kind's own keys, which are

@@ -1,6 +1,8 @@
-//! The daemon's HTTP server on `[http] listen`: health and readiness always, plus whatever the
-//! other parts mount (ingest, metrics, runbooks). One server, one port, axum.
+//! The daemon's HTTP servers: on `[http] listen` health and readiness always, plus whatever the
+//! other parts mount (ingest, metrics, runbooks); on `[http] metrics_listen`, when set,
+//! `/metrics` alone. Routes are axum's; connections are held to account by `conn`.
 
+pub mod conn;
 pub mod runbooks;
 
 use std::net::SocketAddr;
@@ -15,12 +17,21 @@ use tokio::sync::watch;
 
 use crate::app::shared::Shared;
 
-/// Routes every daemon serves: `/healthz` (the store works, detection moves), `/readyz`
-/// (state loaded, rules compiled, source connected) and `/metrics` (Prometheus).
+pub use conn::Limits;
+
+/// Routes every daemon serves: `/healthz` (the store works, detection moves) and `/readyz`
+/// (state loaded, rules compiled, source connected).
 pub fn health_routes(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .with_state(shared)
+}
+
+/// `/metrics` (Prometheus): on the main listener, or alone on `[http] metrics_listen` so that
+/// whoever can reach ingest cannot read it.
+pub fn metrics_routes(shared: Arc<Shared>) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
         .with_state(shared)
 }
@@ -52,7 +63,8 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str)
     }
 }
 
-/// A running server; dropping `stop` (or sending on it) shuts it down gracefully.
+/// A running server; dropping `stop` (or sending on it) shuts it down: no more connections,
+/// idle ones closed, busy ones dropped after `Limits::shutdown_timeout`.
 pub struct Server {
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -61,23 +73,17 @@ pub struct Server {
 
 impl Server {
     /// Binds `addr` and serves `router` on the current runtime.
-    pub async fn start(addr: SocketAddr, router: Router) -> std::io::Result<Server> {
+    pub async fn start(
+        addr: SocketAddr,
+        router: Router,
+        limits: Limits,
+    ) -> std::io::Result<Server> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let addr = listener.local_addr()?;
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.changed().await;
-            };
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "the HTTP server failed");
-            }
-        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(conn::serve(listener, router, limits, stopped));
         tracing::info!(%addr, "HTTP server listening");
         Ok(Server { addr, stop, task })
     }

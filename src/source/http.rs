@@ -11,12 +11,17 @@
 //! Each element of a batch becomes one `Item::Line` holding that element's bytes exactly as
 //! sent, and the batch names its route's format, so the detection thread decodes it the way
 //! it decodes a file line (same bad-input counting, same fingerprints). A request is one
-//! batch, handed over with `try_send` on the bounded channel: a full channel is answered
-//! 503 with `Retry-After` and nothing is buffered beyond it. The response (200) is sent only
-//! once the batch is in the channel. Events that are bad on their own (missing `ts`, an
-//! unknown type) are the pipeline's bad input, counted like bad lines of a file; only a body
-//! that is not a batch at all is refused with 400.
+//! batch, handed over with `try_send` on the bounded channel. Each configured route has its
+//! own share of that channel (and of the bodies read at once), so a client flooding one route
+//! is answered 503 with `Retry-After` while the others still get their place; nothing is
+//! buffered beyond it. The response (200) is sent only once the batch is processed and a
+//! checkpoint covering it is durable (`Item::AckWhenDurable`), so a crash after a 200 loses
+//! nothing; a batch not durable within `ack_timeout` is answered 503. Events that are bad on
+//! their own (missing `ts`, an unknown type) are the pipeline's bad input, counted like bad
+//! lines of a file; only a body that is not a batch at all is refused with 400, and one with
+//! more than `max_events_per_body` events with 413.
 
+use std::cell::Cell;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,16 +39,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::value::RawValue;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot, watch};
 
-use super::{Batch, Item};
+use super::{Ack, Batch, Item};
 use crate::app::shared::Shared;
 use crate::config::{HttpIngest, Secret};
 use crate::normalize::Format;
 
-/// Request bodies read and split at once. Each may be `max_body_bytes`, so this (with the
-/// channel's bound) caps the memory ingest can hold; more concurrent requests wait.
+/// Request bodies read and split at once, shared evenly among the configured routes. Each may
+/// be `max_body_bytes`, so this (with the channel's bound) caps the memory ingest can hold;
+/// more concurrent requests wait.
 const BODIES_IN_FLIGHT: usize = 8;
 /// How long a request waits for one of those slots before it is told to retry.
 const BODY_SLOT_WAIT: Duration = Duration::from_secs(5);
@@ -56,13 +63,52 @@ const RETRY_AFTER_SECS: u64 = 1;
 /// The header Okta's one-time verification request carries the challenge in.
 const OKTA_CHALLENGE: &str = "x-okta-verification-challenge";
 
+/// Checkpoints made durable so far (the newest one's sequence number plus one), set by the
+/// checkpoint writer's callback: a request whose batch a checkpoint covers waits for it here.
+pub fn durable_checkpoints() -> (crate::state::OnDurable, watch::Receiver<u64>) {
+    let (tx, rx) = watch::channel(0);
+    let on_durable: crate::state::OnDurable = Box::new(move |seq, _| {
+        tx.send_replace(seq + 1);
+    });
+    (on_durable, rx)
+}
+
+/// The capacity of the channel to detection: every configured route's share, so a route
+/// within its share never finds the channel full.
+pub fn queue_capacity(config: &HttpIngest) -> usize {
+    share(config.queue_batches, config) * configured_routes(config)
+}
+
+fn configured_routes(config: &HttpIngest) -> usize {
+    ROUTES
+        .iter()
+        .filter(|route| route.secret(config).0.is_some())
+        .count()
+        .max(1)
+}
+
+/// One route's part of `total`, at least 1.
+fn share(total: usize, config: &HttpIngest) -> usize {
+    (total / configured_routes(config)).max(1)
+}
+
 /// The ingest routes, to merge into the daemon's router.
-pub fn routes(config: HttpIngest, tx: SyncSender<Batch>, shared: Arc<Shared>) -> Router {
+pub fn routes(
+    config: HttpIngest,
+    tx: SyncSender<Batch>,
+    shared: Arc<Shared>,
+    durable: watch::Receiver<u64>,
+) -> Router {
+    let shares = ROUTES.map(|_| Share {
+        bodies: Semaphore::new(share(BODIES_IN_FLIGHT, &config)),
+        batches: Arc::new(Semaphore::new(share(config.queue_batches, &config))),
+    });
     let ingest = Arc::new(Ingest {
         config,
         tx,
         shared,
-        bodies: Semaphore::new(BODIES_IN_FLIGHT),
+        shares,
+        durable,
     });
     Router::new()
         .route("/v1/events", post(native))
@@ -75,7 +121,17 @@ struct Ingest {
     config: HttpIngest,
     tx: SyncSender<Batch>,
     shared: Arc<Shared>,
+    /// Per route (`Route::index`).
+    shares: [Share; 3],
+    durable: watch::Receiver<u64>,
+}
+
+/// A route's part of the bodies read at once and of the batches queued for detection: one
+/// flooding client fills its route's share, not the queue that the others need.
+struct Share {
     bodies: Semaphore,
+    /// Held by a batch from its hand-over until a checkpoint covers it.
+    batches: Arc<Semaphore>,
 }
 
 /// The three ingest routes differ in format, credential and body shape only.
@@ -86,7 +142,13 @@ enum Route {
     Okta,
 }
 
+const ROUTES: [Route; 3] = [Route::Native, Route::Auth0, Route::Okta];
+
 impl Route {
+    fn index(self) -> usize {
+        self as usize
+    }
+
     fn format(self) -> Format {
         match self {
             Route::Native => Format::Native,
@@ -165,29 +227,62 @@ async fn accept(ingest: &Ingest, route: Route, request: Request) -> Response {
 }
 
 async fn try_accept(ingest: &Ingest, route: Route, request: Request) -> Result<usize, Refusal> {
-    let body = receive(ingest, route, request)
+    let share = &ingest.shares[route.index()];
+    let body = receive(ingest, route, share, request)
         .await
         .map_err(Refusal::closing)?;
-    let items = records(route, &body).map_err(|m| Refusal::new(StatusCode::BAD_REQUEST, m))?;
+    let mut items = records(route, &body, ingest.config.max_events_per_body)?;
+    drop(body);
     let accepted = items.len();
     if accepted == 0 {
         return Ok(0);
     }
+    let place = share.batches.clone().try_acquire_owned().map_err(|_| {
+        Refusal::retry(
+            "this route's share of the detection queue is full (the pipeline is saturated)",
+        )
+    })?;
+    let (reply, covered) = oneshot::channel();
+    items.push(Item::AckWhenDurable(Ack {
+        reply,
+        share: place,
+    }));
     let batch = Batch {
         items,
         positions: Vec::new(),
         format: Some(route.format()),
     };
     match ingest.tx.try_send(batch) {
-        Ok(()) => Ok(accepted),
-        Err(TrySendError::Full(_)) => Err(Refusal::retry("the pipeline is saturated")),
-        Err(TrySendError::Disconnected(_)) => Err(Refusal::retry("authwatch is stopping")),
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => return Err(Refusal::retry("the pipeline is saturated")),
+        Err(TrySendError::Disconnected(_)) => return Err(Refusal::retry("authwatch is stopping")),
+    }
+    let mut durable = ingest.durable.clone();
+    let durable = async move {
+        let seq = covered.await.map_err(|_| "authwatch is stopping")?;
+        durable
+            .wait_for(|&done| done > seq)
+            .await
+            .map(drop)
+            .map_err(|_| "authwatch is stopping")
+    };
+    match tokio::time::timeout(ingest.config.ack_timeout, durable).await {
+        Ok(Ok(())) => Ok(accepted),
+        Ok(Err(why)) => Err(Refusal::retry(why)),
+        Err(_) => Err(Refusal::retry(
+            "the batch was not checkpointed within [source] ack_timeout",
+        )),
     }
 }
 
 /// Everything before the body is split: credential, readiness, size, then the body itself.
 /// A refusal here leaves (part of) the body unread, so the connection is closed after it.
-async fn receive(ingest: &Ingest, route: Route, request: Request) -> Result<Vec<u8>, Refusal> {
+async fn receive(
+    ingest: &Ingest,
+    route: Route,
+    share: &Share,
+    request: Request,
+) -> Result<Vec<u8>, Refusal> {
     let config = &ingest.config;
     authorize(config, route, request.headers())?;
     if !ingest.shared.ready.load(Ordering::Relaxed) || ingest.shared.stopping() {
@@ -198,7 +293,7 @@ async fn receive(ingest: &Ingest, route: Route, request: Request) -> Result<Vec<
         return Err(Refusal::too_large(config.max_body_bytes));
     }
     // Waiting for a slot holds no body in memory: it is read only once the slot is ours.
-    let _slot = tokio::time::timeout(BODY_SLOT_WAIT, ingest.bodies.acquire())
+    let _slot = tokio::time::timeout(BODY_SLOT_WAIT, share.bodies.acquire())
         .await
         .map_err(|_| Refusal::retry("too many requests are being read"))?
         .map_err(|_| Refusal::retry("authwatch is stopping"))?;
@@ -295,22 +390,37 @@ async fn read_body(
     Ok(buf)
 }
 
-/// Splits a body into one record per event, or says why it is not a batch.
-fn records(route: Route, body: &[u8]) -> Result<Vec<Item>, String> {
+/// Splits a body into one record per event, or says why it is not a batch (400) or is too
+/// many events (413, found before more than `max` records are made).
+fn records(route: Route, body: &[u8], max: usize) -> Result<Vec<Item>, Refusal> {
+    let over = Cell::new(false);
+    let shape = |message: String| {
+        if over.get() {
+            Refusal::too_many(max)
+        } else {
+            Refusal::new(StatusCode::BAD_REQUEST, message)
+        }
+    };
     let elements = match (route, first_byte(body)) {
-        (_, None) => return Err("the body is empty; send a JSON array of events".into()),
-        (_, Some(b'[')) => array(body)?,
-        (Route::Okta, Some(b'{')) => okta_hook(body)?,
-        (Route::Native | Route::Auth0, Some(b'{')) => return object_or_lines(body),
+        (_, None) => {
+            return Err(shape(
+                "the body is empty; send a JSON array of events".into(),
+            ));
+        }
+        (_, Some(b'[')) => array(body, max, &over).map_err(shape)?,
+        (Route::Okta, Some(b'{')) => okta_hook(body, max, &over).map_err(shape)?,
+        (Route::Native | Route::Auth0, Some(b'{')) => return object_or_lines(body, max),
         (Route::Okta, Some(_)) => {
-            return Err("expected an Okta event hook body, {\"data\": {\"events\": [...]}}".into());
+            return Err(shape(
+                "expected an Okta event hook body, {\"data\": {\"events\": [...]}}".into(),
+            ));
         }
         (_, Some(_)) => {
-            return Err(
+            return Err(shape(
                 "expected a JSON array of events, one event object, or NDJSON (one event \
                  object per line)"
                     .into(),
-            );
+            ));
         }
     };
     Ok(elements
@@ -320,16 +430,66 @@ fn records(route: Route, body: &[u8]) -> Result<Vec<Item>, String> {
         .collect())
 }
 
+/// A JSON array read element by element, refused as soon as it holds more than `max`
+/// (setting `over`): a body of tiny elements never becomes more records than the bound.
+struct Bounded<'a> {
+    max: usize,
+    over: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for Bounded<'_> {
+    type Value = Vec<&'de RawValue>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Bounded<'_> {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(raw) = seq.next_element::<&RawValue>()? {
+            if out.len() == self.max {
+                self.over.set(true);
+                return Err(serde::de::Error::custom("too many events"));
+            }
+            out.push(raw);
+        }
+        Ok(out)
+    }
+}
+
+fn bounded_array<'a>(
+    json: &'a [u8],
+    max: usize,
+    over: &Cell<bool>,
+) -> Result<Vec<&'a RawValue>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let elements = Bounded { max, over }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(elements)
+}
+
 fn first_byte(body: &[u8]) -> Option<u8> {
     body.iter().copied().find(|b| !b.is_ascii_whitespace())
 }
 
-fn array(body: &[u8]) -> Result<Vec<&RawValue>, String> {
-    serde_json::from_slice(body).map_err(|e| format!("the body is not a JSON array: {e}"))
+fn array<'a>(body: &'a [u8], max: usize, over: &Cell<bool>) -> Result<Vec<&'a RawValue>, String> {
+    bounded_array(body, max, over).map_err(|e| format!("the body is not a JSON array: {e}"))
 }
 
 /// Okta event hooks deliver `{"data": {"events": [...]}}` plus envelope fields we ignore.
-fn okta_hook(body: &[u8]) -> Result<Vec<&RawValue>, String> {
+fn okta_hook<'a>(
+    body: &'a [u8],
+    max: usize,
+    over: &Cell<bool>,
+) -> Result<Vec<&'a RawValue>, String> {
     #[derive(Deserialize)]
     struct Hook<'a> {
         #[serde(borrow)]
@@ -338,10 +498,10 @@ fn okta_hook(body: &[u8]) -> Result<Vec<&RawValue>, String> {
     #[derive(Deserialize)]
     struct HookData<'a> {
         #[serde(borrow)]
-        events: Vec<&'a RawValue>,
+        events: &'a RawValue,
     }
     serde_json::from_slice::<Hook>(body)
-        .map(|hook| hook.data.events)
+        .and_then(|hook| bounded_array(hook.data.events.get().as_bytes(), max, over))
         .map_err(|e| {
             format!("expected an Okta event hook body, {{\"data\": {{\"events\": [...]}}}}: {e}")
         })
@@ -350,24 +510,30 @@ fn okta_hook(body: &[u8]) -> Result<Vec<&RawValue>, String> {
 /// A body starting with `{`: one event (possibly pretty-printed, as Auth0's "JSON object"
 /// format sends), else NDJSON. A first line that is not JSON means the body is not a batch
 /// (400); a later bad line is one bad event among good ones, counted by the pipeline.
-fn object_or_lines(body: &[u8]) -> Result<Vec<Item>, String> {
+fn object_or_lines(body: &[u8], max: usize) -> Result<Vec<Item>, Refusal> {
     if serde_json::from_slice::<&RawValue>(body).is_ok() {
         return Ok(vec![Item::Line(body.trim_ascii().to_vec(), 1)]);
     }
-    let lines: Vec<Item> = body
+    let mut lines = body
         .split(|&b| b == b'\n')
         .zip(1..)
         .filter(|(line, _)| !line.trim_ascii().is_empty())
-        .map(|(line, n)| Item::Line(line.trim_ascii().to_vec(), n))
-        .collect();
-    if let Some(Item::Line(first, n)) = lines.first()
+        .map(|(line, n)| (line.trim_ascii(), n));
+    if let Some((first, n)) = lines.clone().next()
         && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(first)
     {
-        return Err(format!(
-            "the body is neither a JSON object nor NDJSON: line {n}: {e}"
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is neither a JSON object nor NDJSON: line {n}: {e}"),
         ));
     }
-    Ok(lines)
+    if lines.clone().nth(max).is_some() {
+        return Err(Refusal::too_many(max));
+    }
+    Ok(lines
+        .by_ref()
+        .map(|(line, n)| Item::Line(line.to_vec(), n))
+        .collect())
 }
 
 /// A refused request: status and reason, as `{"error": reason}`.
@@ -400,6 +566,16 @@ impl Refusal {
     /// 503 with `Retry-After`: the request was fine, try it again shortly.
     fn retry(message: &str) -> Refusal {
         Refusal::new(StatusCode::SERVICE_UNAVAILABLE, format!("{message}; retry"))
+    }
+
+    fn too_many(max: usize) -> Refusal {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body holds more than {max} events ([source] max_events_per_body); send \
+                 smaller batches"
+            ),
+        )
     }
 
     fn too_large(limit: usize) -> Refusal {
@@ -450,24 +626,24 @@ mod tests {
     #[test]
     fn arrays_give_each_element_exactly_as_sent() {
         let body = br#" [ {"a": 1}, {"b" :[2, 3]}, "x", 4 ] "#;
-        let items = records(Route::Native, body).unwrap();
+        let items = records(Route::Native, body, 100).unwrap();
         assert_eq!(
             lines(&items),
             ["1:{\"a\": 1}", "2:{\"b\" :[2, 3]}", "3:\"x\"", "4:4"]
         );
-        assert!(records(Route::Auth0, b"[]").unwrap().is_empty());
+        assert!(records(Route::Auth0, b"[]", 100).unwrap().is_empty());
     }
 
     #[test]
     fn objects_and_ndjson_are_told_apart() {
         let pretty = b"{\n  \"a\": 1\n}\n";
         assert_eq!(
-            lines(&records(Route::Native, pretty).unwrap()),
+            lines(&records(Route::Native, pretty, 100).unwrap()),
             ["1:{\n  \"a\": 1\n}"]
         );
         let ndjson = b"{\"a\":1}\n\n{\"b\":2}\r\nnot json\n";
         assert_eq!(
-            lines(&records(Route::Auth0, ndjson).unwrap()),
+            lines(&records(Route::Auth0, ndjson, 100).unwrap()),
             ["1:{\"a\":1}", "3:{\"b\":2}", "4:not json"]
         );
     }
@@ -488,10 +664,11 @@ mod tests {
             (Route::Okta, b"{\"data\": {\"events\": {}}}", "data"),
             (Route::Okta, b"42", "event hook"),
         ] {
-            let Err(err) = records(route, body) else {
+            let Err(err) = records(route, body, 100) else {
                 panic!("{route:?} {body:?} was accepted");
             };
-            assert!(err.contains(says), "{route:?} {body:?}: {err}");
+            assert_eq!(err.status, StatusCode::BAD_REQUEST);
+            assert!(err.message.contains(says), "{route:?} {body:?}: {err:?}");
         }
     }
 
@@ -500,10 +677,65 @@ mod tests {
         let body =
             br#"{"eventType":"com.okta.event_hook","data":{"events":[{"uuid":"1"},{"uuid":"2"}]}}"#;
         assert_eq!(
-            lines(&records(Route::Okta, body).unwrap()),
+            lines(&records(Route::Okta, body, 100).unwrap()),
             ["1:{\"uuid\":\"1\"}", "2:{\"uuid\":\"2\"}"]
         );
-        assert_eq!(records(Route::Okta, b"[{}]").unwrap().len(), 1);
+        assert_eq!(records(Route::Okta, b"[{}]", 100).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_body_of_tiny_elements_is_refused_past_the_event_cap_in_every_shape() {
+        let tiny = |n: usize| format!("[{}]", vec!["{}"; n].join(","));
+        assert_eq!(
+            records(Route::Native, tiny(3).as_bytes(), 3).unwrap().len(),
+            3
+        );
+        let hook = |n: usize| format!("{{\"data\":{{\"events\":{}}}}}", tiny(n));
+        assert_eq!(
+            records(Route::Okta, hook(3).as_bytes(), 3).unwrap().len(),
+            3
+        );
+        let ndjson = |n: usize| "{}\n".repeat(n);
+        assert_eq!(
+            records(Route::Auth0, ndjson(3).as_bytes(), 3)
+                .unwrap()
+                .len(),
+            3
+        );
+        // Four megabytes of `{}`: refused, without making a record per element first.
+        let huge = tiny((4 << 20) / 3);
+        for (route, body) in [
+            (Route::Native, tiny(4)),
+            (Route::Native, huge),
+            (Route::Okta, hook(4)),
+            (Route::Auth0, ndjson(4)),
+        ] {
+            let Err(err) = records(route, body.as_bytes(), 3) else {
+                panic!("{route:?}: accepted over the cap");
+            };
+            assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE, "{err:?}");
+            assert!(err.message.contains("max_events_per_body"), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn each_configured_route_gets_its_share_of_the_queue() {
+        let mut config = HttpIngest {
+            token: Some(Secret::new("a")),
+            auth0_token: None,
+            okta_header: "Authorization".into(),
+            okta_secret: None,
+            max_body_bytes: 1,
+            queue_batches: 16,
+            max_events_per_body: 1,
+            ack_timeout: Duration::from_secs(1),
+        };
+        assert_eq!((share(16, &config), queue_capacity(&config)), (16, 16));
+        config.auth0_token = Some(Secret::new("b"));
+        config.okta_secret = Some(Secret::new("c"));
+        assert_eq!((share(16, &config), queue_capacity(&config)), (5, 15));
+        config.queue_batches = 1;
+        assert_eq!((share(1, &config), queue_capacity(&config)), (1, 3));
     }
 
     #[test]

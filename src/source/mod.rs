@@ -33,6 +33,25 @@ pub enum Item {
     /// checkpoint's sequence number. A Kafka revocation waits for that checkpoint to be
     /// durable (`state::OnDurable`) and commits its offsets before the rebalance completes.
     CheckpointNow(std::sync::mpsc::Sender<u64>),
+    /// Not a record: the sequence number of the checkpoint that covers everything before it
+    /// is sent here when that checkpoint is taken (soon: the detector checkpoints once the
+    /// queue is empty while such a request waits). HTTP ingest answers 200 only once that
+    /// checkpoint is durable (`state::OnDurable`), so an acknowledged event survives a crash.
+    AckWhenDurable(Ack),
+}
+
+/// A request waiting for the checkpoint that covers its batch, and the place its batch holds
+/// in its route's share of the queue until then.
+pub struct Ack {
+    pub reply: tokio::sync::oneshot::Sender<u64>,
+    pub share: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Ack {
+    /// The checkpoint `seq` covers the batch: tell the request, free its place.
+    pub fn covered_by(self, seq: u64) {
+        let _ = self.reply.send(seq);
+    }
 }
 
 /// Records, and where the source will be once they are processed: state-store entries

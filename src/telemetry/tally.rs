@@ -1,6 +1,8 @@
 //! Counts kept by the detection thread in plain integers, published into [`Metrics`] once per
-//! batch; plus the seed's observability signals derived from events (top offenders with
-//! bounded cardinality, active sessions).
+//! batch; plus the seed's observability signals derived from events (top offenders, opt-in,
+//! with bounded cardinality; active sessions). Every label value comes from a closed set:
+//! what an event carries is mapped into it (`other` for anything else), so no input can grow
+//! a metric family.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,13 +15,42 @@ const OFFENDERS_TRACKED: usize = 10_000;
 /// Offenders published per minute (the gauge's cardinality).
 const OFFENDERS_PUBLISHED: usize = 10;
 const MINUTE_MS: i64 = 60_000;
+/// The `factor` label values (SPEC §1); any other factor is counted as `other`.
+const KNOWN_FACTORS: [&str; 7] = [
+    "push", "sms", "totp", "webauthn", "email", "voice", "recovery",
+];
+/// The `reason` label values (SPEC §1); any other reason is counted as `other`.
+const KNOWN_REASONS: [&str; 11] = [
+    "bad_password",
+    "unknown_user",
+    "locked",
+    "disabled",
+    "breached_password",
+    "mfa_denied",
+    "mfa_timeout",
+    "bad_code",
+    "expired",
+    "phishing",
+    "rate_limited",
+];
+
+/// `value` if it is one of `known`, `none` when absent, else `other`.
+fn bounded(value: Option<&str>, known: &[&'static str]) -> &'static str {
+    match value {
+        None => "none",
+        Some(v) => known.iter().find(|k| **k == v).copied().unwrap_or("other"),
+    }
+}
 
 #[derive(Default)]
 pub struct Tally {
     events: [u64; EventType::ALL.len()],
     bad: BTreeMap<BadReason, u64>,
     alerts: BTreeMap<(String, &'static str), u64>,
-    mfa_failures: BTreeMap<(String, String), u64>,
+    mfa_failures: BTreeMap<(&'static str, &'static str), u64>,
+    /// Usernames and IPs as labels (`[http] metrics_top_offenders`): off by default, since
+    /// they are personal data shown to whoever reaches `/metrics`.
+    top_offenders: bool,
     failed_by_ip: HashMap<String, u64>,
     failed_by_user: HashMap<String, u64>,
     minute_started_ms: i64,
@@ -30,10 +61,15 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Publishes the top offending usernames and IPs as labels (off unless asked for).
+    pub fn publish_top_offenders(&mut self, on: bool) {
+        self.top_offenders = on;
+    }
+
     pub fn event(&mut self, e: &Event) {
         self.events[e.kind.index()] += 1;
         match e.kind {
-            EventType::LoginFailure => {
+            EventType::LoginFailure if self.top_offenders => {
                 if let Some(ip) = e.ip {
                     count_offender(&mut self.failed_by_ip, &ip.to_string());
                 }
@@ -43,8 +79,8 @@ impl Tally {
             }
             EventType::MfaFailure => {
                 let key = (
-                    e.factor.clone().unwrap_or_default(),
-                    e.reason.clone().unwrap_or_default(),
+                    bounded(e.factor.as_deref(), &KNOWN_FACTORS),
+                    bounded(e.reason.as_deref(), &KNOWN_REASONS),
                 );
                 *self.mfa_failures.entry(key).or_default() += 1;
             }
@@ -113,7 +149,10 @@ impl Tally {
         }
         for ((factor, reason), n) in std::mem::take(&mut self.mfa_failures) {
             m.mfa_failures
-                .get_or_create(&vec![("factor", factor), ("reason", reason)])
+                .get_or_create(&vec![
+                    ("factor", factor.to_string()),
+                    ("reason", reason.to_string()),
+                ])
                 .inc_by(n);
         }
         let sessions = (m.active_sessions.get() + std::mem::take(&mut self.sessions_delta)).max(0);
@@ -125,7 +164,7 @@ impl Tally {
         m.forced_releases
             .inc_by(stats.forced_releases - self.last_forced);
         self.last_forced = stats.forced_releases;
-        if now_ms - self.minute_started_ms >= MINUTE_MS {
+        if self.top_offenders && now_ms - self.minute_started_ms >= MINUTE_MS {
             publish_top(&m.failed_logins_top_ip, "ip", &mut self.failed_by_ip);
             publish_top(
                 &m.failed_logins_top_user,
@@ -172,6 +211,7 @@ mod tests {
     fn offenders_are_bounded_to_the_top_ten() {
         let m = Metrics::new();
         let mut t = Tally::default();
+        t.publish_top_offenders(true);
         for i in 0..50u8 {
             for _ in 0..=i {
                 let mut e = Event::new(0, EventType::LoginFailure);
@@ -193,5 +233,55 @@ mod tests {
         assert!(text.contains(
             "authwatch_events_total{source=\"stdin\",format=\"native\",type=\"login.failure\"} 1275"
         ));
+    }
+
+    #[test]
+    fn offenders_are_not_labels_unless_asked_for() {
+        let m = Metrics::new();
+        let mut t = Tally::default();
+        let mut e = Event::new(0, EventType::LoginFailure);
+        e.ip = Some(std::net::IpAddr::from([203, 0, 113, 9]));
+        e.username = Some("victim@acme.test".into());
+        t.event(&e);
+        t.publish(&m, "stdin", "native", &EngineStats::default(), MINUTE_MS);
+        let text = m.render();
+        assert!(!text.contains("203.0.113.9"), "{text}");
+        assert!(!text.contains("victim@acme.test"), "{text}");
+        assert!(text.contains("type=\"login.failure\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn mfa_failure_labels_take_known_values_only() {
+        let m = Metrics::new();
+        let mut t = Tally::default();
+        for i in 0..1000 {
+            let mut e = Event::new(0, EventType::MfaFailure);
+            e.factor = Some(if i % 2 == 0 { "push" } else { "carrier-pigeon" }.into());
+            e.reason = Some(if i < 10 {
+                "mfa_denied".into()
+            } else {
+                format!("r{i}")
+            });
+            t.event(&e);
+        }
+        t.event(&Event::new(0, EventType::MfaFailure));
+        t.publish(&m, "stdin", "native", &EngineStats::default(), 0);
+        let text = m.render();
+        let mut series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("authwatch_mfa_failures_total{"))
+            .collect();
+        series.sort();
+        assert_eq!(
+            series,
+            [
+                "authwatch_mfa_failures_total{factor=\"none\",reason=\"none\"} 1",
+                "authwatch_mfa_failures_total{factor=\"other\",reason=\"mfa_denied\"} 5",
+                "authwatch_mfa_failures_total{factor=\"other\",reason=\"other\"} 495",
+                "authwatch_mfa_failures_total{factor=\"push\",reason=\"mfa_denied\"} 5",
+                "authwatch_mfa_failures_total{factor=\"push\",reason=\"other\"} 495",
+            ],
+            "{text}"
+        );
     }
 }

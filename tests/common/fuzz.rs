@@ -76,11 +76,14 @@ const HOSTILE_BYTES: &[&[u8]] = &[
     b"=",
 ];
 
-/// One fuzz target: a name and a function that must return (any result) without panicking.
+/// The code under test: it may return any result for any input, but never panic.
+pub type Check<'a> = Box<dyn FnMut(&[u8]) + 'a>;
+
+/// One fuzz target: a name, the seeds its mutations start from, and the code under test.
 pub struct Target<'a> {
     pub name: String,
     pub seeds: Vec<Vec<u8>>,
-    pub run: Box<dyn FnMut(&[u8]) + 'a>,
+    pub run: Check<'a>,
 }
 
 /// What a run found.
