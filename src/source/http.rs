@@ -390,6 +390,19 @@ async fn read_body(
     Ok(buf)
 }
 
+/// The body splitting of the ingest route for `format` (native, auth0 or okta; `None` for a
+/// format no route takes), as a request would meet it: the records, or the refusal's status
+/// and message. Public for the fuzz harness (`tests/common/fuzz.rs`), which drives hostile
+/// bodies through exactly this code.
+pub fn split_body(
+    format: Format,
+    body: &[u8],
+    max_events: usize,
+) -> Option<Result<Vec<Item>, (u16, String)>> {
+    let route = ROUTES.into_iter().find(|r| r.format() == format)?;
+    Some(records(route, body, max_events).map_err(|r| (r.status.as_u16(), r.message)))
+}
+
 /// Splits a body into one record per event, or says why it is not a batch (400) or is too
 /// many events (413, found before more than `max` records are made).
 fn records(route: Route, body: &[u8], max: usize) -> Result<Vec<Item>, Refusal> {

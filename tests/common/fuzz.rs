@@ -285,7 +285,8 @@ pub fn fenced_blocks(markdown: &str, language: &str) -> Vec<Vec<u8>> {
 }
 
 /// Every target: each input format's decoder (and the engine with the whole default pack behind
-/// it, so decoded hostile events are also processed), the rule parser and the config parser.
+/// it, so decoded hostile events are also processed), the HTTP ingest routes' body splitting,
+/// the rule parser and the config parser.
 /// Seeds come from `repo`'s fixtures, demo, rules and README, and `../shared/corpus` when present.
 pub fn targets(repo: &Path) -> Vec<Target<'static>> {
     use authwatch::engine::{Engine, EngineOptions};
@@ -344,6 +345,37 @@ pub fn targets(repo: &Path) -> Vec<Target<'static>> {
                 if let Ok(event) = normalize(format, input) {
                     engine.process(event, &mut alerts);
                     alerts.clear();
+                }
+            }),
+        });
+    }
+
+    // HTTP ingest bodies: the route's splitting, then each record through its decoder. Seeds
+    // are the shapes providers send: JSON arrays, NDJSON, one object, Okta hook envelopes.
+    for format in [Format::Native, Format::Auth0, Format::Okta] {
+        let lines = seeds(format);
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        for chunk in lines.chunks(7) {
+            let elements: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+            let array = [b"[".as_slice(), &elements.join(&b","[..]), b"]"].concat();
+            if format == Format::Okta {
+                bodies.push([b"{\"data\":{\"events\":".as_slice(), &array, b"}}"].concat());
+            }
+            bodies.push(array);
+            bodies.push(elements.join(&b"\n"[..]));
+            bodies.push(chunk[0].clone());
+        }
+        targets.push(Target {
+            name: format!("ingest body:{format}"),
+            seeds: bodies,
+            run: Box::new(move |body| {
+                let split = authwatch::source::http::split_body(format, body, 20_000);
+                if let Some(Ok(items)) = split {
+                    for item in items {
+                        if let authwatch::source::Item::Line(record, _) = item {
+                            let _ = normalize(format, &record);
+                        }
+                    }
                 }
             }),
         });
