@@ -45,7 +45,16 @@ pub const DEFAULT_IO_TIMEOUT_MS: i64 = 30_000;
 pub const DEFAULT_STALL_TIMEOUT_MS: i64 = 60_000;
 
 /// Input formats that can be named in `[source] format` and `--format`.
-pub const FORMATS: [&str; 4] = ["native", "auth0", "okta", "keycloak"];
+pub const FORMATS: [&str; 8] = [
+    "native",
+    "auth0",
+    "okta",
+    "keycloak",
+    "entra",
+    "google_workspace",
+    "cognito",
+    "ocsf",
+];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {

@@ -1,0 +1,466 @@
+//! Microsoft Entra ID sign-in and audit logs (Event Hubs records, Graph `signIns` objects),
+//! mapped by category, `status.errorCode` and audit activity.
+
+use serde_json::Value;
+
+use super::common::{
+    boolean, factor_in_text, get, new_event, number, owned, path, present, set_attr, set_attr_opt,
+    set_geo, set_ip, set_username, text, timestamp,
+};
+use super::country::country_code;
+use crate::event::{BadInput, BadReason, Event, EventType as T, Geo};
+
+/// What a sign-in `errorCode` means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The credential was refused: `login.failure` with this reason.
+    Failed(&'static str),
+    /// The password was right and a second factor is now asked for: `mfa.challenge`.
+    MfaRequired,
+    /// The second factor failed; `authenticationDetails` says a denial from a timeout.
+    MfaFailed,
+    /// A refresh token was refused because it was revoked or is not valid for this caller:
+    /// `token.reuse` with this reason when the sign-in is non-interactive (a token
+    /// redemption), else `other`.
+    TokenRefused(&'static str),
+    /// A token or session that routinely goes stale (after a password change): `other`
+    /// with this reason, so every device of a user who changed a password does not alert.
+    Stale(&'static str),
+    /// An interrupt (keep me signed in, registration, device check): the flow goes on, nothing
+    /// failed. `other`.
+    Interrupt,
+}
+
+use Outcome::{Failed, Interrupt, MfaFailed, MfaRequired, Stale, TokenRefused};
+
+/// Sign-in `errorCode`s and their meaning. 0 is success; codes not listed become `other`
+/// with `attrs.error_code` (most are client configuration errors, such as 700016 unknown
+/// application or 7000215 bad client secret, which must never look like password guessing).
+pub(crate) static ERROR_CODES: &[(i64, Outcome)] = &[
+    (50126, Failed("bad_password")),
+    (50034, Failed("unknown_user")),
+    (50053, Failed("locked")),
+    (50055, Failed("expired")),
+    (50144, Failed("expired")),
+    (50057, Failed("disabled")),
+    (53003, Failed("conditional_access")),
+    (50074, MfaRequired),
+    (50076, MfaRequired),
+    (500121, MfaFailed),
+    (50158, MfaFailed),
+    (50173, TokenRefused("token_revoked")),
+    (50133, Stale("session_invalid")),
+    (70000, TokenRefused("invalid_grant")),
+    (50140, Interrupt),
+    (50125, Interrupt),
+    (50097, Interrupt),
+    (50199, Interrupt),
+    (50072, Interrupt),
+    (50079, Interrupt),
+    (16000, Interrupt),
+    (16001, Interrupt),
+    (81010, Interrupt),
+    (81012, Interrupt),
+];
+
+/// What an audit activity means when it succeeded; a failed one changed nothing (`other`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Audit {
+    /// This type, about the target user.
+    Is(T),
+    /// `email.change` when a modified property is a mail address, else `other`.
+    UpdateUser,
+}
+
+/// Audit `activityDisplayName`s and their canonical meaning; others become `other`.
+pub(crate) static AUDIT_ACTIVITIES: &[(&str, Audit)] = &[
+    ("Reset password (self-service)", Audit::Is(T::PasswordReset)),
+    ("Reset user password", Audit::Is(T::PasswordReset)),
+    ("Change password (self-service)", Audit::Is(T::PasswordChange)),
+    ("Change user password", Audit::Is(T::PasswordChange)),
+    ("User registered security info", Audit::Is(T::MfaEnroll)),
+    ("Admin registered security info", Audit::Is(T::MfaEnroll)),
+    ("User deleted security info", Audit::Is(T::MfaRemove)),
+    ("Admin deleted security info", Audit::Is(T::MfaRemove)),
+    ("Delete user", Audit::Is(T::AccountDelete)),
+    ("Add user", Audit::Is(T::Signup)),
+    ("Update user", Audit::UpdateUser),
+];
+
+/// The sign-in log categories of Azure Monitor diagnostic settings.
+const INTERACTIVE: &str = "SignInLogs";
+const NON_INTERACTIVE: &str = "NonInteractiveUserSignInLogs";
+/// Workload identities: no person signs in, so no rule about accounts applies.
+const WORKLOAD: [&str; 2] = ["ServicePrincipalSignInLogs", "ManagedIdentitySignInLogs"];
+
+/// Modified properties of `Update user` that hold a mail address.
+const MAIL_PROPERTIES: [&str; 3] = ["Mail", "OtherMails", "Email"];
+
+/// Splits an Event Hubs body (`{"records": [...]}`) into its records, each as its own JSON
+/// bytes; `None` when the value is not such a body. Sources that can hand several records
+/// on from one message or request use this before decoding (a line decoder gives one event).
+pub fn split_records(body: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let records = records(&value)?;
+    Some(
+        records
+            .iter()
+            .map(|r| serde_json::to_vec(r).unwrap_or_default())
+            .collect(),
+    )
+}
+
+/// The `records` array of an Event Hubs body.
+fn records(v: &Value) -> Option<&Vec<Value>> {
+    let obj = v.as_object()?;
+    obj.get("records")?.as_array()
+}
+
+/// Normalises one Entra record: an Event Hubs record (`category`, `properties`), a Graph
+/// `signIn` or `directoryAudit` object, or a body holding exactly one record.
+pub(crate) fn from_value(v: &Value) -> Result<Event, BadInput> {
+    if let Some(records) = records(v) {
+        return match records.as_slice() {
+            [one] if one.is_object() => from_value(one),
+            [_] => Err(BadInput::new(
+                BadReason::NotAnObject,
+                "an entra record must be a JSON object",
+            )),
+            many => Err(BadInput::new(
+                BadReason::Unmappable,
+                format!(
+                    "an Event Hubs body with {} records: give one record per line \
+                     (`jq -c '.records[]'`) or use a source that splits bodies",
+                    many.len()
+                ),
+            )),
+        };
+    }
+    // Event Hubs records wrap the Graph object in `properties`; Graph objects are bare.
+    let props = get(v, "properties").filter(|p| p.is_object()).unwrap_or(v);
+    let category = text(v, &["category"]).unwrap_or_default();
+    if text(props, &["activityDisplayName"]).is_some() {
+        return audit(v, props);
+    }
+    if get(props, "status").is_none() && text(v, &["resultType"]).is_none() && !is_code(v) {
+        return Err(BadInput::new(
+            BadReason::MissingField,
+            "entra record has neither a sign-in `status.errorCode`/`resultType` nor an audit \
+             `activityDisplayName`",
+        ));
+    }
+    sign_in(v, props, category)
+}
+
+/// A numeric `resultType` (some exports write it as a number).
+fn is_code(v: &Value) -> bool {
+    get(v, "resultType").is_some_and(Value::is_number)
+}
+
+/// The event time: the sign-in's own time first, then the record's.
+fn event_time(v: &Value, props: &Value) -> Result<i64, BadInput> {
+    let own = [
+        ["createdDateTime"].as_slice(),
+        ["activityDateTime"].as_slice(),
+    ];
+    for keys in own {
+        if path(props, keys).is_some_and(|t| !t.is_null()) {
+            return timestamp(props, &[keys], "entra");
+        }
+    }
+    timestamp(v, &[&["time"], &["p_event_time"]], "entra")
+}
+
+/// `status.errorCode`, else a numeric `resultType` (`"0"`, `"50126"`); Panther's `Success` and
+/// `Failure` carry no code (a failure without one is `None`).
+fn error_code(v: &Value, props: &Value) -> Option<i64> {
+    let from = |x: Option<&Value>| match x? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    from(path(props, &["status", "errorCode"]))
+        .or_else(|| from(get(v, "resultType")))
+        .or_else(|| {
+            text(v, &["resultType"])
+                .filter(|r| r.eq_ignore_ascii_case("success"))
+                .map(|_| 0)
+        })
+}
+
+fn sign_in(v: &Value, props: &Value, category: &str) -> Result<Event, BadInput> {
+    let ts = event_time(v, props)?;
+    let code = error_code(v, props);
+    let raw_type = if category.is_empty() {
+        "signIn"
+    } else {
+        category
+    };
+    let mut e = new_event(ts, T::Other, raw_type);
+    let workload = WORKLOAD.iter().any(|w| w.eq_ignore_ascii_case(category));
+    let interactive = if category.eq_ignore_ascii_case(INTERACTIVE) {
+        true
+    } else if category.eq_ignore_ascii_case(NON_INTERACTIVE) {
+        false
+    } else {
+        boolean(props, &["isInteractive"]).unwrap_or(true)
+    };
+    if !workload {
+        e.kind = classify(&mut e, props, code, interactive);
+    }
+    set_attr_opt(&mut e, "error_code", code);
+    set_attr_opt(&mut e, "failure_reason", text(props, &["status", "failureReason"]));
+    set_attr(&mut e, "interactive", interactive);
+    fill_sign_in(&mut e, v, props);
+    Ok(e)
+}
+
+/// Type, reason and factor of a user sign-in.
+fn classify(e: &mut Event, props: &Value, code: Option<i64>, interactive: bool) -> T {
+    let Some(code) = code else {
+        return T::Other;
+    };
+    if code == 0 {
+        e.factor = mfa_factor(props, true);
+        return if interactive {
+            T::LoginSuccess
+        } else if is_refresh(props) {
+            T::TokenRefresh
+        } else {
+            T::Other
+        };
+    }
+    let Some((_, outcome)) = ERROR_CODES.iter().find(|(c, _)| *c == code) else {
+        return T::Other;
+    };
+    match *outcome {
+        Failed(reason) => {
+            e.reason = Some(reason.into());
+            T::LoginFailure
+        }
+        MfaRequired => {
+            e.factor = mfa_factor(props, false);
+            T::MfaChallenge
+        }
+        MfaFailed => {
+            e.factor = mfa_factor(props, false);
+            e.reason = mfa_reason(props);
+            T::MfaFailure
+        }
+        TokenRefused(reason) | Stale(reason) => {
+            e.reason = Some(reason.into());
+            if matches!(outcome, TokenRefused(_)) && !interactive {
+                T::TokenReuse
+            } else {
+                T::Other
+            }
+        }
+        Interrupt => {
+            set_attr(e, "interrupt", true);
+            T::Other
+        }
+    }
+}
+
+/// A non-interactive sign-in that redeemed a refresh token (or one that does not say what it
+/// redeemed: non-interactive user sign-ins are token redemptions by definition).
+fn is_refresh(props: &Value) -> bool {
+    match text(props, &["incomingTokenType"]) {
+        None => true,
+        Some(t) => {
+            let t = t.to_ascii_lowercase();
+            t == "none" || t.contains("refreshtoken")
+        }
+    }
+}
+
+/// The MFA steps of `authenticationDetails` (the first factor, `Password`, is skipped).
+fn mfa_steps(props: &Value) -> impl Iterator<Item = &Value> {
+    get(props, "authenticationDetails")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|d| {
+            text(d, &["authenticationMethod"])
+                .is_some_and(|m| !m.eq_ignore_ascii_case("password"))
+        })
+}
+
+/// The factor of the MFA step (the last succeeded one for a success), else `mfaDetail`.
+fn mfa_factor(props: &Value, succeeded: bool) -> Option<String> {
+    let step = mfa_steps(props)
+        .filter(|d| !succeeded || boolean(d, &["succeeded"]) == Some(true))
+        .last();
+    let named = [
+        step.and_then(|d| text(d, &["authenticationMethod"])),
+        text(props, &["mfaDetail", "authMethod"]),
+    ];
+    named
+        .into_iter()
+        .flatten()
+        .find_map(entra_factor)
+        .map(str::to_string)
+}
+
+/// Entra's method names (`Mobile app notification`, `Text message`, `OATH verification
+/// code`, `FIDO2 security key`, `Passkey (Microsoft Authenticator)`).
+fn entra_factor(method: &str) -> Option<&'static str> {
+    let lower = method.to_ascii_lowercase();
+    if lower.contains("notification") || lower.contains("authenticator app") {
+        Some("push")
+    } else if lower.contains("text message") {
+        Some("sms")
+    } else if lower.contains("phone call") {
+        Some("voice")
+    } else if lower.contains("verification code") || lower.contains("oath") {
+        Some("totp")
+    } else if lower.contains("fido") || lower.contains("passkey") || lower.contains("hello") {
+        Some("webauthn")
+    } else {
+        factor_in_text(method)
+    }
+}
+
+/// Why the second factor failed, from the step's `authenticationStepResultDetail` ("MFA
+/// denied; user declined the authentication", "MFA denied; user did not respond to mobile app
+/// notification", "MFA denied; invalid verification code") or `status.additionalDetails`.
+fn mfa_reason(props: &Value) -> Option<String> {
+    let said: Vec<String> = mfa_steps(props)
+        .filter_map(|d| text(d, &["authenticationStepResultDetail"]))
+        .chain(text(props, &["status", "additionalDetails"]))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let any = |markers: &[&str]| said.iter().any(|s| markers.iter().any(|m| s.contains(m)));
+    let reason = if any(&["declined", "fraud", "denied the"]) {
+        "mfa_denied"
+    } else if any(&["did not respond", "timed out", "timeout", "not respond"]) {
+        "mfa_timeout"
+    } else if any(&["invalid verification code", "invalid code", "incorrect"]) {
+        "bad_code"
+    } else {
+        return None;
+    };
+    Some(reason.into())
+}
+
+/// Identity, network, device, session, geo and the attrs worth keeping, of a sign-in.
+fn fill_sign_in(e: &mut Event, v: &Value, props: &Value) {
+    e.id = owned(text(props, &["id"]));
+    e.tenant = owned(text(props, &["tenantId"]).or_else(|| text(v, &["tenantId"])));
+    e.user = owned(text(props, &["userId"]).or_else(|| text(props, &["servicePrincipalId"])));
+    set_username(e, text(props, &["userPrincipalName"]));
+    set_ip(
+        e,
+        text(props, &["ipAddress"]).or_else(|| text(v, &["callerIpAddress"])),
+    );
+    e.user_agent = owned(text(props, &["userAgent"]));
+    e.client = owned(text(props, &["appId"]));
+    e.device = owned(text(props, &["deviceDetail", "deviceId"]));
+    e.session = owned(
+        text(props, &["sessionId"]).or_else(|| text(props, &["correlationId"])),
+    );
+    set_geo(e, geo(props));
+    set_attr_opt(e, "app", text(props, &["appDisplayName"]));
+    set_attr_opt(e, "resource", text(props, &["resourceDisplayName"]));
+    set_attr_opt(e, "client_app", text(props, &["clientAppUsed"]));
+    set_attr_opt(e, "protocol", text(props, &["authenticationProtocol"]));
+    set_attr_opt(e, "incoming_token_type", text(props, &["incomingTokenType"]));
+    set_attr_opt(e, "conditional_access", text(props, &["conditionalAccessStatus"]));
+    set_attr_opt(e, "risk_level", text(props, &["riskLevelDuringSignIn"]));
+    set_attr_opt(e, "risk_state", text(props, &["riskState"]));
+    set_attr_opt(e, "service_principal", text(props, &["servicePrincipalName"]));
+    if mfa_steps(props).next().is_some() || e.kind == T::LoginSuccess {
+        let method = get(props, "authenticationDetails")
+            .and_then(Value::as_array)
+            .and_then(|d| d.first())
+            .and_then(|d| text(d, &["authenticationMethod"]));
+        set_attr_opt(e, "auth_method", method.map(str::to_ascii_lowercase));
+    }
+}
+
+fn geo(props: &Value) -> Geo {
+    let place = get(props, "location").unwrap_or(&Value::Null);
+    Geo {
+        country: text(place, &["countryOrRegion"])
+            .and_then(country_code)
+            .map(str::to_string),
+        city: owned(text(place, &["city"])),
+        lat: number(place, &["geoCoordinates", "latitude"]),
+        lon: number(place, &["geoCoordinates", "longitude"]),
+        ..Geo::default()
+    }
+}
+
+/// An audit record: the user is the first target of type User; the initiator goes to
+/// `attrs.actor`.
+fn audit(v: &Value, props: &Value) -> Result<Event, BadInput> {
+    let ts = event_time(v, props)?;
+    let activity = text(props, &["activityDisplayName"]).unwrap_or_default();
+    let mut e = new_event(ts, T::Other, activity);
+    let succeeded = text(props, &["result"]).is_none_or(|r| r.eq_ignore_ascii_case("success"));
+    let target = get(props, "targetResources")
+        .and_then(Value::as_array)
+        .and_then(|t| {
+            t.iter().find(|r| {
+                text(r, &["type"]).is_some_and(|k| k.eq_ignore_ascii_case("User"))
+            })
+        });
+    let row = AUDIT_ACTIVITIES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(activity));
+    if let (Some((_, meaning)), true) = (row, succeeded) {
+        e.kind = match meaning {
+            Audit::Is(t) => *t,
+            Audit::UpdateUser if target.is_some_and(mail_changed) => T::EmailChange,
+            Audit::UpdateUser => T::Other,
+        };
+    }
+    let actor = path(props, &["initiatedBy", "user"]);
+    let who = target.or(actor);
+    if let Some(who) = who {
+        e.user = owned(text(who, &["id"]));
+        set_username(&mut e, text(who, &["userPrincipalName"]));
+    }
+    if let (Some(actor), Some(_)) = (actor, target) {
+        set_attr_opt(&mut e, "actor", text(actor, &["userPrincipalName"]));
+        set_attr_opt(&mut e, "actor_id", text(actor, &["id"]));
+    }
+    if matches!(e.kind, T::MfaEnroll | T::MfaRemove) {
+        e.factor = additional_detail(props, "Method")
+            .or_else(|| additional_detail(props, "AuthenticationMethod"))
+            .and_then(entra_factor)
+            .map(str::to_string);
+    }
+    e.id = owned(text(props, &["id"]));
+    e.tenant = owned(text(props, &["tenantId"]).or_else(|| text(v, &["tenantId"])));
+    set_ip(
+        &mut e,
+        actor
+            .and_then(|a| text(a, &["ipAddress"]))
+            .or_else(|| text(v, &["callerIpAddress"])),
+    );
+    set_attr_opt(&mut e, "result", text(props, &["result"]));
+    set_attr_opt(&mut e, "audit_category", text(props, &["category"]));
+    set_attr_opt(&mut e, "service", text(props, &["loggedByService"]));
+    Ok(e)
+}
+
+/// The value of an `additionalDetails` entry with this key.
+fn additional_detail<'a>(props: &'a Value, key: &str) -> Option<&'a str> {
+    get(props, "additionalDetails")?
+        .as_array()?
+        .iter()
+        .find(|d| text(d, &["key"]).is_some_and(|k| k.eq_ignore_ascii_case(key)))
+        .and_then(|d| text(d, &["value"]))
+        .and_then(present)
+}
+
+/// Whether `Update user` changed a mail property of the target.
+fn mail_changed(target: &Value) -> bool {
+    get(target, "modifiedProperties")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| text(p, &["displayName"]))
+        .any(|name| MAIL_PROPERTIES.iter().any(|m| m.eq_ignore_ascii_case(name)))
+}
