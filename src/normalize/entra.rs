@@ -346,7 +346,12 @@ fn mfa_reason(props: &Value) -> Option<String> {
 /// Identity, network, device, session, geo and the attrs worth keeping, of a sign-in.
 fn fill_sign_in(e: &mut Event, v: &Value, props: &Value) {
     e.id = owned(text(props, &["id"]));
-    e.tenant = owned(text(props, &["tenantId"]).or_else(|| text(v, &["tenantId"])));
+    // Graph objects name the tenant only as the user's home tenant.
+    e.tenant = owned(
+        text(props, &["tenantId"])
+            .or_else(|| text(v, &["tenantId"]))
+            .or_else(|| text(props, &["homeTenantId"])),
+    );
     e.user = owned(text(props, &["userId"]).or_else(|| text(props, &["servicePrincipalId"])));
     set_username(e, text(props, &["userPrincipalName"]));
     set_ip(
@@ -356,9 +361,8 @@ fn fill_sign_in(e: &mut Event, v: &Value, props: &Value) {
     e.user_agent = owned(text(props, &["userAgent"]));
     e.client = owned(text(props, &["appId"]));
     e.device = owned(text(props, &["deviceDetail", "deviceId"]));
-    e.session = owned(
-        text(props, &["sessionId"]).or_else(|| text(props, &["correlationId"])),
-    );
+    e.session = owned(text(props, &["sessionId"]));
+    set_attr_opt(e, "correlation_id", text(props, &["correlationId"]));
     set_geo(e, geo(props));
     set_attr_opt(e, "app", text(props, &["appDisplayName"]));
     set_attr_opt(e, "resource", text(props, &["resourceDisplayName"]));

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::common::{
-    factor_in_text, get, new_event, owned, path, present, set_attr, set_attr_opt, set_ip,
+    factor_in_text, get, new_event, path, present, set_attr, set_attr_opt, set_ip,
     set_username, text, timestamp,
 };
 use crate::event::{BadInput, BadReason, Event, EventType as T};
@@ -71,10 +71,12 @@ const CHALLENGE_METHODS: [(&str, &str); 7] = [
 pub(crate) fn from_value(v: &Value) -> Result<Event, BadInput> {
     let events: Vec<&Value> = match get(v, "events") {
         Some(Value::Array(list)) => list.iter().filter(|e| e.is_object()).collect(),
+        // Exports that split activities per event (Elastic) keep `events` as one object.
+        Some(one @ Value::Object(_)) => vec![one],
         Some(_) => {
             return Err(BadInput::new(
                 BadReason::WrongType,
-                "google_workspace `events` is not a list",
+                "google_workspace `events` is neither a list nor an object",
             ));
         }
         None => vec![v],
@@ -180,6 +182,16 @@ fn classify(e: &mut Event, kind: Kind, event: &Value) {
     }
 }
 
+/// An identifier Google writes as a string (`"104839562817364592014"`, `"-7348112290011223300"`)
+/// and some exports as a number.
+fn id_text(v: &Value, keys: &[&str]) -> Option<String> {
+    match path(v, keys)? {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => present(s).map(str::to_string),
+        _ => None,
+    }
+}
+
 fn challenge_factor(event: &Value) -> Option<String> {
     let method = param_text(event, "login_challenge_method")?;
     CHALLENGE_METHODS
@@ -193,9 +205,9 @@ fn challenge_factor(event: &Value) -> Option<String> {
 /// Identity, network and the attrs worth keeping. The account is the actor, or for account
 /// warnings (which have no actor) the `affected_email_address` parameter.
 fn fill(e: &mut Event, v: &Value, event: &Value) {
-    e.id = owned(text(v, &["id", "uniqueQualifier"]));
-    e.tenant = owned(text(v, &["id", "customerId"]));
-    e.user = owned(text(v, &["actor", "profileId"]));
+    e.id = id_text(v, &["id", "uniqueQualifier"]);
+    e.tenant = id_text(v, &["id", "customerId"]);
+    e.user = id_text(v, &["actor", "profileId"]);
     set_username(
         e,
         text(v, &["actor", "email"]).or_else(|| param_text(event, "affected_email_address")),
@@ -216,7 +228,5 @@ fn fill(e: &mut Event, v: &Value, event: &Value) {
             .filter(|t| t.eq_ignore_ascii_case("google_password"))
             .map(|_| "password"),
     );
-    if path(v, &["actor", "callerType"]).is_some() {
-        set_attr_opt(e, "caller_type", text(v, &["actor", "callerType"]));
-    }
+    set_attr_opt(e, "caller_type", text(v, &["actor", "callerType"]));
 }

@@ -62,7 +62,10 @@ const FACTOR_TYPE_IDS: [(i64, &str); 8] = [
 ];
 
 /// Markers in `status_detail` / `status_code` of a failed logon → reason, tried in order.
-const LOGIN_REASONS: [(&str, &str); 11] = [
+const LOGIN_REASONS: [(&str, &str); 12] = [
+    // Windows says "Unknown user name or bad password." for both; a wrong password is the
+    // common case and the one brute-force rules are about.
+    ("bad password", "bad_password"),
     ("unknown user", "unknown_user"),
     ("user not found", "unknown_user"),
     ("unknown_user", "unknown_user"),
@@ -104,7 +107,7 @@ pub(crate) fn from_value(v: &Value) -> Result<Event, BadInput> {
     let activity = int("activity_id")
         .or(type_uid.map(|t| t % 100))
         .unwrap_or(0);
-    let ts = timestamp(v, &[&["time"], &["time_dt"]], "ocsf")?;
+    let ts = event_time(v)?;
     let row = ACTIVITIES
         .iter()
         .find(|(c, a, _, _)| *c == class && *a == activity);
@@ -116,6 +119,19 @@ pub(crate) fn from_value(v: &Value) -> Result<Event, BadInput> {
     }
     fill(&mut e, v, class);
     Ok(e)
+}
+
+/// Epoch values below this are seconds: OCSF says milliseconds, but some producers (and the
+/// OCSF project's own Okta example) write seconds, which as milliseconds would be 1970.
+const SECONDS_BELOW: i64 = 100_000_000_000;
+
+/// `time_dt` (an RFC 3339 string, unambiguous) when present, else `time`.
+fn event_time(v: &Value) -> Result<i64, BadInput> {
+    if get(v, "time_dt").is_some_and(|t| !t.is_null()) {
+        return timestamp(v, &[&["time_dt"]], "ocsf");
+    }
+    let ms = timestamp(v, &[&["time"]], "ocsf")?;
+    Ok(if ms < SECONDS_BELOW { ms * 1000 } else { ms })
 }
 
 /// The free text a producer explains a status with.
