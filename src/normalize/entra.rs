@@ -44,6 +44,9 @@ pub(crate) static ERROR_CODES: &[(i64, Outcome)] = &[
     (50144, Failed("expired")),
     (50057, Failed("disabled")),
     (53003, Failed("conditional_access")),
+    // Workload identities: a wrong or expired client secret is their failed credential.
+    (7000215, Failed("bad_password")),
+    (7000222, Failed("expired")),
     (50074, MfaRequired),
     (50076, MfaRequired),
     (500121, MfaFailed),
@@ -70,6 +73,9 @@ pub(crate) enum Audit {
     Is(T),
     /// `email.change` when a modified property is a mail address, else `other`.
     UpdateUser,
+    /// `admin.security_change`, setting `conditional_access`, when a policy stopped (enabled
+    /// false) or started (true) being enforced or requiring MFA; else `other`.
+    ConditionalAccess,
 }
 
 /// Audit `activityDisplayName`s and their canonical meaning; others become `other`.
@@ -85,13 +91,42 @@ pub(crate) static AUDIT_ACTIVITIES: &[(&str, Audit)] = &[
     ("Delete user", Audit::Is(T::AccountDelete)),
     ("Add user", Audit::Is(T::Signup)),
     ("Update user", Audit::UpdateUser),
+    ("Update conditional access policy", Audit::ConditionalAccess),
+    ("Delete conditional access policy", Audit::ConditionalAccess),
 ];
 
-/// The sign-in log categories of Azure Monitor diagnostic settings.
-const INTERACTIVE: &str = "SignInLogs";
-const NON_INTERACTIVE: &str = "NonInteractiveUserSignInLogs";
-/// Workload identities: no person signs in, so no rule about accounts applies.
-const WORKLOAD: [&str; 2] = ["ServicePrincipalSignInLogs", "ManagedIdentitySignInLogs"];
+/// Who signed in and how, from the category of Azure Monitor diagnostic settings (else Graph's
+/// `isInteractive`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    /// `SignInLogs`: a person entered credentials.
+    Interactive,
+    /// `NonInteractiveUserSignInLogs`: a client redeemed a token on a person's behalf.
+    NonInteractive,
+    /// `ServicePrincipalSignInLogs`, `ManagedIdentitySignInLogs`: an application signed in with
+    /// its own secret or certificate; its id and name stand in for user and username, and
+    /// `attrs.workload` is true so rules can leave such accounts out.
+    Workload,
+}
+
+impl Flow {
+    fn of(category: &str, props: &Value) -> Flow {
+        const WORKLOAD: [&str; 2] = ["ServicePrincipalSignInLogs", "ManagedIdentitySignInLogs"];
+        if category.eq_ignore_ascii_case("SignInLogs") {
+            Flow::Interactive
+        } else if category.eq_ignore_ascii_case("NonInteractiveUserSignInLogs") {
+            Flow::NonInteractive
+        } else if WORKLOAD.iter().any(|w| w.eq_ignore_ascii_case(category))
+            || text(props, &["servicePrincipalId"]).is_some() && text(props, &["userId"]).is_none()
+        {
+            Flow::Workload
+        } else if boolean(props, &["isInteractive"]) == Some(false) {
+            Flow::NonInteractive
+        } else {
+            Flow::Interactive
+        }
+    }
+}
 
 /// Modified properties of `Update user` that hold a mail address.
 const MAIL_PROPERTIES: [&str; 3] = ["Mail", "OtherMails", "Email"];
@@ -197,37 +232,29 @@ fn sign_in(v: &Value, props: &Value, category: &str) -> Result<Event, BadInput> 
         category
     };
     let mut e = new_event(ts, T::Other, raw_type);
-    let workload = WORKLOAD.iter().any(|w| w.eq_ignore_ascii_case(category));
-    let interactive = if category.eq_ignore_ascii_case(INTERACTIVE) {
-        true
-    } else if category.eq_ignore_ascii_case(NON_INTERACTIVE) {
-        false
-    } else {
-        boolean(props, &["isInteractive"]).unwrap_or(true)
-    };
-    if !workload {
-        e.kind = classify(&mut e, props, code, interactive);
-    }
-    set_attr_opt(&mut e, "error_code", code);
+    let flow = Flow::of(category, props);
+    e.kind = classify(&mut e, props, code, flow);
+    set_attr_opt(&mut e, "error_code", code.filter(|c| *c != 0));
     set_attr_opt(&mut e, "failure_reason", text(props, &["status", "failureReason"]));
-    set_attr(&mut e, "interactive", interactive);
+    set_attr(&mut e, "interactive", flow == Flow::Interactive);
+    if flow == Flow::Workload {
+        set_attr(&mut e, "workload", true);
+    }
     fill_sign_in(&mut e, v, props);
     Ok(e)
 }
 
 /// Type, reason and factor of a user sign-in.
-fn classify(e: &mut Event, props: &Value, code: Option<i64>, interactive: bool) -> T {
+fn classify(e: &mut Event, props: &Value, code: Option<i64>, flow: Flow) -> T {
     let Some(code) = code else {
         return T::Other;
     };
     if code == 0 {
         e.factor = mfa_factor(props, true);
-        return if interactive {
-            T::LoginSuccess
-        } else if is_refresh(props) {
-            T::TokenRefresh
-        } else {
-            T::Other
+        return match flow {
+            Flow::Interactive | Flow::Workload => T::LoginSuccess,
+            Flow::NonInteractive if is_refresh(props) => T::TokenRefresh,
+            Flow::NonInteractive => T::Other,
         };
     }
     let Some((_, outcome)) = ERROR_CODES.iter().find(|(c, _)| *c == code) else {
@@ -249,7 +276,7 @@ fn classify(e: &mut Event, props: &Value, code: Option<i64>, interactive: bool) 
         }
         TokenRefused(reason) | Stale(reason) => {
             e.reason = Some(reason.into());
-            if matches!(outcome, TokenRefused(_)) && !interactive {
+            if matches!(outcome, TokenRefused(_)) && flow == Flow::NonInteractive {
                 T::TokenReuse
             } else {
                 T::Other
@@ -353,7 +380,10 @@ fn fill_sign_in(e: &mut Event, v: &Value, props: &Value) {
             .or_else(|| text(props, &["homeTenantId"])),
     );
     e.user = owned(text(props, &["userId"]).or_else(|| text(props, &["servicePrincipalId"])));
-    set_username(e, text(props, &["userPrincipalName"]));
+    set_username(
+        e,
+        text(props, &["userPrincipalName"]).or_else(|| text(props, &["servicePrincipalName"])),
+    );
     set_ip(
         e,
         text(props, &["ipAddress"]).or_else(|| text(v, &["callerIpAddress"])),
@@ -371,8 +401,8 @@ fn fill_sign_in(e: &mut Event, v: &Value, props: &Value) {
     set_attr_opt(e, "incoming_token_type", text(props, &["incomingTokenType"]));
     set_attr_opt(e, "conditional_access", text(props, &["conditionalAccessStatus"]));
     set_attr_opt(e, "risk_level", text(props, &["riskLevelDuringSignIn"]));
+    set_attr_opt(e, "risk_level_aggregated", text(props, &["riskLevelAggregated"]));
     set_attr_opt(e, "risk_state", text(props, &["riskState"]));
-    set_attr_opt(e, "service_principal", text(props, &["servicePrincipalName"]));
     if mfa_steps(props).next().is_some() || e.kind == T::LoginSuccess {
         let method = get(props, "authenticationDetails")
             .and_then(Value::as_array)
@@ -417,6 +447,7 @@ fn audit(v: &Value, props: &Value) -> Result<Event, BadInput> {
             Audit::Is(t) => *t,
             Audit::UpdateUser if target.is_some_and(mail_changed) => T::EmailChange,
             Audit::UpdateUser => T::Other,
+            Audit::ConditionalAccess => conditional_access(&mut e, props),
         };
     }
     let actor = path(props, &["initiatedBy", "user"]);
@@ -447,6 +478,54 @@ fn audit(v: &Value, props: &Value) -> Result<Event, BadInput> {
     set_attr_opt(&mut e, "audit_category", text(props, &["category"]));
     set_attr_opt(&mut e, "service", text(props, &["loggedByService"]));
     Ok(e)
+}
+
+/// What a policy enforced: (enforced at all, requires MFA), from the JSON text Entra keeps
+/// in `modifiedProperties` (`state`, `grantControls.builtInControls`). A deleted policy
+/// enforces nothing; report-only mode (`enabledForReportingButNotEnforced`) does not enforce.
+fn policy_enforces(json_text: Option<&str>) -> (bool, bool) {
+    let Some(policy) = json_text.and_then(|t| serde_json::from_str::<Value>(t).ok()) else {
+        return (false, false);
+    };
+    let enforced = text(&policy, &["state"]).is_some_and(|s| s.eq_ignore_ascii_case("enabled"));
+    let mfa = path(&policy, &["grantControls", "builtInControls"])
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter()
+                .filter_map(Value::as_str)
+                .any(|c| c.eq_ignore_ascii_case("mfa"))
+        });
+    (enforced, enforced && mfa)
+}
+
+/// A Conditional Access policy update or deletion that changed protection.
+fn conditional_access(e: &mut Event, props: &Value) -> T {
+    let policy = get(props, "targetResources")
+        .and_then(Value::as_array)
+        .and_then(|t| t.first());
+    let change = policy
+        .and_then(|p| get(p, "modifiedProperties"))
+        .and_then(Value::as_array)
+        .and_then(|m| {
+            m.iter().find(|p| {
+                text(p, &["displayName"])
+                    .is_some_and(|n| n.eq_ignore_ascii_case("ConditionalAccessPolicy"))
+            })
+        });
+    let Some(change) = change else {
+        return T::Other;
+    };
+    let before = policy_enforces(text(change, &["oldValue"]));
+    let after = policy_enforces(text(change, &["newValue"]));
+    if before == after {
+        return T::Other;
+    }
+    // Weaker in either respect is a protection switched off.
+    let enabled = after.0 >= before.0 && after.1 >= before.1;
+    set_attr(e, "setting", "conditional_access");
+    set_attr(e, "enabled", enabled);
+    set_attr_opt(e, "policy", policy.and_then(|p| text(p, &["displayName"])));
+    T::AdminSecurityChange
 }
 
 /// The value of an `additionalDetails` entry with this key.
