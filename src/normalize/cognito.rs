@@ -34,8 +34,26 @@ pub(crate) static EVENT_TYPES: &[(&str, Kind)] = &[
 /// seconds with a fraction); above, milliseconds (the log exports' `eventTimestamp`).
 const SECONDS_BELOW: f64 = 100_000_000_000.0;
 
-/// Normalises one Cognito authentication event.
+/// Normalises one Cognito authentication event. A whole `AdminListUserAuthEvents` response
+/// with one event is read as that event; one with several cannot be one event.
 pub(crate) fn from_value(v: &Value) -> Result<Event, BadInput> {
+    if let Some(events) = v.as_object().and_then(|o| o.get("AuthEvents")) {
+        return match events.as_array().map(Vec::as_slice) {
+            Some([one]) if one.is_object() => from_value(one),
+            Some(many) => Err(BadInput::new(
+                BadReason::Unmappable,
+                format!(
+                    "an AdminListUserAuthEvents response with {} events: give one event per \
+                     line (`jq -c '.AuthEvents[]'`)",
+                    many.len()
+                ),
+            )),
+            None => Err(BadInput::new(
+                BadReason::WrongType,
+                "cognito `AuthEvents` is not a list",
+            )),
+        };
+    }
     let event_type = text(v, &["EventType"]).ok_or_else(|| {
         BadInput::new(
             BadReason::MissingField,
@@ -139,8 +157,9 @@ fn sign_in(e: &mut Event, v: &Value, response: Option<&str>) -> T {
             e.reason = reason.map(str::to_string);
             T::LoginFailure
         }
-        // The password passed and a second factor is now asked for.
-        Some("inprogress") if mfa.is_some() => T::MfaChallenge,
+        // The password passed and a further challenge (a second factor, or the one adaptive
+        // authentication asks for on a risky sign-in) is now asked for.
+        Some("inprogress") => T::MfaChallenge,
         _ => {
             e.factor = None;
             T::Other

@@ -794,3 +794,55 @@ fn keycloak_type(e: &Event, action: &str, x: &Value, admin: bool) -> Vec<String>
     };
     want(ok, || format!("{}, want {wanted}", describe(e)))
 }
+
+// ---------------------------------------------------------------------------------------
+// The samples of the providers' public documentation (tests/fixtures/<format>/docs.jsonl),
+// each line with what it must become in the sidecar `docs.expected.jsonl`.
+
+#[test]
+fn documented_samples_normalise_to_what_their_sidecars_say() {
+    let fixtures = crate::support::repo().join("tests/fixtures");
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for format in [
+        Format::Entra,
+        Format::GoogleWorkspace,
+        Format::Cognito,
+        Format::Ocsf,
+    ] {
+        let dir = fixtures.join(format.as_str());
+        let lines = read_lines(&dir.join("docs.jsonl"));
+        let expected = read_lines(&dir.join("docs.expected.jsonl"));
+        assert_eq!(lines.len(), expected.len(), "{format}: sidecar length");
+        assert!(!lines.is_empty(), "{format}: no documented samples");
+        for (i, (line, side)) in lines.iter().zip(&expected).enumerate() {
+            let want: Value = serde_json::from_str(side).expect("sidecar lines are JSON");
+            let at = format!("{format}/docs.jsonl:{}", i + 1);
+            let e = match normalize(format, line.as_bytes()) {
+                Ok(e) => e,
+                Err(bad) => {
+                    problems.push(format!("{at}: rejected ({bad})"));
+                    continue;
+                }
+            };
+            checked += 1;
+            let got = serde_json::to_value(&e).expect("events serialise");
+            for (key, value) in want.as_object().into_iter().flatten() {
+                let same = match key.as_str() {
+                    "source" => continue,
+                    "attrs" => value
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .all(|(k, v)| got["attrs"].get(k) == Some(v)),
+                    _ => got.get(key) == Some(value),
+                };
+                if !same {
+                    problems.push(format!("{at}: {key} is {:?}, want {value}", got.get(key)));
+                }
+            }
+        }
+    }
+    assert!(checked > 0);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
