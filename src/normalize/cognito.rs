@@ -169,8 +169,9 @@ fn sign_in(e: &mut Event, v: &Value, response: Option<&str>) -> T {
 
 /// Threat protection blocked the attempt (adaptive authentication).
 fn risk_blocked(v: &Value) -> bool {
-    text(v, &["EventRisk", "RiskDecision"])
-        .is_some_and(|d| d.eq_ignore_ascii_case("Block") || d.eq_ignore_ascii_case("AccountTakeover"))
+    text(v, &["EventRisk", "RiskDecision"]).is_some_and(|d| {
+        d.eq_ignore_ascii_case("Block") || d.eq_ignore_ascii_case("AccountTakeover")
+    })
 }
 
 /// Cognito's challenge names: `Mfa` (SMS or TOTP, not said which), `SmsMfa`/`SMS_MFA`,
@@ -222,5 +223,119 @@ fn fill(e: &mut Event, v: &Value) {
     }
     if challenges(v).iter().any(|(n, _)| n == "password") {
         set_attr(e, "auth_method", "password");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn auth_event(response: &str, challenges: Value) -> Value {
+        json!({"EventId": "ev-1", "EventType": "SignIn", "CreationDate": 1_726_694_203.495,
+            "EventResponse": response,
+            "EventRisk": {"RiskDecision": "NoRisk", "RiskLevel": "Low", "CompromisedCredentialsDetected": false},
+            "ChallengeResponses": challenges,
+            "EventContextData": {"IpAddress": "192.0.2.1", "DeviceName": "Chrome", "City": "Seattle", "Country": "United States"}})
+    }
+
+    #[test]
+    fn sign_ins_by_response_and_challenges() {
+        let pw = |r: &str| json!({"ChallengeName": "Password", "ChallengeResponse": r});
+        let mfa = |r: &str| json!({"ChallengeName": "Mfa", "ChallengeResponse": r});
+        let e = from_value(&auth_event("Pass", json!([pw("Success")]))).unwrap();
+        assert_eq!(e.kind, T::LoginSuccess);
+        assert_eq!(e.ts, 1_726_694_203_495);
+        assert_eq!(e.ip, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(e.geo.unwrap().country.as_deref(), Some("US"));
+        let e = from_value(&auth_event("Fail", json!([pw("Failure")]))).unwrap();
+        assert_eq!(
+            (e.kind, e.reason.as_deref()),
+            (T::LoginFailure, Some("bad_password"))
+        );
+        let e = from_value(&auth_event("Fail", json!([pw("Success"), mfa("Failure")]))).unwrap();
+        assert_eq!(
+            (e.kind, e.reason.as_deref()),
+            (T::MfaFailure, Some("bad_code"))
+        );
+        let e = from_value(&auth_event("InProgress", json!([pw("Success")]))).unwrap();
+        assert_eq!(e.kind, T::MfaChallenge);
+    }
+
+    #[test]
+    fn compromised_credentials_and_risk_blocks_are_reasons() {
+        let mut v = auth_event("Fail", json!([]));
+        v["EventRisk"]["CompromisedCredentialsDetected"] = json!(true);
+        assert_eq!(
+            from_value(&v).unwrap().reason.as_deref(),
+            Some("breached_password")
+        );
+        let mut v = auth_event("Fail", json!([]));
+        v["EventRisk"]["RiskDecision"] = json!("Block");
+        assert_eq!(
+            from_value(&v).unwrap().reason.as_deref(),
+            Some("risk_blocked")
+        );
+    }
+
+    #[test]
+    fn log_exports_name_the_user_and_time_in_milliseconds() {
+        let v = json!({"eventTimestamp": "1726694203495", "eventType": "SignIn", "eventResponse": "Fail",
+            "challenges": [{"challenge": "Password", "outcome": "Incorrect"}],
+            "userName": "Alice", "userSub": "sub-1", "userPoolId": "eu-west-1_X",
+            "eventContextData": {"ipAddress": "192.0.2.7"}});
+        let e = from_value(&v).unwrap();
+        assert_eq!((e.kind, e.ts), (T::LoginFailure, 1_726_694_203_495));
+        assert_eq!(
+            (e.user.as_deref(), e.username.as_deref()),
+            (Some("sub-1"), Some("alice"))
+        );
+        assert_eq!(e.tenant.as_deref(), Some("eu-west-1_X"));
+    }
+
+    #[test]
+    fn other_event_types_count_only_when_they_passed() {
+        let mut v = auth_event("Pass", json!([]));
+        for (t, kind) in [
+            ("ForgotPassword", T::PasswordResetRequest),
+            ("SignUp", T::Signup),
+            ("PasswordChange", T::PasswordChange),
+            ("ResendCode", T::Other),
+        ] {
+            v["EventType"] = json!(t);
+            assert_eq!(from_value(&v).unwrap().kind, kind, "{t}");
+        }
+        v["EventResponse"] = json!("Fail");
+        v["EventType"] = json!("PasswordChange");
+        assert_eq!(from_value(&v).unwrap().kind, T::Other);
+    }
+
+    #[test]
+    fn responses_and_bad_records() {
+        let one = json!({"AuthEvents": [auth_event("Pass", json!([]))]});
+        assert_eq!(from_value(&one).unwrap().kind, T::LoginSuccess);
+        let two =
+            json!({"AuthEvents": [auth_event("Pass", json!([])), auth_event("Pass", json!([]))]});
+        assert_eq!(from_value(&two).unwrap_err().reason, BadReason::Unmappable);
+        assert_eq!(
+            from_value(&json!({"CreationDate": 1})).unwrap_err().reason,
+            BadReason::MissingField
+        );
+        let mut v = auth_event("Pass", json!([]));
+        v.as_object_mut().unwrap().remove("CreationDate");
+        assert_eq!(from_value(&v).unwrap_err().reason, BadReason::MissingField);
+        v["CreationDate"] = json!("last tuesday");
+        assert_eq!(from_value(&v).unwrap_err().reason, BadReason::BadTimestamp);
+    }
+
+    #[test]
+    fn every_event_type_in_the_table_is_documented() {
+        let docs = include_str!("../../docs/formats.md");
+        for (t, _) in EVENT_TYPES {
+            assert!(
+                docs.contains(&format!("`{t}`")),
+                "docs/formats.md lacks `{t}`"
+            );
+        }
     }
 }

@@ -82,7 +82,10 @@ pub(crate) enum Audit {
 pub(crate) static AUDIT_ACTIVITIES: &[(&str, Audit)] = &[
     ("Reset password (self-service)", Audit::Is(T::PasswordReset)),
     ("Reset user password", Audit::Is(T::PasswordReset)),
-    ("Change password (self-service)", Audit::Is(T::PasswordChange)),
+    (
+        "Change password (self-service)",
+        Audit::Is(T::PasswordChange),
+    ),
     ("Change user password", Audit::Is(T::PasswordChange)),
     ("User registered security info", Audit::Is(T::MfaEnroll)),
     ("Admin registered security info", Audit::Is(T::MfaEnroll)),
@@ -235,7 +238,11 @@ fn sign_in(v: &Value, props: &Value, category: &str) -> Result<Event, BadInput> 
     let flow = Flow::of(category, props);
     e.kind = classify(&mut e, props, code, flow);
     set_attr_opt(&mut e, "error_code", code.filter(|c| *c != 0));
-    set_attr_opt(&mut e, "failure_reason", text(props, &["status", "failureReason"]));
+    set_attr_opt(
+        &mut e,
+        "failure_reason",
+        text(props, &["status", "failureReason"]),
+    );
     set_attr(&mut e, "interactive", flow == Flow::Interactive);
     if flow == Flow::Workload {
         set_attr(&mut e, "workload", true);
@@ -308,8 +315,7 @@ fn mfa_steps(props: &Value) -> impl Iterator<Item = &Value> {
         .into_iter()
         .flatten()
         .filter(|d| {
-            text(d, &["authenticationMethod"])
-                .is_some_and(|m| !m.eq_ignore_ascii_case("password"))
+            text(d, &["authenticationMethod"]).is_some_and(|m| !m.eq_ignore_ascii_case("password"))
         })
 }
 
@@ -398,10 +404,22 @@ fn fill_sign_in(e: &mut Event, v: &Value, props: &Value) {
     set_attr_opt(e, "resource", text(props, &["resourceDisplayName"]));
     set_attr_opt(e, "client_app", text(props, &["clientAppUsed"]));
     set_attr_opt(e, "protocol", text(props, &["authenticationProtocol"]));
-    set_attr_opt(e, "incoming_token_type", text(props, &["incomingTokenType"]));
-    set_attr_opt(e, "conditional_access", text(props, &["conditionalAccessStatus"]));
+    set_attr_opt(
+        e,
+        "incoming_token_type",
+        text(props, &["incomingTokenType"]),
+    );
+    set_attr_opt(
+        e,
+        "conditional_access",
+        text(props, &["conditionalAccessStatus"]),
+    );
     set_attr_opt(e, "risk_level", text(props, &["riskLevelDuringSignIn"]));
-    set_attr_opt(e, "risk_level_aggregated", text(props, &["riskLevelAggregated"]));
+    set_attr_opt(
+        e,
+        "risk_level_aggregated",
+        text(props, &["riskLevelAggregated"]),
+    );
     set_attr_opt(e, "risk_state", text(props, &["riskState"]));
     if mfa_steps(props).next().is_some() || e.kind == T::LoginSuccess {
         let method = get(props, "authenticationDetails")
@@ -435,9 +453,8 @@ fn audit(v: &Value, props: &Value) -> Result<Event, BadInput> {
     let target = get(props, "targetResources")
         .and_then(Value::as_array)
         .and_then(|t| {
-            t.iter().find(|r| {
-                text(r, &["type"]).is_some_and(|k| k.eq_ignore_ascii_case("User"))
-            })
+            t.iter()
+                .find(|r| text(r, &["type"]).is_some_and(|k| k.eq_ignore_ascii_case("User")))
         });
     let row = AUDIT_ACTIVITIES
         .iter()
@@ -546,4 +563,312 @@ fn mail_changed(target: &Value) -> bool {
         .flatten()
         .filter_map(|p| text(p, &["displayName"]))
         .any(|name| MAIL_PROPERTIES.iter().any(|m| m.eq_ignore_ascii_case(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// An Event Hubs sign-in record with this category, error code and extra properties.
+    fn record(category: &str, code: i64, extra: Value) -> Value {
+        let mut props = json!({"id": "s-1", "createdDateTime": "2024-05-01T10:00:00.1234567Z",
+            "userPrincipalName": "Alice@Contoso.com", "userId": "u-1", "appId": "app-1",
+            "ipAddress": "203.0.113.9", "status": {"errorCode": code},
+            "deviceDetail": {"deviceId": "dev-1"},
+            "location": {"city": "Redmond", "countryOrRegion": "US",
+                "geoCoordinates": {"latitude": 47.6, "longitude": -122.1}}});
+        if let (Some(p), Some(x)) = (props.as_object_mut(), extra.as_object()) {
+            p.extend(x.clone());
+        }
+        json!({"time": "2024-05-01T10:01:00Z", "category": category, "tenantId": "t-1",
+            "resultType": code.to_string(), "callerIpAddress": "203.0.113.9", "properties": props})
+    }
+
+    fn mfa_step(method: &str, succeeded: bool, detail: &str) -> Value {
+        json!({"authenticationDetails": [
+            {"authenticationMethod": "Password", "succeeded": true},
+            {"authenticationMethod": method, "succeeded": succeeded,
+             "authenticationStepResultDetail": detail}]})
+    }
+
+    #[test]
+    fn an_interactive_success_fills_identity_network_device_and_geo() {
+        let e = from_value(&record("SignInLogs", 0, json!({}))).unwrap();
+        assert_eq!(e.kind, T::LoginSuccess);
+        assert_eq!(e.ts, 1_714_557_600_123);
+        assert_eq!(
+            (e.user.as_deref(), e.username.as_deref()),
+            (Some("u-1"), Some("alice@contoso.com"))
+        );
+        assert_eq!(e.tenant.as_deref(), Some("t-1"));
+        assert_eq!(e.device.as_deref(), Some("dev-1"));
+        assert_eq!(e.client.as_deref(), Some("app-1"));
+        let geo = e.geo.unwrap();
+        assert_eq!((geo.country.as_deref(), geo.lat), (Some("US"), Some(47.6)));
+    }
+
+    #[test]
+    fn error_codes_decide_the_outcome_as_the_table_says() {
+        let cases = [
+            (50126, T::LoginFailure, Some("bad_password")),
+            (50034, T::LoginFailure, Some("unknown_user")),
+            (50053, T::LoginFailure, Some("locked")),
+            (50055, T::LoginFailure, Some("expired")),
+            (50057, T::LoginFailure, Some("disabled")),
+            (53003, T::LoginFailure, Some("conditional_access")),
+            (50074, T::MfaChallenge, None),
+            (50140, T::Other, None),
+            (50125, T::Other, None),
+            (700016, T::Other, None),
+        ];
+        for (code, kind, reason) in cases {
+            let e = from_value(&record("SignInLogs", code, json!({}))).unwrap();
+            assert_eq!((e.kind, e.reason.as_deref()), (kind, reason), "{code}");
+            assert_eq!(e.attrs.unwrap()["error_code"], code);
+        }
+    }
+
+    #[test]
+    fn authentication_details_tell_a_denied_push_from_a_timeout_and_a_wrong_code() {
+        let cases = [
+            (
+                "Mobile app notification",
+                "MFA denied; user declined the authentication",
+                "mfa_denied",
+                "push",
+            ),
+            (
+                "Mobile app notification",
+                "MFA denied; user did not respond to mobile app notification",
+                "mfa_timeout",
+                "push",
+            ),
+            (
+                "OATH verification code",
+                "MFA denied; invalid verification code",
+                "bad_code",
+                "totp",
+            ),
+            (
+                "Text message",
+                "MFA denied; user declined the authentication",
+                "mfa_denied",
+                "sms",
+            ),
+        ];
+        for (method, detail, reason, factor) in cases {
+            let e = from_value(&record(
+                "SignInLogs",
+                500121,
+                mfa_step(method, false, detail),
+            ))
+            .unwrap();
+            assert_eq!(e.kind, T::MfaFailure, "{detail}");
+            assert_eq!(
+                (e.reason.as_deref(), e.factor.as_deref()),
+                (Some(reason), Some(factor))
+            );
+        }
+        let ok = from_value(&record(
+            "SignInLogs",
+            0,
+            mfa_step("Mobile app notification", true, "MFA completed"),
+        ))
+        .unwrap();
+        assert_eq!(
+            (ok.kind, ok.factor.as_deref()),
+            (T::LoginSuccess, Some("push"))
+        );
+    }
+
+    #[test]
+    fn non_interactive_refreshes_and_revoked_tokens() {
+        let refresh = json!({"incomingTokenType": "refreshToken"});
+        let e = from_value(&record("NonInteractiveUserSignInLogs", 0, refresh.clone())).unwrap();
+        assert_eq!(e.kind, T::TokenRefresh);
+        let e = from_value(&record(
+            "NonInteractiveUserSignInLogs",
+            50173,
+            refresh.clone(),
+        ))
+        .unwrap();
+        assert_eq!(
+            (e.kind, e.reason.as_deref()),
+            (T::TokenReuse, Some("token_revoked"))
+        );
+        let e = from_value(&record(
+            "NonInteractiveUserSignInLogs",
+            70000,
+            refresh.clone(),
+        ))
+        .unwrap();
+        assert_eq!(e.kind, T::TokenReuse);
+        // A session made stale by a password change is routine on every device.
+        let e = from_value(&record("NonInteractiveUserSignInLogs", 50133, refresh)).unwrap();
+        assert_eq!(
+            (e.kind, e.reason.as_deref()),
+            (T::Other, Some("session_invalid"))
+        );
+        // An interactive sign-in with a revoked token is not a token redemption.
+        let e = from_value(&record("SignInLogs", 50173, json!({}))).unwrap();
+        assert_eq!(e.kind, T::Other);
+    }
+
+    #[test]
+    fn workload_identities_sign_in_under_their_own_names() {
+        let sp = json!({"userId": null, "userPrincipalName": null, "servicePrincipalId": "sp-1",
+            "servicePrincipalName": "Backup-Job"});
+        let e = from_value(&record("ServicePrincipalSignInLogs", 7000215, sp)).unwrap();
+        assert_eq!(
+            (e.kind, e.reason.as_deref()),
+            (T::LoginFailure, Some("bad_password"))
+        );
+        assert_eq!(
+            (e.user.as_deref(), e.username.as_deref()),
+            (Some("sp-1"), Some("backup-job"))
+        );
+        assert_eq!(e.attrs.unwrap()["workload"], true);
+    }
+
+    #[test]
+    fn graph_objects_and_single_record_bodies_read_like_records() {
+        let rec = record("SignInLogs", 50126, json!({"homeTenantId": "t-1"}));
+        let graph = rec["properties"].clone();
+        let body = json!({"records": [rec.clone()]});
+        for v in [rec, graph, body] {
+            let e = from_value(&v).unwrap();
+            assert_eq!(
+                (e.kind, e.tenant.as_deref()),
+                (T::LoginFailure, Some("t-1"))
+            );
+        }
+    }
+
+    #[test]
+    fn bodies_of_several_records_are_split_not_decoded() {
+        let body = json!({"records": [record("SignInLogs", 0, json!({})), record("SignInLogs", 50126, json!({}))]});
+        let err = from_value(&body).unwrap_err();
+        assert_eq!(err.reason, BadReason::Unmappable);
+        let parts = split_records(body.to_string().as_bytes()).unwrap();
+        assert_eq!(parts.len(), 2);
+        let kinds: Vec<T> = parts
+            .iter()
+            .map(|p| {
+                from_value(&serde_json::from_slice(p).unwrap())
+                    .unwrap()
+                    .kind
+            })
+            .collect();
+        assert_eq!(kinds, [T::LoginSuccess, T::LoginFailure]);
+        assert!(split_records(b"{\"time\":1}").is_none());
+        assert!(split_records(b"not json").is_none());
+    }
+
+    #[test]
+    fn audit_records_follow_the_target_user() {
+        let audit = |activity: &str, modified: Value, result: &str| {
+            from_value(&json!({"time": "2024-05-01T10:00:00Z", "category": "AuditLogs",
+                "properties": {"activityDisplayName": activity, "result": result,
+                "activityDateTime": "2024-05-01T10:00:00Z",
+                "initiatedBy": {"user": {"id": "adm", "userPrincipalName": "admin@x.io", "ipAddress": "192.0.2.1"}},
+                "targetResources": [{"id": "u-9", "type": "User", "userPrincipalName": "Bob@x.io",
+                    "modifiedProperties": modified}]}}))
+            .unwrap()
+        };
+        let e = audit("Reset user password", json!([]), "success");
+        assert_eq!((e.kind, e.user.as_deref()), (T::PasswordReset, Some("u-9")));
+        assert_eq!(e.attrs.as_ref().unwrap()["actor"], "admin@x.io");
+        assert_eq!(
+            audit("Reset user password", json!([]), "failure").kind,
+            T::Other
+        );
+        let mail =
+            json!([{"displayName": "OtherMails", "oldValue": "[]", "newValue": "[\"x@y.z\"]"}]);
+        assert_eq!(audit("Update user", mail, "success").kind, T::EmailChange);
+        let title = json!([{"displayName": "JobTitle"}]);
+        assert_eq!(audit("Update user", title, "success").kind, T::Other);
+        assert_eq!(
+            audit("User deleted security info", json!([]), "success").kind,
+            T::MfaRemove
+        );
+    }
+
+    #[test]
+    fn conditional_access_policies_that_stop_requiring_mfa_are_disabled_protections() {
+        let policy = |state: &str, mfa: bool| {
+            let controls = if mfa {
+                json!(["mfa"])
+            } else {
+                json!(["block"])
+            };
+            json!({"state": state, "grantControls": {"builtInControls": controls}}).to_string()
+        };
+        let change = |old: Option<String>, new: Option<String>| {
+            from_value(&json!({"time": "2024-05-01T10:00:00Z", "properties": {
+                "activityDisplayName": "Update conditional access policy", "result": "success",
+                "initiatedBy": {"user": {"id": "adm", "userPrincipalName": "admin@x.io"}},
+                "targetResources": [{"displayName": "Require MFA", "type": "Policy",
+                    "modifiedProperties": [{"displayName": "ConditionalAccessPolicy",
+                        "oldValue": old, "newValue": new}]}]}}))
+            .unwrap()
+        };
+        let off = change(
+            Some(policy("enabled", true)),
+            Some(policy("disabled", true)),
+        );
+        assert_eq!(off.kind, T::AdminSecurityChange);
+        assert_eq!(off.attrs.as_ref().unwrap()["enabled"], false);
+        let weaker = change(
+            Some(policy("enabled", true)),
+            Some(policy("enabled", false)),
+        );
+        assert_eq!(weaker.attrs.as_ref().unwrap()["enabled"], false);
+        let on = change(
+            Some(policy("disabled", true)),
+            Some(policy("enabled", true)),
+        );
+        assert_eq!(on.attrs.as_ref().unwrap()["enabled"], true);
+        let same = change(Some(policy("enabled", true)), Some(policy("enabled", true)));
+        assert_eq!(same.kind, T::Other);
+    }
+
+    #[test]
+    fn records_without_a_time_or_an_outcome_are_rejected() {
+        let mut no_time = record("SignInLogs", 0, json!({}));
+        no_time["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("createdDateTime");
+        no_time.as_object_mut().unwrap().remove("time");
+        assert_eq!(
+            from_value(&no_time).unwrap_err().reason,
+            BadReason::MissingField
+        );
+        let mut bad_time = record("SignInLogs", 0, json!({}));
+        bad_time["properties"]["createdDateTime"] = json!("yesterday");
+        assert_eq!(
+            from_value(&bad_time).unwrap_err().reason,
+            BadReason::BadTimestamp
+        );
+        let err = from_value(&json!({"time": "2024-05-01T10:00:00Z"})).unwrap_err();
+        assert_eq!(err.reason, BadReason::MissingField);
+    }
+
+    #[test]
+    fn every_code_and_activity_in_the_tables_is_documented() {
+        let docs = include_str!("../../docs/formats.md");
+        for (code, _) in ERROR_CODES {
+            assert!(
+                docs.contains(&format!("`{code}`")),
+                "docs/formats.md lacks `{code}`"
+            );
+        }
+        for (activity, _) in AUDIT_ACTIVITIES {
+            assert!(
+                docs.contains(&format!("`{activity}`")),
+                "docs/formats.md lacks `{activity}`"
+            );
+        }
+    }
 }

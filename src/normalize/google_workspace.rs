@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use super::common::{
-    factor_in_text, get, new_event, path, present, set_attr, set_attr_opt, set_ip,
-    set_username, text, timestamp,
+    factor_in_text, get, new_event, path, present, set_attr, set_attr_opt, set_ip, set_username,
+    text, timestamp,
 };
 use crate::event::{BadInput, BadReason, Event, EventType as T};
 
@@ -35,7 +35,10 @@ pub(crate) static EVENT_NAMES: &[(&str, Kind)] = &[
     ("2sv_disable", Kind::Is(T::MfaRemove)),
     ("password_edit", Kind::Is(T::PasswordChange)),
     ("recovery_email_edit", Kind::Is(T::EmailChange)),
-    ("account_disabled_password_leak", Kind::Disabled("breached_password")),
+    (
+        "account_disabled_password_leak",
+        Kind::Disabled("breached_password"),
+    ),
     ("account_disabled_hijacked", Kind::Disabled("hijacked")),
     ("account_disabled_spamming", Kind::Disabled("spamming")),
     (
@@ -216,8 +219,16 @@ fn fill(e: &mut Event, v: &Value, event: &Value) {
     set_attr_opt(e, "event_type", text(event, &["type"]));
     set_attr_opt(e, "login_type", param_text(event, "login_type"));
     set_attr_opt(e, "failure_type", param_text(event, "login_failure_type"));
-    set_attr_opt(e, "challenge_method", param_text(event, "login_challenge_method"));
-    set_attr_opt(e, "challenge_status", param_text(event, "login_challenge_status"));
+    set_attr_opt(
+        e,
+        "challenge_method",
+        param_text(event, "login_challenge_method"),
+    );
+    set_attr_opt(
+        e,
+        "challenge_status",
+        param_text(event, "login_challenge_status"),
+    );
     if let Some(Value::Bool(b)) = param(event, "is_suspicious") {
         set_attr(e, "is_suspicious", *b);
     }
@@ -229,4 +240,129 @@ fn fill(e: &mut Event, v: &Value, event: &Value) {
             .map(|_| "password"),
     );
     set_attr_opt(e, "caller_type", text(v, &["actor", "callerType"]));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn activity(name: &str, params: Value) -> Value {
+        json!({"kind": "admin#reports#activity",
+            "id": {"time": "2024-05-01T10:00:00.123Z", "uniqueQualifier": "-42", "applicationName": "login", "customerId": "C01"},
+            "actor": {"email": "Liz@Example.com", "profileId": "1002"}, "ipAddress": "203.0.113.10",
+            "events": [{"type": "login", "name": name, "parameters": params}]})
+    }
+
+    #[test]
+    fn a_failed_password_fills_identity_and_reason() {
+        let v = activity(
+            "login_failure",
+            json!([{"name": "login_type", "value": "google_password"},
+            {"name": "login_failure_type", "value": "login_failure_invalid_password"}]),
+        );
+        let e = from_value(&v).unwrap();
+        assert_eq!(
+            (e.kind, e.reason.as_deref()),
+            (T::LoginFailure, Some("bad_password"))
+        );
+        assert_eq!(
+            (e.user.as_deref(), e.username.as_deref()),
+            (Some("1002"), Some("liz@example.com"))
+        );
+        assert_eq!(
+            (e.tenant.as_deref(), e.id.as_deref()),
+            (Some("C01"), Some("-42"))
+        );
+        assert_eq!(e.ip, Some("203.0.113.10".parse().unwrap()));
+        assert_eq!(e.attrs.unwrap()["auth_method"], "password");
+    }
+
+    #[test]
+    fn challenges_pass_or_fail_with_their_factor() {
+        let challenge = |method: Value, status: &str| {
+            from_value(&activity(
+                "login_challenge",
+                json!([
+                {"name": "login_challenge_method", "multiValue": method},
+                {"name": "login_challenge_status", "value": status}]),
+            ))
+            .unwrap()
+        };
+        let denied = challenge(json!(["google_prompt"]), "Challenge Failed");
+        assert_eq!(
+            (
+                denied.kind,
+                denied.reason.as_deref(),
+                denied.factor.as_deref()
+            ),
+            (T::MfaFailure, Some("mfa_denied"), Some("push"))
+        );
+        let code = challenge(json!(["google_authenticator"]), "Challenge Failed");
+        assert_eq!(
+            (code.reason.as_deref(), code.factor.as_deref()),
+            (Some("bad_code"), Some("totp"))
+        );
+        let passed = challenge(json!(["security_key"]), "Challenge Passed.");
+        assert_eq!(
+            (passed.kind, passed.factor.as_deref()),
+            (T::MfaSuccess, Some("webauthn"))
+        );
+    }
+
+    #[test]
+    fn account_warnings_are_about_the_affected_address() {
+        let mut v = activity(
+            "account_disabled_password_leak",
+            json!([{"name": "affected_email_address", "value": "Homer@Example.com"}]),
+        );
+        v.as_object_mut().unwrap().remove("actor");
+        let e = from_value(&v).unwrap();
+        assert_eq!(
+            (e.kind, e.reason.as_deref()),
+            (T::AccountLock, Some("breached_password"))
+        );
+        assert_eq!(e.username.as_deref(), Some("homer@example.com"));
+        let e = from_value(&activity("suspicious_login", json!([]))).unwrap();
+        assert_eq!(e.kind, T::Other);
+    }
+
+    #[test]
+    fn flattened_exports_and_single_event_objects_are_read() {
+        let panther = json!({"id": {"applicationName": "login"}, "p_event_time": "2021-06-04 09:59:53.650807",
+            "actor": {"email": "bob@example.com"}, "type": "2sv_change", "name": "2sv_disable",
+            "parameters": {"login_type": "google_password"}});
+        let e = from_value(&panther).unwrap();
+        assert_eq!(
+            (e.kind, e.attrs.unwrap()["login_type"].as_str()),
+            (T::MfaRemove, Some("google_password"))
+        );
+        let mut elastic = activity("logout", json!([]));
+        elastic["events"] = elastic["events"][0].clone();
+        elastic["actor"]["profileId"] = json!(1);
+        let e = from_value(&elastic).unwrap();
+        assert_eq!((e.kind, e.user.as_deref()), (T::Logout, Some("1")));
+    }
+
+    #[test]
+    fn activities_without_a_name_or_time_are_rejected() {
+        let mut v = activity("login_success", json!([]));
+        v["id"].as_object_mut().unwrap().remove("time");
+        assert_eq!(from_value(&v).unwrap_err().reason, BadReason::MissingField);
+        let v = json!({"id": {"time": "2024-05-01T10:00:00Z"}, "events": []});
+        assert_eq!(from_value(&v).unwrap_err().reason, BadReason::MissingField);
+        let v = json!({"id": {"time": "2024-05-01T10:00:00Z"}, "events": "login"});
+        assert_eq!(from_value(&v).unwrap_err().reason, BadReason::WrongType);
+    }
+
+    #[test]
+    fn every_event_name_in_the_table_is_documented() {
+        let docs = include_str!("../../docs/formats.md");
+        for (name, _) in EVENT_NAMES {
+            assert!(
+                docs.contains(&format!("`{name}`")),
+                "docs/formats.md lacks `{name}`"
+            );
+        }
+    }
 }

@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use super::common::{
-    boolean, factor_in_text, get, new_event, number, owned, path, set_attr, set_attr_opt,
-    set_geo, set_ip, set_username, text, timestamp,
+    boolean, factor_in_text, get, new_event, number, owned, path, set_attr, set_attr_opt, set_geo,
+    set_ip, set_username, text, timestamp,
 };
 use super::country::country_code;
 use crate::event::{BadInput, BadReason, Event, EventType as T, Geo};
@@ -40,7 +40,12 @@ pub(crate) static ACTIVITIES: &[(i64, i64, &str, Kind)] = &[
     (AUTHENTICATION, 5, "Service Ticket Renew", Renew),
     (AUTHENTICATION, 6, "Preauth", FailureOnly),
     (ACCOUNT_CHANGE, 1, "Create", Done(T::Signup)),
-    (ACCOUNT_CHANGE, 3, "Password Change", Done(T::PasswordChange)),
+    (
+        ACCOUNT_CHANGE,
+        3,
+        "Password Change",
+        Done(T::PasswordChange),
+    ),
     (ACCOUNT_CHANGE, 4, "Password Reset", Done(T::PasswordReset)),
     (ACCOUNT_CHANGE, 6, "Delete", Done(T::AccountDelete)),
     (ACCOUNT_CHANGE, 9, "Lock", Always(T::AccountLock)),
@@ -240,9 +245,8 @@ fn fill(e: &mut Event, v: &Value, class: i64) {
     e.user_agent = owned(text(v, &["http_request", "user_agent"]));
     e.device = owned(text(v, &["device", "uid"]).or_else(|| text(src, &["uid"])));
     e.session = owned(text(v, &["session", "uid"]));
-    e.client = owned(
-        text(v, &["service", "uid"]).or_else(|| text(v, &["dst_endpoint", "svc_name"])),
-    );
+    e.client =
+        owned(text(v, &["service", "uid"]).or_else(|| text(v, &["dst_endpoint", "svc_name"])));
     let place = get(src, "location").unwrap_or(&Value::Null);
     set_geo(
         e,
@@ -280,5 +284,139 @@ fn fill(e: &mut Event, v: &Value, class: i64) {
         });
     if method || path(v, &["auth_protocol"]).is_some_and(|p| p == "Password") {
         set_attr(e, "auth_method", "password");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(class: i64, activity: i64, status: i64, extra: Value) -> Value {
+        let mut v = json!({"class_uid": class, "activity_id": activity, "status_id": status,
+            "time": 1_714_557_600_123_i64, "metadata": {"version": "1.1.0", "uid": "m-1", "tenant_uid": "acme"},
+            "user": {"uid": "u-1", "name": "alice", "email_addr": "Alice@Example.com"},
+            "src_endpoint": {"ip": "203.0.113.5", "location": {"country": "DE", "city": "Berlin", "lat": 52.5, "long": 13.4}}});
+        if let (Some(o), Some(x)) = (v.as_object_mut(), extra.as_object()) {
+            o.extend(x.clone());
+        }
+        v
+    }
+
+    #[test]
+    fn logons_fill_identity_network_and_geo() {
+        let e = from_value(&event(3002, 1, 1, json!({}))).unwrap();
+        assert_eq!(e.kind, T::LoginSuccess);
+        assert_eq!(
+            (e.user.as_deref(), e.username.as_deref()),
+            (Some("u-1"), Some("alice@example.com"))
+        );
+        assert_eq!(
+            (e.tenant.as_deref(), e.id.as_deref()),
+            (Some("acme"), Some("m-1"))
+        );
+        let geo = e.geo.unwrap();
+        assert_eq!((geo.country.as_deref(), geo.lon), (Some("DE"), Some(13.4)));
+        assert_eq!(e.attrs.unwrap()["raw_type"], "3002:1");
+    }
+
+    #[test]
+    fn failures_get_reasons_from_the_status_detail() {
+        let fail = |detail: &str, mfa: bool| {
+            from_value(&event(
+                3002,
+                1,
+                2,
+                json!({"status_detail": detail, "is_mfa": mfa,
+                "auth_factors": [{"factor_type": "Push Notification", "factor_type_id": 5}]}),
+            ))
+            .unwrap()
+        };
+        let e = fail("Unknown user name or bad password.", false);
+        assert_eq!(
+            (e.kind, e.reason.as_deref()),
+            (T::LoginFailure, Some("bad_password"))
+        );
+        assert_eq!(
+            fail("User not found", false).reason.as_deref(),
+            Some("unknown_user")
+        );
+        assert_eq!(
+            fail("Account locked out", false).reason.as_deref(),
+            Some("locked")
+        );
+        let e = fail("MFA push denied by user", true);
+        assert_eq!(
+            (e.kind, e.reason.as_deref(), e.factor.as_deref()),
+            (T::MfaFailure, Some("mfa_denied"), Some("push"))
+        );
+        assert_eq!(
+            fail("Push timed out", true).reason.as_deref(),
+            Some("mfa_timeout")
+        );
+    }
+
+    #[test]
+    fn activities_map_as_the_table_says() {
+        let cases = [
+            (3002, 2, 1, T::Logout),
+            (3002, 5, 1, T::TokenRefresh),
+            (3002, 6, 2, T::LoginFailure),
+            (3002, 6, 1, T::Other),
+            (3001, 1, 1, T::Signup),
+            (3001, 4, 1, T::PasswordReset),
+            (3001, 4, 2, T::Other),
+            (3001, 9, 2, T::AccountLock),
+            (3001, 11, 1, T::MfaRemove),
+            (3001, 99, 1, T::Other),
+            (4001, 1, 1, T::Other),
+        ];
+        for (class, activity, status, kind) in cases {
+            let e = from_value(&event(class, activity, status, json!({}))).unwrap();
+            assert_eq!(e.kind, kind, "{class}:{activity} status {status}");
+        }
+        let reuse = event(
+            3002,
+            5,
+            2,
+            json!({"status_detail": "Refresh token reuse detected"}),
+        );
+        assert_eq!(from_value(&reuse).unwrap().kind, T::TokenReuse);
+        let email = event(
+            3001,
+            99,
+            1,
+            json!({"user_result": {"email_addr": "new@example.com"}}),
+        );
+        assert_eq!(from_value(&email).unwrap().kind, T::EmailChange);
+    }
+
+    #[test]
+    fn type_uid_stands_in_for_class_and_activity_and_seconds_are_read_as_seconds() {
+        let v = json!({"type_uid": 300201, "status_id": 2, "time": 1_723_564_700_i64});
+        let e = from_value(&v).unwrap();
+        assert_eq!((e.kind, e.ts), (T::LoginFailure, 1_723_564_700_000));
+        let v = json!({"type_uid": 300201, "status_id": 1, "time": 1, "time_dt": "2024-08-13T15:58:20.000Z"});
+        assert_eq!(from_value(&v).unwrap().ts, 1_723_564_700_000);
+    }
+
+    #[test]
+    fn events_without_a_class_or_time_are_rejected() {
+        let err =
+            from_value(&json!({"activity_id": 1, "time": 1_714_557_600_123_i64})).unwrap_err();
+        assert_eq!(err.reason, BadReason::MissingField);
+        let err = from_value(&json!({"class_uid": 3002})).unwrap_err();
+        assert_eq!(err.reason, BadReason::MissingField);
+        let err = from_value(&json!({"class_uid": 3002, "time": "soon"})).unwrap_err();
+        assert_eq!(err.reason, BadReason::BadTimestamp);
+    }
+
+    #[test]
+    fn every_activity_in_the_table_is_documented() {
+        let docs = include_str!("../../docs/formats.md");
+        for (class, activity, name, _) in ACTIVITIES {
+            let row = format!("| {class} | {activity} {name} |");
+            assert!(docs.contains(&row), "docs/formats.md lacks the row `{row}`");
+        }
     }
 }

@@ -34,7 +34,11 @@ const CASES: [(&str, &str, &str); 8] = [
         "google_workspace/attack.jsonl",
         "google_workspace/attack.native.jsonl",
     ),
-    ("cognito", "cognito/attack.jsonl", "cognito/attack.native.jsonl"),
+    (
+        "cognito",
+        "cognito/attack.jsonl",
+        "cognito/attack.native.jsonl",
+    ),
     ("ocsf", "ocsf/attack.jsonl", "ocsf/attack.native.jsonl"),
 ];
 

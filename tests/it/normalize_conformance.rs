@@ -434,15 +434,18 @@ fn panther(rule: &str) -> Option<RuleMeaning> {
         }
         // A service principal's wrong client secret is its failed credential.
         "Azure.Audit.ManyFailedSignIns" => loose(|e| e.kind == T::LoginFailure),
-        "Azure.Audit.HighRiskSignIn" => loose(|e| {
-            e.kind == T::LoginSuccess && attr_str(e, "risk_level") == Some("high")
-        }),
+        "Azure.Audit.HighRiskSignIn" => {
+            loose(|e| e.kind == T::LoginSuccess && attr_str(e, "risk_level") == Some("high"))
+        }
         // Any assessed risk passes through, not only high.
         "Azure.Audit.RiskLevelPassthrough" => loose(|e| {
             login(e)
-                && [attr_str(e, "risk_level"), attr_str(e, "risk_level_aggregated")]
-                    .iter()
-                    .any(|r| r.is_some_and(|r| r != "none"))
+                && [
+                    attr_str(e, "risk_level"),
+                    attr_str(e, "risk_level_aggregated"),
+                ]
+                .iter()
+                .any(|r| r.is_some_and(|r| r != "none"))
         }),
         "Azure.Audit.DeviceCodeBrokerClient"
         | "Azure.Audit.GraphSessionMultipleIPs"
@@ -576,8 +579,7 @@ fn panther_gsuite(line: &str, side: &Value, result: &Result<Event, BadInput>) ->
     let raw: Value = serde_json::from_str(line).expect("corpus lines are JSON");
     match result {
         Err(bad) => {
-            let has_time =
-                date_like(raw.pointer("/id/time")) || date_like(raw.get("p_event_time"));
+            let has_time = date_like(raw.pointer("/id/time")) || date_like(raw.get("p_event_time"));
             justified_rejection(bad, has_time, raw.get("name").is_some())
         }
         Ok(e) => {
