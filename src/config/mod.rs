@@ -490,4 +490,18 @@ rules = ["!impersonation-started"]
         assert!(r.accepts("x", Severity::Low, &["attack.t1110.001".into()]));
         assert!(!r.accepts("x", Severity::Low, &["attack.t11101".into()]));
     }
+
+    #[test]
+    fn every_input_format_is_a_source_format() {
+        let names: Vec<&str> = crate::normalize::Format::ALL
+            .iter()
+            .map(|f| f.as_str())
+            .collect();
+        assert_eq!(names, FORMATS);
+        for name in FORMATS {
+            let toml = format!("[source]\nkind = \"stdin\"\nformat = \"{name}\"\n");
+            assert_eq!(parse(Path::new("a.toml"), &toml).unwrap().format, name);
+        }
+        assert!(parse(Path::new("a.toml"), "[source]\nformat = \"azure\"\n").is_err());
+    }
 }
