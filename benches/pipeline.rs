@@ -103,7 +103,12 @@ fn normalisers(c: &mut Criterion) {
             .filter(|l| !l.trim().is_empty())
             .map(str::as_bytes)
             .collect();
-        let lines: Vec<&[u8]> = records.iter().copied().cycle().take(PROVIDER_LINES).collect();
+        let lines: Vec<&[u8]> = records
+            .iter()
+            .copied()
+            .cycle()
+            .take(PROVIDER_LINES)
+            .collect();
         group.bench_function(format.as_str(), |b| {
             b.iter(|| {
                 lines
