@@ -269,6 +269,22 @@ mod tests {
             normalize(Format::Okta, &big).unwrap_err().reason,
             BadReason::TooLarge
         );
+        // The newer formats share these rules.
+        for f in [
+            Format::Entra,
+            Format::GoogleWorkspace,
+            Format::Cognito,
+            Format::Ocsf,
+        ] {
+            assert_eq!(reason(f, "{oops"), BadReason::InvalidJson, "{f}");
+            assert_eq!(reason(f, "[1]"), BadReason::NotAnObject, "{f}");
+            assert_eq!(reason(f, "{}"), BadReason::MissingField, "{f}");
+            assert_eq!(
+                normalize(f, &big).unwrap_err().reason,
+                BadReason::TooLarge,
+                "{f}"
+            );
+        }
     }
 
     #[test]
