@@ -1,5 +1,6 @@
 //! Throughput of each stage on synthetic traffic with the whole default pack loaded:
-//! decoding JSON lines, the engine alone, and both together. Run with `cargo bench`;
+//! decoding JSON lines, the engine alone, and both together; and of each provider format's
+//! normaliser on its attack fixture (`normalize/<format>`). Run with `cargo bench`;
 //! criterion prints events/s (its "elements/s").
 
 /// The allocator the `authwatch` binary uses, so the figures are the daemon's.
@@ -12,7 +13,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 
 use authwatch::engine::{Engine, EngineOptions};
 use authwatch::event::{Admission, decode_line};
-use authwatch::normalize::Format;
+use authwatch::normalize::{Format, normalize};
 use authwatch::pipeline::Decoder;
 use authwatch::rule;
 use authwatch::synth::{Traffic, to_json_lines};
@@ -94,5 +95,45 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(pipeline, benches);
+/// Lines per iteration of a normaliser bench: each format's attack fixture, repeated.
+const PROVIDER_LINES: usize = 20_000;
+
+/// Each provider format's normaliser on the realistic records of its attack fixture (log
+/// lines for Keycloak, which are parsed differently from its JSON).
+fn normalisers(c: &mut Criterion) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut group = c.benchmark_group("normalize");
+    group.throughput(Throughput::Elements(PROVIDER_LINES as u64));
+    group.sample_size(10);
+    for format in Format::ALL.into_iter().filter(|f| *f != Format::Native) {
+        let file = match format {
+            Format::Keycloak => "attack.log",
+            _ => "attack.jsonl",
+        };
+        let text = std::fs::read_to_string(fixtures.join(format.as_str()).join(file))
+            .expect("every provider format has an attack fixture");
+        let records: Vec<&[u8]> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::as_bytes)
+            .collect();
+        let lines: Vec<&[u8]> = records
+            .iter()
+            .copied()
+            .cycle()
+            .take(PROVIDER_LINES)
+            .collect();
+        group.bench_function(format.as_str(), |b| {
+            b.iter(|| {
+                lines
+                    .iter()
+                    .filter(|line| normalize(format, line).is_ok())
+                    .count()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(pipeline, benches, normalisers);
 criterion_main!(pipeline);

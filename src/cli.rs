@@ -33,7 +33,7 @@ pub enum Command {
         files: Vec<PathBuf>,
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
-        /// Input format: native, auth0, okta or keycloak.
+        /// Input format: native, auth0, okta, keycloak, entra, google_workspace, cognito or ocsf.
         #[arg(long, value_name = "F")]
         format: Option<String>,
         /// Out-of-order tolerance in event time, like 60s.

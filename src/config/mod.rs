@@ -53,7 +53,16 @@ pub const DEFAULT_STALL_TIMEOUT_MS: i64 = 60_000;
 pub const DEFAULT_ROTATE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Input formats that can be named in `[source] format` and `--format`.
-pub const FORMATS: [&str; 4] = ["native", "auth0", "okta", "keycloak"];
+pub const FORMATS: [&str; 8] = [
+    "native",
+    "auth0",
+    "okta",
+    "keycloak",
+    "entra",
+    "google_workspace",
+    "cognito",
+    "ocsf",
+];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -583,5 +592,19 @@ rules = ["!impersonation-started"]
         .unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
         assert!(err.0[0].contains("max_clock_skew"), "{err}");
+    }
+
+    #[test]
+    fn every_input_format_is_a_source_format() {
+        let names: Vec<&str> = crate::normalize::Format::ALL
+            .iter()
+            .map(|f| f.as_str())
+            .collect();
+        assert_eq!(names, FORMATS);
+        for name in FORMATS {
+            let toml = format!("[source]\nkind = \"stdin\"\nformat = \"{name}\"\n");
+            assert_eq!(parse(Path::new("a.toml"), &toml).unwrap().format, name);
+        }
+        assert!(parse(Path::new("a.toml"), "[source]\nformat = \"azure\"\n").is_err());
     }
 }

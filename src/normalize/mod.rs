@@ -1,13 +1,17 @@
-//! Provider formats (auth0, okta, keycloak) normalised into canonical events (SPEC §1, §5).
+//! Provider formats (auth0, okta, keycloak, entra, google_workspace, cognito, ocsf) normalised into canonical events (SPEC §1, §5).
 //!
 //! One input line (or one already parsed element of an HTTP batch) becomes one canonical
 //! [`Event`] or one [`BadInput`]. Each provider module holds its mapping as a table in code;
 //! `docs/formats.md` repeats the tables for people, and a unit test checks the two agree.
 
 mod auth0;
+mod cognito;
 mod common;
 mod country;
+pub mod entra;
+mod google_workspace;
 mod keycloak;
+mod ocsf;
 mod okta;
 
 use std::fmt;
@@ -25,7 +29,7 @@ pub const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// The format of a source (`[source] format` in the configuration, `--format` on replay).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Format {
     /// Canonical events as SPEC §1 defines them.
     Native,
@@ -35,15 +39,27 @@ pub enum Format {
     Okta,
     /// Keycloak events: JSON from the admin API or an event listener, or log lines.
     Keycloak,
+    /// Microsoft Entra ID sign-in and audit logs (Event Hubs records, Graph objects).
+    Entra,
+    /// Google Workspace Admin SDK Reports API `login` activities.
+    GoogleWorkspace,
+    /// Amazon Cognito user-pool authentication events (`AdminListUserAuthEvents`, log exports).
+    Cognito,
+    /// OCSF Authentication (3002) and Account Change (3001) events, schema 1.x.
+    Ocsf,
 }
 
 impl Format {
     /// Every format, in the order the documentation lists them.
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 8] = [
         Format::Native,
         Format::Auth0,
         Format::Okta,
         Format::Keycloak,
+        Format::Entra,
+        Format::GoogleWorkspace,
+        Format::Cognito,
+        Format::Ocsf,
     ];
 
     /// A plain function decoding one line in this format, for callers that keep a decoder
@@ -54,6 +70,10 @@ impl Format {
             Format::Auth0 => |line| normalize(Format::Auth0, line),
             Format::Okta => |line| normalize(Format::Okta, line),
             Format::Keycloak => |line| normalize(Format::Keycloak, line),
+            Format::Entra => |line| normalize(Format::Entra, line),
+            Format::GoogleWorkspace => |line| normalize(Format::GoogleWorkspace, line),
+            Format::Cognito => |line| normalize(Format::Cognito, line),
+            Format::Ocsf => |line| normalize(Format::Ocsf, line),
         }
     }
 
@@ -64,6 +84,10 @@ impl Format {
             Format::Auth0 => "auth0",
             Format::Okta => "okta",
             Format::Keycloak => "keycloak",
+            Format::Entra => "entra",
+            Format::GoogleWorkspace => "google_workspace",
+            Format::Cognito => "cognito",
+            Format::Ocsf => "ocsf",
         }
     }
 }
@@ -76,7 +100,10 @@ impl fmt::Display for Format {
 
 /// A format name that is not one of [`Format::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown format `{0}`, expected one of native, auth0, okta, keycloak")]
+#[error(
+    "unknown format `{0}`, expected one of native, auth0, okta, keycloak, entra, \
+     google_workspace, cognito, ocsf"
+)]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {
@@ -150,6 +177,10 @@ fn from_parsed(format: Format, value: &serde_json::Value) -> Result<Event, BadIn
         Format::Auth0 => auth0::from_value(value),
         Format::Okta => okta::from_value(value),
         Format::Keycloak => keycloak::from_value(value),
+        Format::Entra => entra::from_value(value),
+        Format::GoogleWorkspace => google_workspace::from_value(value),
+        Format::Cognito => cognito::from_value(value),
+        Format::Ocsf => ocsf::from_value(value),
         // Callers handle native input first; this arm keeps the function total.
         Format::Native => decode_value(value.clone()).map(native_source),
     }
@@ -194,6 +225,8 @@ mod tests {
         let s: Source = toml::from_str(r#"format = "keycloak""#).unwrap();
         assert_eq!(s.format, Format::Keycloak);
         assert!(toml::from_str::<Source>(r#"format = "Keycloak""#).is_err());
+        let s: Source = toml::from_str(r#"format = "google_workspace""#).unwrap();
+        assert_eq!(s.format, Format::GoogleWorkspace);
     }
 
     #[test]
@@ -240,6 +273,22 @@ mod tests {
             normalize(Format::Okta, &big).unwrap_err().reason,
             BadReason::TooLarge
         );
+        // The newer formats share these rules.
+        for f in [
+            Format::Entra,
+            Format::GoogleWorkspace,
+            Format::Cognito,
+            Format::Ocsf,
+        ] {
+            assert_eq!(reason(f, "{oops"), BadReason::InvalidJson, "{f}");
+            assert_eq!(reason(f, "[1]"), BadReason::NotAnObject, "{f}");
+            assert_eq!(reason(f, "{}"), BadReason::MissingField, "{f}");
+            assert_eq!(
+                normalize(f, &big).unwrap_err().reason,
+                BadReason::TooLarge,
+                "{f}"
+            );
+        }
     }
 
     #[test]

@@ -314,7 +314,15 @@ pub fn targets(repo: &Path) -> Vec<Target<'static>> {
                     .into_iter()
                     .take(300)
                     .collect();
-                for provider in ["auth0", "okta", "keycloak"] {
+                for provider in [
+                    "auth0",
+                    "okta",
+                    "keycloak",
+                    "entra",
+                    "google_workspace",
+                    "cognito",
+                    "ocsf",
+                ] {
                     s.extend(lines(&fixtures.join(provider).join("attack.native.jsonl")));
                 }
                 s
@@ -326,8 +334,21 @@ pub fn targets(repo: &Path) -> Vec<Target<'static>> {
                 s.extend(lines(&fixtures.join("keycloak/attack.log")));
                 s
             }
+            // The attack and the public documentation's samples of each newer format.
+            Format::Entra | Format::GoogleWorkspace | Format::Cognito | Format::Ocsf => {
+                let dir = fixtures.join(format.as_str());
+                let mut s = lines(&dir.join("attack.jsonl"));
+                s.extend(lines(&dir.join("docs.jsonl")));
+                s
+            }
         };
-        seeds.extend(corpus_lines(format.as_str()));
+        // The corpus names some providers by their older product names.
+        let corpus_prefix = match format {
+            Format::Entra => "azure_signin",
+            Format::GoogleWorkspace => "gsuite",
+            other => other.as_str(),
+        };
+        seeds.extend(corpus_lines(corpus_prefix));
         seeds
     };
 

@@ -1,5 +1,7 @@
-//! Conformance of the auth0, okta and keycloak normalisers with the shared corpus of real
-//! provider events (../shared/corpus): every line normalises to what its sidecar implies, or
+//! Conformance of the provider normalisers with the shared corpus of real provider events
+//! (../shared/corpus: auth0, okta, keycloak, Entra ID as `azure_signin`, Google Workspace as
+//! `gsuite_login`) and with the samples of the providers' public documentation
+//! (tests/fixtures/<format>/docs.jsonl): every line normalises to what its sidecar implies, or
 //! is rejected for a reason the line itself justifies. Run with `--nocapture` for the counts.
 //!
 //! What a sidecar "implies" depends on its source:
@@ -17,8 +19,12 @@ use authwatch::event::{BadInput, BadReason, Event, EventType as T};
 use authwatch::normalize::{Format, normalize};
 use serde_json::Value;
 
+/// `../shared/corpus` beside the checkout, or `AUTHWATCH_CORPUS` (a git worktree elsewhere).
 fn corpus() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"));
+    let dir = std::env::var_os("AUTHWATCH_CORPUS").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus")),
+        PathBuf::from,
+    );
     dir.is_dir().then_some(dir)
 }
 
@@ -115,7 +121,7 @@ fn provider_corpus_lines_normalise_to_what_their_sidecars_imply() {
         );
         return;
     };
-    let files: [(&str, &str, Format, Check); 6] = [
+    let files: [(&str, &str, Format, Check); 8] = [
         (
             "auth0_events.elastic.jsonl",
             "auth0_events.elastic.expected.jsonl",
@@ -151,6 +157,18 @@ fn provider_corpus_lines_normalise_to_what_their_sidecars_imply() {
             "keycloak_events.expected.jsonl",
             Format::Keycloak,
             keycloak,
+        ),
+        (
+            "azure_signin_events.panther.jsonl",
+            "azure_signin_events.panther.expected.jsonl",
+            Format::Entra,
+            panther_entra,
+        ),
+        (
+            "gsuite_login_events.panther.jsonl",
+            "gsuite_login_events.panther.expected.jsonl",
+            Format::GoogleWorkspace,
+            panther_gsuite,
         ),
     ];
     let mut total = Tally::default();
@@ -406,6 +424,57 @@ fn panther(rule: &str) -> Option<RuleMeaning> {
         | "Okta.Rate.Limits"
         | "Okta.ThreatInsight.Security.Threat.Detected"
         | "Okta.User.Reported.Suspicious.Activity" => loose(administration),
+        // Entra ID (Panther's Azure.Audit log type).
+        "Azure.Audit.MFADisabled" => exact(
+            |e| setting_is(e, &["conditional_access"], false),
+            |e| !setting_is(e, &["conditional_access"], false),
+        ),
+        "Azure.Audit.ExcessiveAccountLockouts" => {
+            loose(|e| e.kind == T::LoginFailure && e.reason.as_deref() == Some("locked"))
+        }
+        // A service principal's wrong client secret is its failed credential.
+        "Azure.Audit.ManyFailedSignIns" => loose(|e| e.kind == T::LoginFailure),
+        "Azure.Audit.HighRiskSignIn" => {
+            loose(|e| e.kind == T::LoginSuccess && attr_str(e, "risk_level") == Some("high"))
+        }
+        // Any assessed risk passes through, not only high.
+        "Azure.Audit.RiskLevelPassthrough" => loose(|e| {
+            login(e)
+                && [
+                    attr_str(e, "risk_level"),
+                    attr_str(e, "risk_level_aggregated"),
+                ]
+                .iter()
+                .any(|r| r.is_some_and(|r| r != "none"))
+        }),
+        "Azure.Audit.DeviceCodeBrokerClient"
+        | "Azure.Audit.GraphSessionMultipleIPs"
+        | "Azure.Audit.MultipleProtectionAlerts" => loose(|e| e.kind == T::LoginSuccess),
+        "Azure.Audit.LegacyAuth" | "Azure.Audit.ROPCLoginNoMFA" => loose(login),
+        // A non-interactive sign-in redeems a token: a refresh.
+        "Azure.Audit.VSCodeOAuthPhishing" => {
+            loose(|e| matches!(e.kind, T::TokenRefresh | T::LoginSuccess))
+        }
+        "Azure.Audit.OIDC.Changed"
+        | "Azure.Audit.DomainSettingsModified"
+        | "Azure.Audit.ElevateUserAccessAdministrator"
+        | "Azure.Audit.InviteExternalUsers"
+        | "Azure.Audit.PolicyChanged"
+        | "Azure.Audit.RoleChangedPIM"
+        | "Azure.Audit.ServicePrincipalCredentialsAdded" => loose(administration),
+        // Google Workspace.
+        "GSuite.LeakedPassword" => exact(
+            |e| e.kind == T::AccountLock && e.reason.as_deref() == Some("breached_password"),
+            |e| e.reason.as_deref() != Some("breached_password"),
+        ),
+        "GSuite.TwoStepVerification" => {
+            exact(|e| e.kind == T::MfaRemove, |e| e.kind != T::MfaRemove)
+        }
+        "GSuite.LoginType" => loose(login),
+        // Account warnings with no canonical type: kept as other with their name.
+        "GSuite.SuspiciousLogins" | "GSuite.GovernmentBackedAttack" => {
+            loose(|e| e.kind == T::Other)
+        }
         _ => None,
     }
 }
@@ -470,6 +539,51 @@ fn panther_okta(line: &str, side: &Value, result: &Result<Event, BadInput>) -> V
         Ok(e) => {
             let ip = raw.pointer("/client/ipAddress").and_then(Value::as_str);
             let mut p = common_fields(e, event_type, ip);
+            p.extend(check_annotations(side, e));
+            p
+        }
+    }
+}
+
+/// Entra records: an Event Hubs record (`properties` wraps the Graph object) or a bare one.
+fn panther_entra(line: &str, side: &Value, result: &Result<Event, BadInput>) -> Vec<String> {
+    let raw: Value = serde_json::from_str(line).expect("corpus lines are JSON");
+    let props = raw.get("properties").unwrap_or(&raw);
+    match result {
+        Err(bad) => {
+            let has_time = ["createdDateTime", "activityDateTime"]
+                .iter()
+                .any(|k| date_like(props.get(*k)))
+                || date_like(raw.get("time"));
+            let has_type = props.get("status").is_some()
+                || props.get("activityDisplayName").is_some()
+                || raw.get("resultType").is_some()
+                || raw.get("resulttype").is_some();
+            justified_rejection(bad, has_time, has_type)
+        }
+        Ok(e) => {
+            let raw_type = props
+                .get("activityDisplayName")
+                .or(raw.get("category"))
+                .and_then(Value::as_str);
+            let ip = props.get("ipAddress").and_then(Value::as_str);
+            let mut p = common_fields(e, raw_type, ip);
+            p.extend(check_annotations(side, e));
+            p
+        }
+    }
+}
+
+/// Google Workspace activities as Panther keeps them: one event flattened to the top.
+fn panther_gsuite(line: &str, side: &Value, result: &Result<Event, BadInput>) -> Vec<String> {
+    let raw: Value = serde_json::from_str(line).expect("corpus lines are JSON");
+    match result {
+        Err(bad) => {
+            let has_time = date_like(raw.pointer("/id/time")) || date_like(raw.get("p_event_time"));
+            justified_rejection(bad, has_time, raw.get("name").is_some())
+        }
+        Ok(e) => {
+            let mut p = common_fields(e, raw["name"].as_str(), raw["ipAddress"].as_str());
             p.extend(check_annotations(side, e));
             p
         }
@@ -681,4 +795,56 @@ fn keycloak_type(e: &Event, action: &str, x: &Value, admin: bool) -> Vec<String>
         }
     };
     want(ok, || format!("{}, want {wanted}", describe(e)))
+}
+
+// ---------------------------------------------------------------------------------------
+// The samples of the providers' public documentation (tests/fixtures/<format>/docs.jsonl),
+// each line with what it must become in the sidecar `docs.expected.jsonl`.
+
+#[test]
+fn documented_samples_normalise_to_what_their_sidecars_say() {
+    let fixtures = crate::support::repo().join("tests/fixtures");
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for format in [
+        Format::Entra,
+        Format::GoogleWorkspace,
+        Format::Cognito,
+        Format::Ocsf,
+    ] {
+        let dir = fixtures.join(format.as_str());
+        let lines = read_lines(&dir.join("docs.jsonl"));
+        let expected = read_lines(&dir.join("docs.expected.jsonl"));
+        assert_eq!(lines.len(), expected.len(), "{format}: sidecar length");
+        assert!(!lines.is_empty(), "{format}: no documented samples");
+        for (i, (line, side)) in lines.iter().zip(&expected).enumerate() {
+            let want: Value = serde_json::from_str(side).expect("sidecar lines are JSON");
+            let at = format!("{format}/docs.jsonl:{}", i + 1);
+            let e = match normalize(format, line.as_bytes()) {
+                Ok(e) => e,
+                Err(bad) => {
+                    problems.push(format!("{at}: rejected ({bad})"));
+                    continue;
+                }
+            };
+            checked += 1;
+            let got = serde_json::to_value(&e).expect("events serialise");
+            for (key, value) in want.as_object().into_iter().flatten() {
+                let same = match key.as_str() {
+                    "source" => continue,
+                    "attrs" => value
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .all(|(k, v)| got["attrs"].get(k) == Some(v)),
+                    _ => got.get(key) == Some(value),
+                };
+                if !same {
+                    problems.push(format!("{at}: {key} is {:?}, want {value}", got.get(key)));
+                }
+            }
+        }
+    }
+    assert!(checked > 0);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
