@@ -18,7 +18,7 @@ pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest};
 pub use kafka::{DEFAULT_GROUP_ID, DEFAULT_IDLE_PARTITION_MS, KafkaConfig, KafkaSasl, KafkaTls};
 pub use secret::Secret;
 pub use sinks::{
-    DeliveryPolicy, ElasticsearchConfig, EmailConfig, PagerDutyConfig, SinkConfig, SinkKind,
+    AlertFormat, DeliveryPolicy, ElasticsearchConfig, EmailConfig, PagerDutyConfig, SinkConfig, SinkKind,
     SlackConfig, SmtpTls, SplunkHecConfig, SyslogConfig, WebhookConfig, split_host_port,
 };
 
