@@ -66,7 +66,11 @@ pub fn execute(command: Command) -> ExitCode {
             config,
             reset_state,
             output,
-        } => run::run(config.as_deref(), reset_state, output_format(output.as_deref())),
+        } => run::run(
+            config.as_deref(),
+            reset_state,
+            output_format(output.as_deref()),
+        ),
         Command::Replay {
             files,
             rules,

@@ -13,10 +13,10 @@ use super::{
     Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
     open_state, rules_dir,
 };
+use crate::config::AlertFormat;
 use crate::engine::{Engine, StateWrites};
 use crate::event::{Admission, Clock, parse_rfc3339_ms};
 use crate::pipeline::Pipeline;
-use crate::config::AlertFormat;
 use crate::sink::{Router, StdoutSink, terminal_default};
 use crate::source::lines::{LineReader, Record};
 use crate::state::{self, Store};
@@ -81,7 +81,10 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
     };
     // replay always prints to stdout: it is a tool for tuning, not the daemon's delivery.
     let format = opts.output.unwrap_or_else(terminal_default);
-    let router = Router::new(vec![(Default::default(), Box::new(StdoutSink::new(format)))]);
+    let router = Router::new(vec![(
+        Default::default(),
+        Box::new(StdoutSink::new(format)),
+    )]);
     let mut pipeline = Pipeline::new(engine, decode, router).with_enricher(enricher);
 
     let inputs: Vec<PathBuf> = if files.is_empty() {

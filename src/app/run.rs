@@ -18,8 +18,8 @@ use super::{
     Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
     open_state,
 };
-use crate::config::{AlertFormat, Routing, SinkKind};
 use crate::config::Source;
+use crate::config::{AlertFormat, Routing, SinkKind};
 use crate::engine::Engine;
 use crate::event::{Admission, Clock};
 use crate::http::{self, Server};

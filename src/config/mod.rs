@@ -18,8 +18,8 @@ pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest};
 pub use kafka::{DEFAULT_GROUP_ID, DEFAULT_IDLE_PARTITION_MS, KafkaConfig, KafkaSasl, KafkaTls};
 pub use secret::Secret;
 pub use sinks::{
-    AlertFormat, DeliveryPolicy, ElasticsearchConfig, EmailConfig, PagerDutyConfig, SinkConfig, SinkKind,
-    SlackConfig, SmtpTls, SplunkHecConfig, SyslogConfig, WebhookConfig, split_host_port,
+    AlertFormat, DeliveryPolicy, ElasticsearchConfig, EmailConfig, PagerDutyConfig, SinkConfig,
+    SinkKind, SlackConfig, SmtpTls, SplunkHecConfig, SyslogConfig, WebhookConfig, split_host_port,
 };
 
 /// SPEC §5 defaults, used when there is no configuration file.

@@ -387,8 +387,14 @@ mod tests {
     #[test]
     fn tactics_alone_and_techniques_alone_each_make_entries() {
         let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(attacks(&tags(&["attack.persistence"]))[0]["tactic"]["uid"], "TA0003");
-        assert_eq!(attacks(&tags(&["attack.t1078"]))[0]["technique"]["uid"], "T1078");
+        assert_eq!(
+            attacks(&tags(&["attack.persistence"]))[0]["tactic"]["uid"],
+            "TA0003"
+        );
+        assert_eq!(
+            attacks(&tags(&["attack.t1078"]))[0]["technique"]["uid"],
+            "T1078"
+        );
         let pairs = attacks(&tags(&[
             "attack.initial_access",
             "attack.persistence",

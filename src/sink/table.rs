@@ -130,7 +130,10 @@ mod tests {
         a.summary = "x\u{1b}[2J\rhidden".into();
         a.group.insert("username".into(), "evil\u{7}".into());
         let r = row(&a);
-        assert!(!r.trim_end_matches('\n').chars().any(char::is_control), "{r:?}");
+        assert!(
+            !r.trim_end_matches('\n').chars().any(char::is_control),
+            "{r:?}"
+        );
         assert!(r.contains("x\\u{1b}[2J\\rhidden"));
     }
 }

@@ -45,10 +45,8 @@ impl Webhook {
             AlertFormat::Ocsf => ocsf::finding(alert, self.include_evidence),
             _ => alert.to_json(self.include_evidence),
         };
-        let body = serde_json::to_vec(&payload).map_err(|e| {
-            SendError::Reject {
-                reason: format!("cannot encode the alert: {e}"),
-            }
+        let body = serde_json::to_vec(&payload).map_err(|e| SendError::Reject {
+            reason: format!("cannot encode the alert: {e}"),
         })?;
         let mut req = self
             .client
