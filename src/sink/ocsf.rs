@@ -342,6 +342,52 @@ mod tests {
         assert_eq!(f["observables"][1]["value"], "203.0.113.45");
     }
 
+    /// Every field the mapping writes is in the table of `docs/ocsf.md` (objects whose content
+    /// is listed in one cell, such as `location`, `attacks` or `data`, count as one field).
+    #[test]
+    fn every_field_written_is_documented() {
+        fn paths(prefix: &str, v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m)
+                    if !["unmapped", "location"]
+                        .contains(&prefix.rsplit('.').next().unwrap_or("")) =>
+                {
+                    for (k, v) in m {
+                        let p = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        if p.ends_with(".data") {
+                            out.push(p);
+                        } else {
+                            paths(&p, v, out);
+                        }
+                    }
+                }
+                Value::Array(items) if prefix == "evidences" => {
+                    paths("evidences[]", &items[0], out)
+                }
+                _ => out.push(prefix.to_string()),
+            }
+        }
+        let mut alert = sample();
+        alert.evidence[0] = json!({
+            "user": "u1", "username": "a@x.io", "session": "s1", "ip": "192.0.2.1",
+            "geo": {"country": "NL"}
+        });
+        let mut found = Vec::new();
+        paths("", &finding(&alert, true), &mut found);
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ocsf.md"))
+            .expect("docs/ocsf.md");
+        let missing: Vec<_> = found
+            .iter()
+            .filter(|p| !doc.contains(&format!("`{p}`")))
+            .collect();
+        assert!(missing.is_empty(), "not in docs/ocsf.md: {missing:?}");
+        assert!(found.len() > 40, "{found:?}");
+    }
+
     #[test]
     fn evidence_is_left_out_on_request_and_severities_map_one_to_five() {
         assert!(finding(&sample(), false).get("evidences").is_none());
