@@ -205,6 +205,33 @@ fn replay_prints_a_table_on_a_terminal_and_json_lines_otherwise() {
     );
     assert!(!text.contains("\"id\":"), "no JSON on a terminal");
 
+    // `run` too: its stdout sink without a `format` prints a table on a terminal.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sinks_harness::config(dir.path(), "[[sink]]\nkind = \"stdout\"\n");
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, sinks_harness::event(1, false)).unwrap();
+    let run = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "{} run --config {} < {} 2>/dev/null",
+                env!("CARGO_BIN_EXE_authwatch"),
+                cfg.display(),
+                events.display()
+            ),
+            "/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        text.starts_with("TIME (UTC)"),
+        "run: a table on a terminal: {text}"
+    );
+    assert!(text.contains(HIGH_RULE), "{text}");
+
     // An explicit --output wins over the terminal.
     let explicit = Command::new("script")
         .args(["-qec", &format!("{cmd} --output json"), "/dev/null"])
