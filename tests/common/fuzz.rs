@@ -76,11 +76,14 @@ const HOSTILE_BYTES: &[&[u8]] = &[
     b"=",
 ];
 
+/// What a target runs on each input.
+pub type Run<'a> = Box<dyn FnMut(&[u8]) + 'a>;
+
 /// One fuzz target: a name and a function that must return (any result) without panicking.
 pub struct Target<'a> {
     pub name: String,
     pub seeds: Vec<Vec<u8>>,
-    pub run: Box<dyn FnMut(&[u8]) + 'a>,
+    pub run: Run<'a>,
 }
 
 /// What a run found.
