@@ -177,7 +177,7 @@ fn observables(alert: &Record) -> Vec<Value> {
     let mut out = Vec::new();
     if let Some(name) = &alert.username {
         out.push(json!({
-            "name": "actor.user.name",
+            "name": "evidences.actor.user.name",
             "type_id": OBSERVABLE_USER_NAME,
             "type": "User Name",
             "value": bounded(name),
@@ -189,7 +189,7 @@ fn observables(alert: &Record) -> Vec<Value> {
         .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
     {
         out.push(json!({
-            "name": "src_endpoint.ip",
+            "name": "evidences.src_endpoint.ip",
             "type_id": OBSERVABLE_IP,
             "type": "IP Address",
             "value": ip,
