@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// `--output` values (SPEC §7).
+const OUTPUTS: [&str; 3] = ["json", "table", "ocsf"];
+
 #[derive(Debug, Parser)]
 #[command(
     name = "authwatch",
@@ -25,8 +28,13 @@ pub enum Command {
         /// Move the state directory aside (to <dir>.old-<time>) and start afresh.
         #[arg(long)]
         reset_state: bool,
+        /// How `stdout` sinks print alerts: json, table or ocsf (overrides their `format`;
+        /// default: a table on a terminal, JSON lines otherwise).
+        #[arg(long, value_name = "FORMAT", value_parser = OUTPUTS)]
+        output: Option<String>,
     },
-    /// Process recorded events and print alerts as JSON lines; a summary goes to stderr.
+    /// Process recorded events and print alerts (JSON lines, a table on a terminal); a
+    /// summary goes to stderr.
     Replay {
         /// Event files; `-` or none reads standard input.
         #[arg(value_name = "FILE")]
@@ -51,6 +59,10 @@ pub enum Command {
         /// it plus `[rules] max_clock_skew` is bad input. Default: the system clock.
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
+        /// How alerts are printed: json (SPEC §3 lines), table (for a person) or ocsf (OCSF
+        /// Detection Findings). Default: a table on a terminal, JSON lines otherwise.
+        #[arg(long, value_name = "FORMAT", value_parser = OUTPUTS)]
+        output: Option<String>,
     },
     /// Erase everything the state holds about one user (by `user` id and by `username`).
     Forget {

@@ -51,6 +51,11 @@ impl From<std::io::Error> for Failure {
 pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_CONFIG: u8 = 78;
 
+/// `--output`, which clap has already held to the names `AlertFormat` reads.
+fn output_format(output: Option<&str>) -> Option<config::AlertFormat> {
+    output.and_then(config::AlertFormat::parse)
+}
+
 pub fn execute(command: Command) -> ExitCode {
     // A reader that stops early (`replay ... | head -1`) is a normal end for the commands that
     // print a report, as for `cat` or `grep`; for the daemon it means alerts cannot be
@@ -60,7 +65,12 @@ pub fn execute(command: Command) -> ExitCode {
         Command::Run {
             config,
             reset_state,
-        } => run::run(config.as_deref(), reset_state),
+            output,
+        } => run::run(
+            config.as_deref(),
+            reset_state,
+            output_format(output.as_deref()),
+        ),
         Command::Replay {
             files,
             rules,
@@ -70,6 +80,7 @@ pub fn execute(command: Command) -> ExitCode {
             state,
             reset_state,
             now,
+            output,
         } => replay::replay(
             &files,
             &replay::Options {
@@ -80,6 +91,7 @@ pub fn execute(command: Command) -> ExitCode {
                 state: state.as_deref(),
                 reset_state,
                 now: now.as_deref(),
+                output: output_format(output.as_deref()),
             },
         ),
         Command::DeadLetters { sink, config } => {

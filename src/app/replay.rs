@@ -13,10 +13,11 @@ use super::{
     Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
     open_state, rules_dir,
 };
+use crate::config::AlertFormat;
 use crate::engine::{Engine, StateWrites};
 use crate::event::{Admission, Clock, parse_rfc3339_ms};
 use crate::pipeline::Pipeline;
-use crate::sink::{Router, StdoutSink};
+use crate::sink::{Router, StdoutSink, terminal_default};
 use crate::source::lines::{LineReader, Record};
 use crate::state::{self, Store};
 
@@ -34,6 +35,8 @@ pub struct Options<'a> {
     pub reset_state: bool,
     /// `--now`: the clock the future-timestamp bound is taken against.
     pub now: Option<&'a str>,
+    /// `--output`; `None`: a table on a terminal, JSON lines otherwise.
+    pub output: Option<AlertFormat>,
 }
 
 pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
@@ -77,7 +80,11 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
         None => None,
     };
     // replay always prints to stdout: it is a tool for tuning, not the daemon's delivery.
-    let router = Router::new(vec![(Default::default(), Box::new(StdoutSink::new()))]);
+    let format = opts.output.unwrap_or_else(terminal_default);
+    let router = Router::new(vec![(
+        Default::default(),
+        Box::new(StdoutSink::new(format)),
+    )]);
     let mut pipeline = Pipeline::new(engine, decode, router).with_enricher(enricher);
 
     let inputs: Vec<PathBuf> = if files.is_empty() {

@@ -18,8 +18,8 @@ use super::{
     Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
     open_state,
 };
-use crate::config::Routing;
 use crate::config::Source;
+use crate::config::{AlertFormat, Routing, SinkKind};
 use crate::engine::Engine;
 use crate::event::{Admission, Clock};
 use crate::http::{self, Server};
@@ -38,9 +38,20 @@ pub const BATCHES_IN_FLIGHT: usize = 16;
 /// Runtime threads for network IO; detection has its own thread.
 const IO_THREADS: usize = 2;
 
-pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
-    let cfg = load_config(config)?;
+pub fn run(
+    config: Option<&Path>,
+    reset_state: bool,
+    output: Option<AlertFormat>,
+) -> Result<(), Failure> {
+    let mut cfg = load_config(config)?;
     raise_fd_limit();
+    // `--output` chooses for every stdout sink, over its `format`.
+    if let Some(format) = output {
+        cfg.sinks
+            .iter_mut()
+            .filter(|s| s.kind == SinkKind::Stdout)
+            .for_each(|s| s.format = Some(format));
+    }
     let set = load_rules(&cfg.rules_dir)?;
     let admission = Admission {
         clock: Clock::Wall,

@@ -20,8 +20,8 @@ pub use kafka::{DEFAULT_GROUP_ID, DEFAULT_IDLE_PARTITION_MS, KafkaConfig, KafkaS
 pub use pull::{Provider, PullConfig};
 pub use secret::Secret;
 pub use sinks::{
-    DeliveryPolicy, ElasticsearchConfig, EmailConfig, PagerDutyConfig, SinkConfig, SinkKind,
-    SlackConfig, SmtpTls, SplunkHecConfig, SyslogConfig, WebhookConfig, split_host_port,
+    AlertFormat, DeliveryPolicy, ElasticsearchConfig, EmailConfig, PagerDutyConfig, SinkConfig,
+    SinkKind, SlackConfig, SmtpTls, SplunkHecConfig, SyslogConfig, WebhookConfig, split_host_port,
 };
 
 /// SPEC §5 defaults, used when there is no configuration file.

@@ -58,6 +58,30 @@ pub struct SinkConfig {
     pub delivery: DeliveryPolicy,
     /// Whether the evidence events go out with the alert (on-call kinds default to no).
     pub include_evidence: bool,
+    /// `format` of the `stdout`, `file` and `webhook` sinks; `None` elsewhere and when unset
+    /// (JSON, or for `stdout` a table when it is a terminal).
+    pub format: Option<AlertFormat>,
+}
+
+/// How an alert is written: SPEC §3 JSON, a table for a person, or an OCSF Detection Finding
+/// (`docs/ocsf.md`). Sinks take `json` and `ocsf` (`format`); `replay` and `run` take all
+/// three (`--output`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertFormat {
+    Json,
+    Table,
+    Ocsf,
+}
+
+impl AlertFormat {
+    pub fn parse(s: &str) -> Option<AlertFormat> {
+        match s {
+            "json" => Some(AlertFormat::Json),
+            "table" => Some(AlertFormat::Table),
+            "ocsf" => Some(AlertFormat::Ocsf),
+            _ => None,
+        }
+    }
 }
 
 impl SinkConfig {
@@ -66,6 +90,7 @@ impl SinkConfig {
         SinkConfig {
             name: name.into(),
             include_evidence: !kind.is_on_call(),
+            format: None,
             kind,
             routing: Routing::default(),
             delivery: DeliveryPolicy::default(),
@@ -370,6 +395,20 @@ fn sink(n: usize, raw: RawSink, error: &mut dyn FnMut(String)) -> Option<(SinkCo
             None => {}
         }
     }
+    // A table is for a person at a terminal (`--output table`), not for a file or a receiver.
+    let mut format = None;
+    if kind.as_ref().is_some_and(|k| {
+        matches!(
+            k,
+            SinkKind::Stdout | SinkKind::File { .. } | SinkKind::Webhook(_)
+        )
+    }) && let Some(f) = o.str("format")
+    {
+        match AlertFormat::parse(&f) {
+            Some(f @ (AlertFormat::Json | AlertFormat::Ocsf)) => format = Some(f),
+            _ => o.fail(format!("format `{f}`: use json or ocsf")),
+        }
+    }
     o.finish();
     let failed = o.failed;
     let kind = kind?;
@@ -382,6 +421,7 @@ fn sink(n: usize, raw: RawSink, error: &mut dyn FnMut(String)) -> Option<(SinkCo
     if let Some(e) = include_evidence {
         config.include_evidence = e;
     }
+    config.format = format;
     Some((config, name.is_some()))
 }
 

@@ -1,5 +1,6 @@
-//! Alerts appended as JSON lines to a file, reopened on request (SIGHUP after log rotation:
-//! the rotated file is left to the rotator and writing goes on in a new file at `path`).
+//! Alerts appended as lines (JSON or OCSF, `lines.rs`) to a file, reopened on request (SIGHUP
+//! after log rotation: the rotated file is left to the rotator and writing goes on in a new
+//! file at `path`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -7,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::lines::LineEncoder;
 use super::stdout::{outcome, write_lines};
 use super::{AlertSink, BoxFuture, Deliver, Record, Results, all};
+use crate::config::AlertFormat;
 use crate::engine::Alert;
 
 pub struct FileSink {
@@ -65,15 +68,17 @@ pub struct FileDeliver {
     path: PathBuf,
     file: Arc<Mutex<Option<File>>>,
     reopen: Arc<AtomicBool>,
+    encoder: Arc<LineEncoder>,
 }
 
 impl FileDeliver {
     /// Opens the file now, so a path that cannot be written stops the daemon at start.
-    pub fn open(path: &Path) -> io::Result<FileDeliver> {
+    pub fn open(path: &Path, format: AlertFormat) -> io::Result<FileDeliver> {
         Ok(FileDeliver {
             path: path.to_path_buf(),
             file: Arc::new(Mutex::new(Some(open(path)?))),
             reopen: Arc::new(AtomicBool::new(false)),
+            encoder: Arc::new(LineEncoder::new(format, true)),
         })
     }
 
@@ -87,6 +92,7 @@ impl Deliver for FileDeliver {
     fn deliver<'a>(&'a self, alerts: &'a [Arc<Record>]) -> BoxFuture<'a, Results> {
         let alerts = alerts.to_vec();
         let (path, file, reopen) = (self.path.clone(), self.file.clone(), self.reopen.clone());
+        let encoder = self.encoder.clone();
         Box::pin(async move {
             let n = alerts.len();
             let written = tokio::task::spawn_blocking(move || {
@@ -97,7 +103,7 @@ impl Deliver for FileDeliver {
                     tracing::info!(path = %path.display(), "alert file reopened");
                 }
                 let f = slot.as_mut().expect("opened above");
-                write_lines(f, &alerts)
+                write_lines(f, &alerts, &encoder)
             })
             .await;
             all(n, outcome(written))
@@ -117,7 +123,7 @@ mod tests {
     async fn a_rotated_file_is_left_behind_and_a_new_one_written_after_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alerts.jsonl");
-        let sink = FileDeliver::open(&path).unwrap();
+        let sink = FileDeliver::open(&path, AlertFormat::Json).unwrap();
         let a = Arc::new(crate::sink::record::tests::sample());
         assert!(
             sink.deliver(std::slice::from_ref(&a))

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::engine::Alert;
 use crate::rule::Severity;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -35,6 +36,11 @@ pub struct Record {
 impl Record {
     pub fn from_json(json: &Value) -> Result<Record, serde_json::Error> {
         Record::deserialize(json)
+    }
+
+    /// An alert fresh from the engine, read as the outbox would read it back.
+    pub fn from_alert(alert: &Alert) -> Result<Record, serde_json::Error> {
+        Record::from_json(&serde_json::to_value(alert)?)
     }
 
     pub fn severity(&self) -> Severity {

@@ -1,34 +1,35 @@
-//! Alerts as JSON lines on standard output: `replay` writes to it directly, the daemon
-//! through the outbox.
+//! Alerts on standard output, one line each in the sink's format (`lines.rs`): `replay`
+//! writes to it directly, the daemon through the outbox.
 
 use std::io::{self, BufWriter, Stdout, Write};
 use std::sync::Arc;
 
+use super::lines::LineEncoder;
 use super::{AlertSink, BoxFuture, Deliver, Record, Results, SendError, all};
+use crate::config::AlertFormat;
 use crate::engine::Alert;
 
 pub struct StdoutSink {
     out: BufWriter<Stdout>,
+    encoder: LineEncoder,
+    buf: Vec<u8>,
 }
 
 impl StdoutSink {
-    pub fn new() -> StdoutSink {
+    pub fn new(format: AlertFormat) -> StdoutSink {
         StdoutSink {
             out: BufWriter::new(io::stdout()),
+            encoder: LineEncoder::new(format, true),
+            buf: Vec::new(),
         }
-    }
-}
-
-impl Default for StdoutSink {
-    fn default() -> Self {
-        StdoutSink::new()
     }
 }
 
 impl AlertSink for StdoutSink {
     fn deliver(&mut self, alert: &Alert) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, alert)?;
-        self.out.write_all(b"\n")
+        self.buf.clear();
+        self.encoder.encode_alert(alert, &mut self.buf)?;
+        self.out.write_all(&self.buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -37,16 +38,27 @@ impl AlertSink for StdoutSink {
 }
 
 /// The outbox's stdout sink: a blocking write, moved off the runtime's threads.
-pub struct StdoutDeliver;
+pub struct StdoutDeliver {
+    encoder: Arc<LineEncoder>,
+}
+
+impl StdoutDeliver {
+    pub fn new(format: AlertFormat) -> StdoutDeliver {
+        StdoutDeliver {
+            encoder: Arc::new(LineEncoder::new(format, true)),
+        }
+    }
+}
 
 impl Deliver for StdoutDeliver {
     fn deliver<'a>(&'a self, alerts: &'a [Arc<Record>]) -> BoxFuture<'a, Results> {
         let alerts = alerts.to_vec();
+        let encoder = self.encoder.clone();
         Box::pin(async move {
             let n = alerts.len();
             let written = tokio::task::spawn_blocking(move || {
                 let mut out = io::stdout().lock();
-                write_lines(&mut out, &alerts)
+                write_lines(&mut out, &alerts, &encoder)
             })
             .await;
             all(n, outcome(written))
@@ -54,12 +66,15 @@ impl Deliver for StdoutDeliver {
     }
 }
 
-/// JSON lines of every alert, flushed.
-pub fn write_lines(out: &mut dyn Write, alerts: &[Arc<Record>]) -> io::Result<()> {
+/// Every alert as a line in the encoder's format, flushed.
+pub fn write_lines(
+    out: &mut dyn Write,
+    alerts: &[Arc<Record>],
+    encoder: &LineEncoder,
+) -> io::Result<()> {
     let mut buf = Vec::new();
     for a in alerts {
-        serde_json::to_writer(&mut buf, a.as_ref())?;
-        buf.push(b'\n');
+        encoder.encode(a, &mut buf)?;
     }
     out.write_all(&buf)?;
     out.flush()

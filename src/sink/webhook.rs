@@ -1,4 +1,4 @@
-//! `webhook`: the alert JSON POSTed as is, with an optional bearer token, custom headers and
+//! `webhook`: the alert JSON POSTed as is (or as an OCSF Detection Finding, `format = "ocsf"`), with an optional bearer token, custom headers and
 //! an HMAC-SHA256 signature a receiver checks (README, "Verifying webhook signatures"):
 //! `X-Authwatch-Signature: sha256=<hex of HMAC(secret, timestamp + "." + body)>` with the
 //! Unix-seconds timestamp in `X-Authwatch-Timestamp`, so a captured request cannot be replayed
@@ -9,8 +9,8 @@ use std::sync::Arc;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{BoxFuture, Deliver, Record, Results, SendError, http};
-use crate::config::{DeliveryPolicy, WebhookConfig};
+use super::{BoxFuture, Deliver, Record, Results, SendError, http, ocsf};
+use crate::config::{AlertFormat, DeliveryPolicy, WebhookConfig};
 
 pub const TIMESTAMP_HEADER: &str = "X-Authwatch-Timestamp";
 pub const SIGNATURE_HEADER: &str = "X-Authwatch-Signature";
@@ -21,6 +21,7 @@ pub struct Webhook {
     config: WebhookConfig,
     client: http::Client,
     include_evidence: bool,
+    format: AlertFormat,
 }
 
 impl Webhook {
@@ -28,20 +29,24 @@ impl Webhook {
         config: WebhookConfig,
         policy: &DeliveryPolicy,
         include_evidence: bool,
+        format: AlertFormat,
     ) -> Result<Webhook, String> {
         let client = http::client(policy, config.ca_file.as_deref())?;
         Ok(Webhook {
             config,
             client,
             include_evidence,
+            format,
         })
     }
 
     async fn send(&self, alert: &Record) -> Result<(), SendError> {
-        let body = serde_json::to_vec(&alert.to_json(self.include_evidence)).map_err(|e| {
-            SendError::Reject {
-                reason: format!("cannot encode the alert: {e}"),
-            }
+        let payload = match self.format {
+            AlertFormat::Ocsf => ocsf::finding(alert, self.include_evidence),
+            _ => alert.to_json(self.include_evidence),
+        };
+        let body = serde_json::to_vec(&payload).map_err(|e| SendError::Reject {
+            reason: format!("cannot encode the alert: {e}"),
         })?;
         let mut req = self
             .client

@@ -15,6 +15,7 @@ mod kafka;
 mod normalize_attacks;
 mod normalize_conformance;
 mod ops;
+mod output;
 mod pull_api;
 mod sinks_email;
 mod sinks_harness;
