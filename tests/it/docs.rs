@@ -10,6 +10,10 @@
 //! `*_file` keys name, and `[geoip]`'s `city` and `asn`, replaced by files made in a temporary
 //! directory (test MaxMind databases for the latter); the rest of the block is checked as written.
 //!
+//! Every relative link of those pages, ARCHITECTURE.md and demo/README.md names a file that
+//! exists and, with `#anchor`, a heading of it (GitHub's anchors: lower case, punctuation dropped,
+//! spaces as hyphens), so moving a section cannot leave a link behind.
+//!
 //! A block that is deliberately a fragment (a few keys out of context) says so with `# fragment`
 //! as its first line, and is skipped. Prefer complete examples: none is a fragment today.
 
@@ -22,7 +26,7 @@ use crate::support::{authwatch, repo, rules_dir, stderr};
 
 const FRAGMENT: &str = "# fragment";
 
-/// README.md and every page under docs/.
+/// README.md and every page under docs/: the pages whose examples are checked.
 fn pages() -> Vec<PathBuf> {
     let mut pages = vec![repo().join("README.md")];
     pages.extend(files(&repo().join("docs"), ".md"));
@@ -171,4 +175,86 @@ fn every_yaml_example_is_a_rule_that_passes_check_and_its_tests() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The anchor GitHub gives a heading.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The lines of a page outside its fenced code blocks.
+fn prose(markdown: &str) -> impl Iterator<Item = &str> {
+    let mut in_code = false;
+    markdown.lines().filter(move |line| {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            return false;
+        }
+        !in_code
+    })
+}
+
+/// A page's headings, without their `#`s.
+fn headings(markdown: &str) -> Vec<&str> {
+    prose(markdown)
+        .filter(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#'))
+        .collect()
+}
+
+/// The targets of a page's Markdown links, `[text](target)`, outside code blocks.
+fn links(markdown: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in prose(markdown) {
+        let mut rest = line;
+        while let Some(at) = rest.find("](") {
+            let target = &rest[at + 2..];
+            let end = target.find(')').unwrap_or(target.len());
+            out.push(target[..end].to_string());
+            rest = &target[end..];
+        }
+    }
+    out
+}
+
+#[test]
+fn every_relative_link_names_a_file_and_heading_that_exist() {
+    let mut pages = pages();
+    pages.push(repo().join("ARCHITECTURE.md"));
+    pages.push(repo().join("demo/README.md"));
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for page in &pages {
+        let markdown = std::fs::read_to_string(page).unwrap();
+        for link in links(&markdown) {
+            if link.contains("://") || link.starts_with("mailto:") {
+                continue;
+            }
+            checked += 1;
+            let (path, fragment) = link.split_once('#').unwrap_or((&link, ""));
+            let target = if path.is_empty() {
+                page.clone()
+            } else {
+                page.parent().unwrap().join(path)
+            };
+            if !target.exists() {
+                broken.push(format!("{}: {link}: no such file", page.display()));
+                continue;
+            }
+            if !fragment.is_empty() {
+                let text = std::fs::read_to_string(&target).unwrap();
+                if !headings(&text).iter().any(|h| anchor(h) == fragment) {
+                    broken.push(format!("{}: {link}: no such heading", page.display()));
+                }
+            }
+        }
+    }
+    assert!(checked >= 20, "the pages link to each other ({checked} links)");
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
