@@ -8,7 +8,8 @@
 //! files to exist (it opens nothing else and touches no network). So each block is checked with
 //! every variable its `*_env` keys name set in the child's environment, and with every path its
 //! `*_file` keys name, and `[geoip]`'s `city` and `asn`, replaced by files made in a temporary
-//! directory (test MaxMind databases for the latter); the rest of the block is checked as written.
+//! directory (a PEM-shaped placeholder for certificates, test MaxMind databases for the
+//! databases); the rest of the block is checked as written.
 //!
 //! Every relative link of those pages, ARCHITECTURE.md and demo/README.md names a file that
 //! exists and, with `#anchor`, a heading of it (GitHub's anchors: lower case, punctuation dropped,
@@ -25,6 +26,10 @@ use crate::geodb;
 use crate::support::{authwatch, repo, rules_dir, stderr};
 
 const FRAGMENT: &str = "# fragment";
+
+/// What stands in for a certificate file: `check` looks for a PEM certificate in a sink's
+/// `ca_file` (and only that a Kafka TLS file exists); the handshake is what reads it in full.
+const CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----\nexample\n-----END CERTIFICATE-----\n";
 
 /// README.md and every page under docs/: the pages whose examples are checked.
 fn pages() -> Vec<PathBuf> {
@@ -86,6 +91,8 @@ fn check_config(dir: &Path, label: &str, block: &str) -> Output {
         let made = if key.ends_with("_env") {
             env.push((value.clone(), secret_for(key)));
             None
+        } else if key.ends_with("ca_file") || key.ends_with("cert_file") {
+            Some(CERTIFICATE.to_vec())
         } else if key.ends_with("_file") {
             Some(b"example-secret\n".to_vec())
         } else if key == ".geoip.city" {
@@ -122,7 +129,7 @@ fn check_config(dir: &Path, label: &str, block: &str) -> Output {
 #[test]
 fn every_toml_example_passes_check() {
     let blocks = blocks("toml");
-    assert!(blocks.len() >= 8, "the pages hold the configuration examples");
+    assert!(blocks.len() >= 9, "the pages hold the configuration examples");
     let mut failures = Vec::new();
     for (label, block) in &blocks {
         let dir = tempfile::tempdir().unwrap();
