@@ -419,7 +419,10 @@ pub fn targets(repo: &Path) -> Vec<Target<'static>> {
     let mut config_seeds = Vec::new();
     let pages = std::iter::once(repo.join("README.md")).chain(files(&repo.join("docs"), ".md"));
     for page in pages {
-        config_seeds.extend(fenced_blocks(&std::fs::read_to_string(page).unwrap(), "toml"));
+        config_seeds.extend(fenced_blocks(
+            &std::fs::read_to_string(page).unwrap(),
+            "toml",
+        ));
     }
     config_seeds.push(std::fs::read(repo.join("systemd/authwatch.toml")).unwrap());
     targets.push(Target {

@@ -129,7 +129,10 @@ fn check_config(dir: &Path, label: &str, block: &str) -> Output {
 #[test]
 fn every_toml_example_passes_check() {
     let blocks = blocks("toml");
-    assert!(blocks.len() >= 9, "the pages hold the configuration examples");
+    assert!(
+        blocks.len() >= 9,
+        "the pages hold the configuration examples"
+    );
     let mut failures = Vec::new();
     for (label, block) in &blocks {
         let dir = tempfile::tempdir().unwrap();
@@ -262,6 +265,9 @@ fn every_relative_link_names_a_file_and_heading_that_exist() {
             }
         }
     }
-    assert!(checked >= 20, "the pages link to each other ({checked} links)");
+    assert!(
+        checked >= 20,
+        "the pages link to each other ({checked} links)"
+    );
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
