@@ -1,5 +1,5 @@
 //! `webhook`: the alert JSON POSTed as is (or as an OCSF Detection Finding, `format = "ocsf"`), with an optional bearer token, custom headers and
-//! an HMAC-SHA256 signature a receiver checks (README, "Verifying webhook signatures"):
+//! an HMAC-SHA256 signature a receiver checks (docs/sinks.md, "Verifying webhook signatures"):
 //! `X-Authwatch-Signature: sha256=<hex of HMAC(secret, timestamp + "." + body)>` with the
 //! Unix-seconds timestamp in `X-Authwatch-Timestamp`, so a captured request cannot be replayed
 //! outside the receiver's window.

@@ -262,7 +262,7 @@ pub fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     out
 }
 
-/// The fenced blocks of one language in a Markdown file (README's configuration examples).
+/// The fenced blocks of one language in a Markdown file (the documentation's config examples).
 pub fn fenced_blocks(markdown: &str, language: &str) -> Vec<Vec<u8>> {
     let open = format!("```{language}");
     let mut blocks = Vec::new();
@@ -287,7 +287,8 @@ pub fn fenced_blocks(markdown: &str, language: &str) -> Vec<Vec<u8>> {
 /// Every target: each input format's decoder (and the engine with the whole default pack behind
 /// it, so decoded hostile events are also processed), the HTTP ingest routes' body splitting,
 /// the rule parser and the config parser.
-/// Seeds come from `repo`'s fixtures, demo, rules and README, and `../shared/corpus` when present.
+/// Seeds come from `repo`'s fixtures, demo, rules and documentation (README.md, docs/), and
+/// `../shared/corpus` when present.
 pub fn targets(repo: &Path) -> Vec<Target<'static>> {
     use authwatch::engine::{Engine, EngineOptions};
     use authwatch::normalize::{Format, normalize};
@@ -415,8 +416,14 @@ pub fn targets(repo: &Path) -> Vec<Target<'static>> {
         }),
     });
 
-    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
-    let mut config_seeds = fenced_blocks(&readme, "toml");
+    let mut config_seeds = Vec::new();
+    let pages = std::iter::once(repo.join("README.md")).chain(files(&repo.join("docs"), ".md"));
+    for page in pages {
+        config_seeds.extend(fenced_blocks(
+            &std::fs::read_to_string(page).unwrap(),
+            "toml",
+        ));
+    }
     config_seeds.push(std::fs::read(repo.join("systemd/authwatch.toml")).unwrap());
     targets.push(Target {
         name: "config parser".into(),

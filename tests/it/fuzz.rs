@@ -1,6 +1,7 @@
 //! The short fuzz run CI does on every change (the long one is `examples/fuzz.rs`, figures in
-//! the README): every decoder with the engine behind it, the rule parser and the config parser,
-//! fed mutations of the repository's fixtures; any panic fails with the input that caused it.
+//! README's threat model): every decoder with the engine behind it, the rule parser and the
+//! config parser, fed mutations of the repository's fixtures; any panic fails with the input
+//! that caused it.
 
 use crate::fuzz_harness::{run, targets};
 use crate::support::repo;

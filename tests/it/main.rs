@@ -3,6 +3,7 @@
 mod cli;
 mod clock;
 mod determinism;
+mod docs;
 mod forget;
 mod fuzz;
 #[path = "../common/fuzz.rs"]

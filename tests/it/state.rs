@@ -197,7 +197,7 @@ fn children_peak_rss_kib() -> i64 {
     }
 }
 
-/// The documented bound for a flood with default caps (README, "State and memory").
+/// The documented bound for a flood with default caps (docs/operations.md, "State").
 const FLOOD_RSS_CAP_MIB: i64 = 512;
 
 #[test]
