@@ -118,9 +118,14 @@ fn partition_of(key: &str, partitions: i32) -> i32 {
 }
 
 /// Synthetic traffic starting `days_ahead` days from now (future event time, so the daemon's
-/// idle clock, which follows the wall clock, never makes it late), as JSON lines keyed by
+/// idle clock, which follows the wall clock, never makes it late; the daemons and `replay`
+/// therefore accept events up to `FUTURE_SKEW` ahead of the wall clock), as JSON lines keyed by
 /// username, followed by one marker per partition an hour after the last event: the markers
 /// move every partition's event time past the lateness, so everything before them is judged.
+/// How far ahead of the wall clock the tests' traffic may be stamped: `traffic` starts at most
+/// two days ahead and spans hours.
+const FUTURE_SKEW: &str = "7d";
+
 fn traffic(seed: u64, n: usize, days_ahead: i64, partitions: i32) -> (Vec<Record>, Vec<u8>) {
     let now = chrono::Utc::now().timestamp_millis();
     let events = Traffic {
@@ -203,6 +208,7 @@ dir = "{state}"
 checkpoint_interval = "200ms"
 [rules]
 dir = "{rules}"
+max_clock_skew = "{skew}"
 [[sink]]
 kind = "file"
 path = "{alerts}"
@@ -212,6 +218,7 @@ path = "{alerts}"
                 group = self.group,
                 state = self.dir.join(format!("{name}-state")).display(),
                 rules = self.rules.display(),
+                skew = FUTURE_SKEW,
                 alerts = self.alerts(name).display(),
             ),
         )
@@ -445,11 +452,15 @@ fn ids_in(path: &Path) -> Vec<String> {
 fn replay_ids(dir: &Path, rules: &Path, lines: &[u8]) -> BTreeSet<String> {
     let input = dir.join("replay-input.jsonl");
     std::fs::write(&input, lines).unwrap();
+    // `--now` as far ahead as the daemons' `max_clock_skew`: the traffic is stamped ahead.
+    let now = (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339();
     let out = authwatch(
         &[
             "replay",
             "--rules",
             rules.to_str().unwrap(),
+            "--now",
+            &now,
             input.to_str().unwrap(),
         ],
         b"",
