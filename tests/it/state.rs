@@ -190,6 +190,10 @@ fn sigkill_at_twenty_random_points_loses_and_invents_no_alert() {
 /// Runs `authwatch` like `support::authwatch` and returns its output with the peak resident
 /// memory of that one process, from `wait4`. (`getrusage(RUSAGE_CHILDREN)` would give the
 /// largest of every child this test binary has waited for, and tests run side by side.)
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, not Child::wait"
+)]
 fn authwatch_with_peak_rss_kib(args: &[&str], stdin: &[u8]) -> (std::process::Output, i64) {
     use std::io::{Read, Write};
     use std::os::unix::process::ExitStatusExt;
