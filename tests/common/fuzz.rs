@@ -288,13 +288,14 @@ pub fn fenced_blocks(markdown: &str, language: &str) -> Vec<Vec<u8>> {
 /// it, so decoded hostile events are also processed), the HTTP ingest routes' body splitting,
 /// the rule parser and the config parser.
 /// Seeds come from `repo`'s fixtures, demo, rules and documentation (README.md, docs/), and
-/// `../shared/corpus` when present.
+/// `../shared/corpus` (or `AUTHWATCH_CORPUS`) when present.
 pub fn targets(repo: &Path) -> Vec<Target<'static>> {
     use authwatch::engine::{Engine, EngineOptions};
     use authwatch::normalize::{Format, normalize};
 
     let fixtures = repo.join("tests/fixtures");
-    let corpus = repo.join("../shared/corpus");
+    let corpus = std::env::var_os("AUTHWATCH_CORPUS")
+        .map_or_else(|| repo.join("../shared/corpus"), PathBuf::from);
     let corpus_lines = |prefix: &str| -> Vec<Vec<u8>> {
         if !corpus.is_dir() {
             return Vec::new();
