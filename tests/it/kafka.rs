@@ -546,6 +546,10 @@ fn a_poison_message_lands_in_the_dead_letter_topic_and_the_partition_moves_on() 
     let (mut records, _) = traffic(13, 2_000, 1, 1);
     let poison = b"this is not JSON {".to_vec();
     records.insert(1_000, (0, b"poison-key".to_vec(), poison.clone()));
+    // A far-future event (a producer with a wrong clock, or an attacker): bad input too, so
+    // it is dead-lettered and moves no event time (else every event after it would be late).
+    let future = br#"{"ts":"2999-01-01T00:00:00Z","type":"other"}"#.to_vec();
+    records.insert(1_500, (0, b"future-key".to_vec(), future.clone()));
     let lines: Vec<u8> = records
         .iter()
         .flat_map(|(_, _, p)| p.iter().copied().chain([b'\n']))
@@ -554,7 +558,7 @@ fn a_poison_message_lands_in_the_dead_letter_topic_and_the_partition_moves_on() 
     setup.run_to_end("dlq", &format!("dead_letter_topic = \"{dlq}\""));
     let got: BTreeSet<String> = ids_in(&setup.alerts("dlq")).into_iter().collect();
     assert_eq!(got, replay_ids(dir.path(), &setup.rules, &lines));
-    assert_eq!(events_counted(&setup, "dlq"), records.len() as u64 - 1);
+    assert_eq!(events_counted(&setup, "dlq"), records.len() as u64 - 2);
 
     // The dead letter: the original bytes and key, headers naming why and where from.
     let consumer: BaseConsumer = ClientConfig::new()
@@ -567,30 +571,41 @@ fn a_poison_message_lands_in_the_dead_letter_topic_and_the_partition_moves_on() 
         .unwrap();
     consumer.assign(&tpl).unwrap();
     let deadline = Instant::now() + PATIENCE;
-    let message = loop {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => break m,
-            Some(Err(e)) => panic!("reading the dead-letter topic: {e}"),
-            None => assert!(Instant::now() < deadline, "no dead letter arrived"),
-        }
+    let next_letter = || {
+        let message = loop {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => break m,
+                Some(Err(e)) => panic!("reading the dead-letter topic: {e}"),
+                None => assert!(Instant::now() < deadline, "no dead letter arrived"),
+            }
+        };
+        let headers: BTreeMap<String, String> = message
+            .headers()
+            .expect("headers")
+            .iter()
+            .map(|h| {
+                (
+                    h.key.to_string(),
+                    String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                )
+            })
+            .collect();
+        let payload = message.payload().unwrap_or_default().to_vec();
+        let key = message.key().unwrap_or_default().to_vec();
+        (payload, key, headers)
     };
-    assert_eq!(message.payload(), Some(poison.as_slice()));
-    assert_eq!(message.key(), Some(&b"poison-key"[..]));
-    let headers: BTreeMap<String, String> = message
-        .headers()
-        .expect("headers")
-        .iter()
-        .map(|h| {
-            (
-                h.key.to_string(),
-                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-            )
-        })
-        .collect();
+    let (payload, key, headers) = next_letter();
+    assert_eq!(payload, poison);
+    assert_eq!(key, b"poison-key");
     assert_eq!(headers["authwatch-reason"], "invalid_json");
     assert_eq!(headers["authwatch-source-topic"], setup.topic);
     assert_eq!(headers["authwatch-source-partition"], "0");
     assert_eq!(headers["authwatch-source-offset"], "1000");
+    let (payload, key, headers) = next_letter();
+    assert_eq!(payload, future);
+    assert_eq!(key, b"future-key");
+    assert_eq!(headers["authwatch-reason"], "future_timestamp");
+    assert_eq!(headers["authwatch-source-offset"], "1500");
 }
 
 #[test]
