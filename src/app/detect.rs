@@ -7,14 +7,18 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::Failure;
-use super::shared::Shared;
-use crate::engine::StateWrites;
 use crate::pipeline::Pipeline;
+use crate::shared::Shared;
 use crate::source::{Batch, Item};
 use crate::state::CheckpointWriter;
+use crate::state::StateWrites;
 use crate::telemetry::metrics::label;
 
 use super::reload::Reloader;
+
+/// Batches in flight between source and detection: a bound, so a fast source waits (or an
+/// HTTP client is told to retry) instead of filling memory.
+pub const BATCHES_IN_FLIGHT: usize = 16;
 
 /// The watchdog interval systemd asked for (`WatchdogSec=`), pinged at half of it.
 fn watchdog() -> Option<Watchdog> {
@@ -98,7 +102,7 @@ impl Detector {
             reloader: None,
             labels: ("unknown".into(), "native".into()),
             watchdog: watchdog(),
-            queue_capacity: super::run::BATCHES_IN_FLIGHT,
+            queue_capacity: BATCHES_IN_FLIGHT,
             acks: Vec::new(),
         }
     }

@@ -6,8 +6,8 @@ mod detect;
 mod outbox;
 mod reload;
 mod replay;
+mod rule_tests;
 mod run;
-pub mod shared;
 mod subject;
 mod test;
 

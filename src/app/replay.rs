@@ -13,11 +13,12 @@ use super::{
     Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
     open_state, rules_dir,
 };
-use crate::engine::{Engine, StateWrites};
+use crate::engine::{self, Engine};
 use crate::event::{Admission, Clock, parse_rfc3339_ms};
 use crate::pipeline::Pipeline;
 use crate::sink::{Router, StdoutSink};
 use crate::source::lines::{LineReader, Record};
+use crate::state::StateWrites;
 use crate::state::{self, Store};
 
 /// Progress is redrawn every this many records (drawing per line would cost more than parsing).
@@ -64,7 +65,8 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
     let store = match opts.state {
         Some(dir) => {
             let store = open_state(dir, opts.reset_state)?;
-            let entries = state::engine_entries(&store).map_err(|e| Failure::Runtime(e.into()))?;
+            let entries = state::scan_prefixes(&store, &engine::STATE_PREFIXES)
+                .map_err(|e| Failure::Runtime(e.into()))?;
             engine.restore(entries).map_err(|e| {
                 anyhow::anyhow!(
                     "cannot restore the state in {}: {e}; use --reset-state to begin afresh",

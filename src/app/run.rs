@@ -11,20 +11,20 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use super::detect::{Detector, Ended};
+use super::detect::{BATCHES_IN_FLIGHT, Detector, Ended};
 use super::reload::Reloader;
-use super::shared::{Shared, watch_signals};
 use super::{
     Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
     open_state,
 };
 use crate::config::Routing;
 use crate::config::Source;
-use crate::engine::Engine;
+use crate::engine::{self, Engine};
 use crate::event::{Admission, Clock};
 use crate::http::{self, Server};
 use crate::outbox::Delivery;
 use crate::pipeline::Pipeline;
+use crate::shared::{Shared, watch_signals};
 use crate::sink::Router;
 use crate::source::file::{self, FileSource};
 use crate::source::kafka::KafkaSource;
@@ -32,9 +32,6 @@ use crate::source::pull::{self, PullSource};
 use crate::source::{self, Batch, stdin};
 use crate::state::{self, CheckpointWriter, Guarded, StoreGuard};
 
-/// Batches in flight between source and detection: a bound, so a fast source waits (or an
-/// HTTP client is told to retry) instead of filling memory.
-pub const BATCHES_IN_FLIGHT: usize = 16;
 /// Runtime threads for network IO; detection has its own thread.
 const IO_THREADS: usize = 2;
 
@@ -57,7 +54,8 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     state::start_watchdog(guard.clone());
     let store = Arc::new(Guarded::new(store, guard.clone()));
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
-    let entries = state::engine_entries(&*store).map_err(|e| Failure::Runtime(e.into()))?;
+    let entries = state::scan_prefixes(&*store, &engine::STATE_PREFIXES)
+        .map_err(|e| Failure::Runtime(e.into()))?;
     let restored = engine.restore(entries).map_err(|e| {
         anyhow::anyhow!(
             "cannot restore the state in {}: {e}; start with --reset-state to begin afresh",

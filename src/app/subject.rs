@@ -8,8 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Failure, engine_options, load_config, load_rules, open_state};
-use crate::engine::{Engine, StateWrites};
+use crate::engine::{self, Engine};
 use crate::outbox::OutboxStore;
+use crate::state::StateWrites;
 use crate::state::{self, SledStore, StateError, Store};
 
 fn restored_engine(config: Option<&Path>) -> Result<(Engine, SledStore), Failure> {
@@ -18,7 +19,7 @@ fn restored_engine(config: Option<&Path>) -> Result<(Engine, SledStore), Failure
     let store = open_state(&cfg.state_dir, false)?;
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
     engine
-        .restore(state::engine_entries(&store).map_err(runtime)?)
+        .restore(state::scan_prefixes(&store, &engine::STATE_PREFIXES).map_err(runtime)?)
         .map_err(|e| anyhow::anyhow!("cannot read the state: {e}"))?;
     Ok((engine, store))
 }

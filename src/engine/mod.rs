@@ -23,7 +23,7 @@ mod window;
 
 pub use alert::{Alert, MAX_EVIDENCE, alert_id, describe_duration, describe_group};
 pub use baseline::{BaselineGroup, MAX_VALUES_PER_GROUP, ValueId};
-pub use persist::{RestoreReport, StateWrites};
+pub use persist::{RestoreReport, STATE_PREFIXES};
 pub use reload::RuleDiff;
 pub use travel::{Place, Trip, distance_km};
 

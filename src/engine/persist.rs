@@ -33,6 +33,7 @@ use super::held_log::HELD_PREFIX;
 use super::table::Table;
 use super::{Engine, group};
 use crate::rule::{Kind, Rule};
+use crate::state::StateWrites;
 
 pub const GROUP_PREFIX: &[u8] = b"g/";
 /// Deltas between full snapshots: at one checkpoint a second, a snapshot a minute bounds what a
@@ -47,53 +48,9 @@ pub const RULE_PREFIX: &[u8] = b"r/";
 pub const PENDING_KEY: &[u8] = b"e/pending";
 pub const CLOCK_KEY: &[u8] = b"e/clock";
 pub const DEDUP_PREFIX: &[u8] = b"d/";
-
-/// Work that produces writes later, on the thread that commits them.
-pub type Deferred = Box<dyn FnOnce(&mut StateWrites) + Send>;
-
-/// Writes produced by a checkpoint, applied by the store in one atomic batch.
-#[derive(Default)]
-pub struct StateWrites {
-    pub puts: Vec<(Vec<u8>, Vec<u8>)>,
-    pub deletes: Vec<Vec<u8>>,
-    /// Serialisation left to the committing thread; `resolve` runs it.
-    deferred: Vec<Deferred>,
-}
-
-impl std::fmt::Debug for StateWrites {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateWrites")
-            .field("puts", &self.puts.len())
-            .field("deletes", &self.deletes.len())
-            .field("deferred", &self.deferred.len())
-            .finish()
-    }
-}
-
-impl StateWrites {
-    pub fn defer(&mut self, work: Deferred) {
-        self.deferred.push(work);
-    }
-
-    /// Runs the deferred serialisation so `puts` and `deletes` are complete.
-    pub fn resolve(&mut self) {
-        for work in std::mem::take(&mut self.deferred) {
-            work(self);
-        }
-    }
-
-    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.puts.push((key, value));
-    }
-
-    pub fn delete(&mut self, key: Vec<u8>) {
-        self.deletes.push(key);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.puts.is_empty() && self.deletes.is_empty() && self.deferred.is_empty()
-    }
-}
+/// Every prefix the engine keeps its state under: what a restore reads
+/// (`state::scan_prefixes`). The store itself knows none of them.
+pub const STATE_PREFIXES: [&[u8]; 4] = [GROUP_PREFIX, RULE_PREFIX, b"e/", DEDUP_PREFIX];
 
 /// What a restore found.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -3,20 +3,21 @@
 //! sink is past, and drains the workers at shutdown.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::progress::{Progress, SinkStatus};
 use super::store::{ID_PREFIX, OutboxStore, SharedStore, cursor_key, entry_key};
 use super::worker::Worker;
 use super::writer::OutboxWriter;
 use crate::config::SinkConfig;
-use crate::engine::StateWrites;
 use crate::sink::{self, Deliver};
+use crate::state::StateWrites;
 
 /// How often cursors and dead letters are committed. A crash loses at most this much
 /// progress, which means those alerts are delivered again (with the same id): at least once.
@@ -27,46 +28,6 @@ const ID_RETENTION_MS: i64 = 24 * 3600 * 1000;
 /// The id index is pruned this often, and first only after this long: ids produced again right
 /// after a restart, however long the daemon was down, are checked before anything is pruned.
 const ID_PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
-/// A sink's counters, for logs and metrics.
-#[derive(Debug)]
-pub struct SinkStatus {
-    pub name: String,
-    pub kind: &'static str,
-    pub delivered: AtomicU64,
-    /// Failed attempts (each retried or, when too old, dead-lettered).
-    pub failures: AtomicU64,
-    pub dead_letters: AtomicU64,
-    pub breaker_open: AtomicBool,
-    /// The next seq the sink delivers.
-    pub cursor: AtomicU64,
-}
-
-/// Progress not yet committed: the workers add, the flusher takes.
-#[derive(Default)]
-pub(super) struct Progress {
-    pending: Mutex<Pending>,
-}
-
-#[derive(Default)]
-struct Pending {
-    writes: StateWrites,
-    cursors: BTreeMap<String, u64>,
-    dirty: bool,
-}
-
-impl Progress {
-    /// Records a sink's new cursor and the dead letters it wrote getting there; both are
-    /// committed together.
-    pub fn advance(&self, sink: &str, cursor: u64, dead: Vec<(Vec<u8>, Vec<u8>)>) {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        for (k, v) in dead {
-            p.writes.put(k, v);
-        }
-        p.cursors.insert(sink.to_string(), cursor);
-        p.dirty = true;
-    }
-}
 
 /// The running delivery side of the daemon.
 pub struct Delivery {
@@ -196,7 +157,7 @@ impl Delivery {
     pub fn export_metrics(
         &self,
         runtime: &tokio::runtime::Handle,
-        shared: Arc<crate::app::shared::Shared>,
+        shared: Arc<crate::shared::Shared>,
     ) {
         let statuses = self.statuses.clone();
         let head = self.head.clone();

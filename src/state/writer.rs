@@ -9,8 +9,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
+use super::StateWrites;
 use super::{SOURCE_PREFIX, StateError, Store};
-use crate::engine::StateWrites;
 
 /// Called after a checkpoint is durable, with its sequence number and the source positions
 /// (`s/` entries) it wrote: sources that acknowledge upstream, like Kafka offset commits, do
