@@ -249,9 +249,7 @@ impl Detector {
 
     /// Waits for the last checkpoint to be durable; hands back the pipeline for its counts.
     pub fn close(self) -> Result<Pipeline, Failure> {
-        self.writer
-            .finish()
-            .map_err(|e| Failure::Runtime(e.into()))?;
+        self.writer.finish()?;
         Ok(self.pipeline)
     }
 
@@ -310,10 +308,7 @@ impl Detector {
                 .get_or_create(&label("rule", rule))
                 .set(evicted as i64);
         }
-        let seq = self
-            .writer
-            .submit(writes)
-            .map_err(|e| Failure::Runtime(e.into()))?;
+        let seq = self.writer.submit(writes)?;
         for ack in self.acks.drain(..) {
             ack.covered_by(seq);
         }

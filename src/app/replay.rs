@@ -65,8 +65,7 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
     let store = match opts.state {
         Some(dir) => {
             let store = open_state(dir, opts.reset_state)?;
-            let entries = state::scan_prefixes(&store, &engine::STATE_PREFIXES)
-                .map_err(|e| Failure::Runtime(e.into()))?;
+            let entries = state::scan_prefixes(&store, &engine::STATE_PREFIXES)?;
             engine.restore(entries).map_err(|e| {
                 anyhow::anyhow!(
                     "cannot restore the state in {}: {e}; use --reset-state to begin afresh",
@@ -120,9 +119,7 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
     if let Some(store) = &store {
         let mut writes = StateWrites::default();
         pipeline.engine.checkpoint(&mut writes);
-        store
-            .commit(writes)
-            .map_err(|e| Failure::Runtime(e.into()))?;
+        store.commit(writes)?;
     }
     if let Some(p) = progress {
         p.finish_and_clear();

@@ -54,8 +54,7 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     state::start_watchdog(guard.clone());
     let store = Arc::new(Guarded::new(store, guard.clone()));
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
-    let entries = state::scan_prefixes(&*store, &engine::STATE_PREFIXES)
-        .map_err(|e| Failure::Runtime(e.into()))?;
+    let entries = state::scan_prefixes(&*store, &engine::STATE_PREFIXES)?;
     let restored = engine.restore(entries).map_err(|e| {
         anyhow::anyhow!(
             "cannot restore the state in {}: {e}; start with --reset-state to begin afresh",
@@ -80,8 +79,7 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     shared.set_stall_timeout(Duration::from_millis(cfg.stall_timeout_ms.max(1) as u64));
     runtime.spawn(watch_signals(shared.clone()));
     // Delivery (issue 6): alerts go into the outbox; a worker per sink delivers from it.
-    let (delivery, outbox) = Delivery::start(runtime.handle(), store.clone(), &cfg.sinks)
-        .map_err(|e| Failure::Invalid(vec![e]))?;
+    let (delivery, outbox) = Delivery::start(runtime.handle(), store.clone(), &cfg.sinks)?;
     let router = Router::new(vec![(Routing::default(), Box::new(outbox))]);
     delivery.export_metrics(runtime.handle(), shared.clone());
     let queue = match &cfg.source {
@@ -139,7 +137,7 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
             follow,
             rotate_wait,
         } => {
-            let resume = file::stored_position(&*store).map_err(|e| Failure::Runtime(e.into()))?;
+            let resume = file::stored_position(&*store)?;
             let source = FileSource {
                 path: path.clone(),
                 follow: *follow,
@@ -170,8 +168,7 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
             )
         }
         Source::Pull(api) => {
-            let resume =
-                pull::stored_cursor(&*store, api).map_err(|e| Failure::Runtime(e.into()))?;
+            let resume = pull::stored_cursor(&*store, api)?;
             let origin = format!("{} {}", api.provider.kind(), api.url);
             let source = PullSource {
                 cfg: (**api).clone(),

@@ -22,7 +22,7 @@ mod worker;
 pub mod writer;
 
 pub use progress::SinkStatus;
-pub use service::Delivery;
+pub use service::{Delivery, StartError};
 pub use store::{DeadLetter, OutboxStore};
 pub use writer::OutboxWriter;
 
