@@ -17,6 +17,7 @@ mod persist;
 mod reload;
 mod reorder;
 mod sequence;
+mod shape;
 mod table;
 mod travel;
 mod window;
@@ -239,7 +240,7 @@ impl Engine {
                     Kind::NewValue(_) => Groups::NewValue(Table::new(cap)),
                     Kind::ImpossibleTravel(_) => Groups::Travel(Table::new(cap)),
                 },
-                shape: persist::rule_shape(&rule),
+                shape: shape::rule_shape(&rule),
                 rule,
             })
             .collect();
