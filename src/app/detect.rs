@@ -308,6 +308,10 @@ impl Detector {
                 .get_or_create(&label("rule", rule))
                 .set(evicted as i64);
         }
+        // The size the previous checkpoint left (this one is still being written).
+        metrics
+            .state_size_bytes
+            .set(self.writer.size_on_disk() as i64);
         let seq = self.writer.submit(writes)?;
         for ack in self.acks.drain(..) {
             ack.covered_by(seq);

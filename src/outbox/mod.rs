@@ -21,7 +21,6 @@ pub mod store;
 mod worker;
 pub mod writer;
 
-pub use progress::SinkStatus;
 pub use service::{Delivery, StartError};
 pub use store::{DeadLetter, OutboxStore};
 pub use writer::OutboxWriter;

@@ -13,7 +13,6 @@ use crate::state::StateWrites;
 #[derive(Debug)]
 pub struct SinkStatus {
     pub name: String,
-    pub kind: &'static str,
     pub delivered: AtomicU64,
     /// Failed attempts (each retried or, when too old, dead-lettered).
     pub failures: AtomicU64,

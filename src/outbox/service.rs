@@ -112,7 +112,6 @@ impl Delivery {
                 .cursors[&c.name];
             let status = Arc::new(SinkStatus {
                 name: c.name.clone(),
-                kind: c.kind.name(),
                 delivered: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 dead_letters: AtomicU64::new(0),
@@ -158,10 +157,6 @@ impl Delivery {
         }
     }
 
-    pub fn statuses(&self) -> &[Arc<SinkStatus>] {
-        &self.statuses
-    }
-
     /// Copies the sinks' counters into the metrics every few seconds, on the runtime, until
     /// the process ends.
     pub fn export_metrics(
@@ -200,13 +195,6 @@ impl Delivery {
                 }
             }
         });
-    }
-
-    /// Alerts stored and not yet past a sink's cursor (whether or not its routing takes them).
-    pub fn behind(&self, status: &SinkStatus) -> u64 {
-        self.head
-            .borrow()
-            .saturating_sub(status.cursor.load(Ordering::Relaxed))
     }
 
     /// Lets every worker deliver what is stored, for at most `grace`; a worker that is

@@ -21,7 +21,6 @@ mod syslog;
 mod webhook;
 
 pub use build::build;
-pub use file::FileSink;
 pub use record::{Record, hostname};
 pub use stdout::StdoutSink;
 pub use webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};

@@ -175,6 +175,10 @@ fn metrics_move_readiness_flips_and_rules_reload_keeping_unchanged_state() {
     append(&events, &failures("victim@example.com", 0, 5));
     let failed = r#"authwatch_events_total{source="file",format="native",type="login.failure"}"#;
     eventually("the event counter moves", || metric(port, failed) >= 5.0);
+    // Registered from the start, set once checkpoints are written (it used to stay 0).
+    eventually("the state size is published", || {
+        metric(port, "authwatch_state_size_bytes ") > 0.0
+    });
 
     // Edit a neighbour rule: brute-force-user must keep its five failures.
     let ip_rule = rules.join("brute-force-ip.yaml");

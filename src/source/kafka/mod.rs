@@ -150,11 +150,6 @@ impl KafkaSource {
         ))
     }
 
-    /// Lag per partition, for metrics.
-    pub fn lag(&self) -> Arc<ConsumerLag> {
-        self.lag.clone()
-    }
-
     /// Publishes the lag per partition into this gauge family as it is refreshed.
     pub fn with_lag_metric(mut self, family: Family<Labels, Gauge>) -> Self {
         self.lag_metric = Some(family);
