@@ -59,11 +59,11 @@ pub enum Ended {
 }
 
 pub struct Detector {
-    pub pipeline: Pipeline,
-    pub writer: CheckpointWriter,
-    pub shared: Arc<Shared>,
-    pub origin: String,
-    pub checkpoint_every: Duration,
+    pipeline: Pipeline,
+    writer: CheckpointWriter,
+    shared: Arc<Shared>,
+    origin: String,
+    checkpoint_every: Duration,
     /// Source positions covered by the events processed so far, written at the next checkpoint.
     positions: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Rule reloads on SIGHUP and on changed files; `None` where rules never change (tests).
@@ -175,7 +175,7 @@ impl Detector {
                     // not see the rest of its events judged late.
                     let quiet = last_input.elapsed();
                     if quiet >= IDLE
-                        && let Some(base) = quiet_from.or(self.pipeline.engine.event_time())
+                        && let Some(base) = quiet_from.or(self.pipeline.engine().event_time())
                     {
                         quiet_from = Some(base);
                         let wall = chrono::Utc::now().timestamp_millis();
@@ -222,20 +222,15 @@ impl Detector {
 
     fn reload_rules(&mut self, why: &str) {
         if let Some(reloader) = &mut self.reloader {
-            reloader.reload(&mut self.pipeline.engine, &self.shared.metrics, why);
+            reloader.reload(self.pipeline.engine_mut(), &self.shared.metrics, why);
         }
     }
 
     fn publish_metrics(&mut self) {
         let now = chrono::Utc::now().timestamp_millis();
         let (source, format) = &self.labels;
-        self.pipeline.tally.publish(
-            &self.shared.metrics,
-            source,
-            format,
-            self.pipeline.engine.stats(),
-            now,
-        );
+        self.pipeline
+            .publish_metrics(&self.shared.metrics, source, format, now);
     }
 
     fn ping_watchdog(&mut self) {
@@ -289,7 +284,7 @@ impl Detector {
         let started = Instant::now();
         self.pipeline.flush_sinks()?;
         let mut writes = StateWrites::default();
-        self.pipeline.engine.checkpoint(&mut writes);
+        self.pipeline.engine_mut().checkpoint(&mut writes);
         for (key, value) in std::mem::take(&mut self.positions) {
             writes.put(key, value);
         }
@@ -298,7 +293,7 @@ impl Detector {
         metrics
             .checkpoint_seconds
             .observe(started.elapsed().as_secs_f64());
-        for (rule, groups, evicted) in self.pipeline.engine.state_sizes() {
+        for (rule, groups, evicted) in self.pipeline.engine().state_sizes() {
             metrics
                 .state_groups
                 .get_or_create(&label("rule", rule))

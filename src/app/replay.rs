@@ -118,7 +118,7 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
     pipeline.finish()?;
     if let Some(store) = &store {
         let mut writes = StateWrites::default();
-        pipeline.engine.checkpoint(&mut writes);
+        pipeline.engine_mut().checkpoint(&mut writes);
         store.commit(writes)?;
     }
     if let Some(p) = progress {
@@ -146,8 +146,8 @@ fn progress_bar(inputs: &[PathBuf]) -> Option<ProgressBar> {
 }
 
 fn print_summary(pipeline: &Pipeline, seconds: f64) {
-    let counts = &pipeline.counts;
-    let stats = pipeline.engine.stats();
+    let counts = pipeline.counts();
+    let stats = pipeline.engine().stats();
     let rate = counts.events as f64 / seconds.max(1e-9);
     eprintln!(
         "replayed {} events in {seconds:.2}s ({rate:.0} events/s): {} bad, {} duplicates, {} late, {} alerts",
@@ -157,7 +157,7 @@ fn print_summary(pipeline: &Pipeline, seconds: f64) {
         stats.late,
         counts.alerts,
     );
-    if let Some(geo) = pipeline.enricher.geo_stats() {
+    if let Some(geo) = pipeline.enricher().geo_stats() {
         eprintln!(
             "geoip: {} lookups ({} from the cache), {} located, {} private or reserved, {} errors",
             geo.lookups, geo.cache_hits, geo.located, geo.not_public, geo.errors
@@ -175,7 +175,7 @@ fn print_summary(pipeline: &Pipeline, seconds: f64) {
     for (rule, n) in &stats.alerts_by_rule {
         eprintln!("  alerts {rule:<27} {n}");
     }
-    let sizes = pipeline.engine.state_sizes();
+    let sizes = pipeline.engine().state_sizes();
     let held: usize = sizes.iter().map(|(_, n, _)| n).sum();
     let evicted: u64 = sizes.iter().map(|(_, _, e)| e).sum();
     eprintln!("state: {held} groups held, {evicted} evicted");

@@ -182,9 +182,7 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
     shared.ready.store(true, Ordering::Relaxed);
 
     let mut pipeline = Pipeline::new(engine, decode, router).with_enricher(enricher);
-    pipeline
-        .tally
-        .publish_top_offenders(cfg.http.metrics_top_offenders);
+    pipeline.publish_top_offenders(cfg.http.metrics_top_offenders);
     let interval = Duration::from_millis(cfg.checkpoint_interval_ms as u64);
     let writer = CheckpointWriter::start(store.clone(), on_durable);
     let mut detector = Detector::new(pipeline, writer, shared.clone(), origin, interval)
@@ -238,8 +236,8 @@ pub fn run(config: Option<&Path>, reset_state: bool) -> Result<(), Failure> {
         read_result?;
     }
     // On a stop the reader may be blocked on stdin; it ends with the process.
-    let c = &pipeline.counts;
-    let stats = pipeline.engine.stats();
+    let c = pipeline.counts();
+    let stats = pipeline.engine().stats();
     tracing::info!(
         events = c.events,
         bad = c.bad_total(),

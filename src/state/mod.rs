@@ -1,8 +1,8 @@
 //! Durable state: the store trait, its sled implementation, and opening a state directory
 //! with errors that name the directory and the way out.
 //!
-//! Everything lives in one sled tree so that a checkpoint (engine state, source position, and
-//! later outbox entries) is one atomic batch. Key prefixes:
+//! Everything lives in one sled tree so that a checkpoint (engine state and source positions) is
+//! one atomic batch, and the outbox (alerts, cursors, dead letters) shares it. Key prefixes:
 //!
 //! | prefix | owner | holds |
 //! |---|---|---|

@@ -17,7 +17,7 @@
 //! |---|---|
 //! | `config/kafka_client.rs` | librdkafka settings: tuning, TLS/SASL, pass-through properties (beside the config they are built from) |
 //! | `group.rs` | assignment and revocation, commits, the state shared with the poll loop |
-//! | `merge.rs` | the event-time merge of partitions with idleness and pausing |
+//! | `merge.rs` | the event-time merge of partitions, with idleness and a bound on what it holds (no pausing) |
 //! | `offsets.rs` | partition positions in the state store; the durable-checkpoint channel |
 //! | `dead_letter.rs` | bad messages to the dead-letter topic |
 //! | `lag.rs` | consumer lag per partition, shared with metrics |
