@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
-use authwatch::engine::{Engine, EngineOptions, StateWrites};
+use authwatch::engine::{Engine, EngineOptions};
 use authwatch::event::Event;
 use authwatch::rule;
+use authwatch::state::StateWrites;
 use std::sync::Arc;
 
 use authwatch::state::{CheckpointWriter, SledStore};

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use authwatch::config::KafkaConfig;
-use authwatch::source::kafka::client;
+use authwatch::config::kafka_client as client;
 use authwatch::synth::Traffic;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

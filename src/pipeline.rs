@@ -10,7 +10,7 @@ use crate::enrich::Enricher;
 use crate::event::{Admission, BadInput, BadReason, Event};
 use crate::normalize::Format;
 use crate::sink::Router;
-use crate::telemetry::Tally;
+use crate::telemetry::{Metrics, Tally};
 
 /// Turns one input record into a canonical event (native JSON or a provider format) and
 /// admits it. Every source's records go through one of these, so the future-timestamp bound
@@ -63,13 +63,13 @@ impl Counts {
 }
 
 pub struct Pipeline {
-    pub engine: Engine,
+    engine: Engine,
     decode: Decoder,
-    pub enricher: Enricher,
+    enricher: Enricher,
     router: Router,
-    pub counts: Counts,
+    counts: Counts,
     /// Counts for the metrics, published by the daemon once per batch.
-    pub tally: Tally,
+    tally: Tally,
     alerts: Vec<Alert>,
 }
 
@@ -87,6 +87,34 @@ impl Pipeline {
     }
 
     /// Enriches events (GeoIP) between decoding and the engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// For a checkpoint or a rule reload.
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    pub fn enricher(&self) -> &Enricher {
+        &self.enricher
+    }
+
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// Whether the identity metrics name the top offenders (`[http] metrics_top_offenders`).
+    pub fn publish_top_offenders(&mut self, on: bool) {
+        self.tally.publish_top_offenders(on);
+    }
+
+    /// Publishes the counts gathered since the last call, and the engine's figures.
+    pub fn publish_metrics(&mut self, m: &Metrics, source: &str, format: &str, now_ms: i64) {
+        self.tally
+            .publish(m, source, format, self.engine.stats(), now_ms);
+    }
+
     pub fn with_enricher(mut self, enricher: Enricher) -> Pipeline {
         self.enricher = enricher;
         self

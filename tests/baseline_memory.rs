@@ -7,9 +7,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use authwatch::engine::{Engine, EngineOptions, StateWrites};
+use authwatch::engine::{Engine, EngineOptions};
 use authwatch::event::{Event, EventType, Geo};
 use authwatch::rule;
+use authwatch::state::StateWrites;
 
 /// Bytes allocated and not yet freed.
 static LIVE: AtomicIsize = AtomicIsize::new(0);

@@ -7,14 +7,18 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::Failure;
-use super::shared::Shared;
-use crate::engine::StateWrites;
 use crate::pipeline::Pipeline;
+use crate::shared::Shared;
 use crate::source::{Batch, Item};
 use crate::state::CheckpointWriter;
+use crate::state::StateWrites;
 use crate::telemetry::metrics::label;
 
 use super::reload::Reloader;
+
+/// Batches in flight between source and detection: a bound, so a fast source waits (or an
+/// HTTP client is told to retry) instead of filling memory.
+pub const BATCHES_IN_FLIGHT: usize = 16;
 
 /// The watchdog interval systemd asked for (`WatchdogSec=`), pinged at half of it.
 fn watchdog() -> Option<Watchdog> {
@@ -55,11 +59,11 @@ pub enum Ended {
 }
 
 pub struct Detector {
-    pub pipeline: Pipeline,
-    pub writer: CheckpointWriter,
-    pub shared: Arc<Shared>,
-    pub origin: String,
-    pub checkpoint_every: Duration,
+    pipeline: Pipeline,
+    writer: CheckpointWriter,
+    shared: Arc<Shared>,
+    origin: String,
+    checkpoint_every: Duration,
     /// Source positions covered by the events processed so far, written at the next checkpoint.
     positions: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Rule reloads on SIGHUP and on changed files; `None` where rules never change (tests).
@@ -98,7 +102,7 @@ impl Detector {
             reloader: None,
             labels: ("unknown".into(), "native".into()),
             watchdog: watchdog(),
-            queue_capacity: super::run::BATCHES_IN_FLIGHT,
+            queue_capacity: BATCHES_IN_FLIGHT,
             acks: Vec::new(),
         }
     }
@@ -171,7 +175,7 @@ impl Detector {
                     // not see the rest of its events judged late.
                     let quiet = last_input.elapsed();
                     if quiet >= IDLE
-                        && let Some(base) = quiet_from.or(self.pipeline.engine.event_time())
+                        && let Some(base) = quiet_from.or(self.pipeline.engine().event_time())
                     {
                         quiet_from = Some(base);
                         let wall = chrono::Utc::now().timestamp_millis();
@@ -218,20 +222,15 @@ impl Detector {
 
     fn reload_rules(&mut self, why: &str) {
         if let Some(reloader) = &mut self.reloader {
-            reloader.reload(&mut self.pipeline.engine, &self.shared.metrics, why);
+            reloader.reload(self.pipeline.engine_mut(), &self.shared.metrics, why);
         }
     }
 
     fn publish_metrics(&mut self) {
         let now = chrono::Utc::now().timestamp_millis();
         let (source, format) = &self.labels;
-        self.pipeline.tally.publish(
-            &self.shared.metrics,
-            source,
-            format,
-            self.pipeline.engine.stats(),
-            now,
-        );
+        self.pipeline
+            .publish_metrics(&self.shared.metrics, source, format, now);
     }
 
     fn ping_watchdog(&mut self) {
@@ -245,9 +244,7 @@ impl Detector {
 
     /// Waits for the last checkpoint to be durable; hands back the pipeline for its counts.
     pub fn close(self) -> Result<Pipeline, Failure> {
-        self.writer
-            .finish()
-            .map_err(|e| Failure::Runtime(e.into()))?;
+        self.writer.finish()?;
         Ok(self.pipeline)
     }
 
@@ -287,7 +284,7 @@ impl Detector {
         let started = Instant::now();
         self.pipeline.flush_sinks()?;
         let mut writes = StateWrites::default();
-        self.pipeline.engine.checkpoint(&mut writes);
+        self.pipeline.engine_mut().checkpoint(&mut writes);
         for (key, value) in std::mem::take(&mut self.positions) {
             writes.put(key, value);
         }
@@ -296,7 +293,7 @@ impl Detector {
         metrics
             .checkpoint_seconds
             .observe(started.elapsed().as_secs_f64());
-        for (rule, groups, evicted) in self.pipeline.engine.state_sizes() {
+        for (rule, groups, evicted) in self.pipeline.engine().state_sizes() {
             metrics
                 .state_groups
                 .get_or_create(&label("rule", rule))
@@ -306,10 +303,11 @@ impl Detector {
                 .get_or_create(&label("rule", rule))
                 .set(evicted as i64);
         }
-        let seq = self
-            .writer
-            .submit(writes)
-            .map_err(|e| Failure::Runtime(e.into()))?;
+        // The size the previous checkpoint left (this one is still being written).
+        metrics
+            .state_size_bytes
+            .set(self.writer.size_on_disk() as i64);
+        let seq = self.writer.submit(writes)?;
         for ack in self.acks.drain(..) {
             ack.covered_by(seq);
         }

@@ -6,8 +6,8 @@ mod detect;
 mod outbox;
 mod reload;
 mod replay;
+mod rule_tests;
 mod run;
-pub mod shared;
 mod subject;
 mod test;
 
@@ -44,6 +44,24 @@ impl From<anyhow::Error> for Failure {
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
         Failure::Runtime(e.into())
+    }
+}
+
+/// A store failure while running (the store opened, then a read or a commit failed).
+impl From<state::StateError> for Failure {
+    fn from(e: state::StateError) -> Self {
+        Failure::Runtime(e.into())
+    }
+}
+
+/// Starting delivery: a sink that cannot be built is configuration (nothing was started, 78);
+/// the outbox unreadable or uncommittable is a runtime failure of the store (1).
+impl From<crate::outbox::StartError> for Failure {
+    fn from(e: crate::outbox::StartError) -> Self {
+        match e {
+            crate::outbox::StartError::Sink(why) => Failure::Invalid(vec![why]),
+            crate::outbox::StartError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -190,10 +208,10 @@ fn bound_restored_clock(engine: &mut Engine, admission: &Admission) {
 
 /// Opens the state store, after moving the old one aside when asked to.
 fn open_state(dir: &Path, reset: bool) -> Result<SledStore, Failure> {
-    if reset && let Some(moved) = state::reset(dir).map_err(|e| Failure::Runtime(e.into()))? {
+    if reset && let Some(moved) = state::reset(dir)? {
         tracing::warn!(from = %dir.display(), to = %moved.display(), "old state moved aside");
     }
-    SledStore::open(dir).map_err(|e| Failure::Runtime(e.into()))
+    Ok(SledStore::open(dir)?)
 }
 
 /// The `[geoip]` databases, opened and checked: a damaged file or one of the wrong schema is
@@ -212,4 +230,26 @@ fn decoder(format: &str, admission: Admission) -> Result<Decoder, Failure> {
             config::FORMATS.join(", ")
         )])
     })
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use std::path::PathBuf;
+
+    use super::Failure;
+    use crate::outbox::StartError;
+    use crate::state::StateError;
+
+    /// A runtime store failure while starting delivery used to exit 78 ("nothing was
+    /// started", as for a bad config); only an unbuildable sink is a configuration error.
+    #[test]
+    fn delivery_start_failures_map_to_their_exit_codes() {
+        let store = StartError::Store(StateError::Io {
+            dir: PathBuf::from("/state"),
+            reason: "input/output error".into(),
+        });
+        assert!(matches!(Failure::from(store), Failure::Runtime(_)));
+        let sink = StartError::Sink("sink \"pager\": bad url".into());
+        assert!(matches!(Failure::from(sink), Failure::Invalid(v) if v.len() == 1));
+    }
 }

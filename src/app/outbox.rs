@@ -20,16 +20,12 @@ fn open(config: Option<&Path>) -> Result<(Config, OutboxStore), Failure> {
     Ok((cfg, OutboxStore::new(Arc::new(store))))
 }
 
-fn runtime(e: impl std::fmt::Display) -> Failure {
-    Failure::Runtime(anyhow::anyhow!("{e}"))
-}
-
 /// A sink name given on the command line must be one the configuration (or the dead
 /// letters) knows, or the command would quietly do nothing.
 fn check_sink(cfg: &Config, outbox: &OutboxStore, sink: Option<&str>) -> Result<(), Failure> {
     let Some(name) = sink else { return Ok(()) };
-    let known = cfg.sinks.iter().any(|s| s.name == name)
-        || !outbox.dead_letters(Some(name)).map_err(runtime)?.is_empty();
+    let known =
+        cfg.sinks.iter().any(|s| s.name == name) || !outbox.dead_letters(Some(name))?.is_empty();
     if known {
         return Ok(());
     }
@@ -43,7 +39,7 @@ fn check_sink(cfg: &Config, outbox: &OutboxStore, sink: Option<&str>) -> Result<
 pub fn dead_letters(sink: Option<&str>, config: Option<&Path>) -> Result<(), Failure> {
     let (cfg, outbox) = open(config)?;
     check_sink(&cfg, &outbox, sink)?;
-    let letters = outbox.dead_letters(sink).map_err(runtime)?;
+    let letters = outbox.dead_letters(sink)?;
     let mut out = std::io::stdout().lock();
     for l in &letters {
         let line = json!({
@@ -64,29 +60,27 @@ pub fn dead_letters(sink: Option<&str>, config: Option<&Path>) -> Result<(), Fai
 pub fn redrive(sink: Option<&str>, id: Option<&str>, config: Option<&Path>) -> Result<(), Failure> {
     let (cfg, outbox) = open(config)?;
     check_sink(&cfg, &outbox, sink)?;
-    let n = outbox.redrive(sink, id).map_err(runtime)?;
+    let n = outbox.redrive(sink, id)?;
     eprintln!("{n} alert(s) put back in the outbox; the daemon delivers them when it starts");
     Ok(())
 }
 
 pub fn status(config: Option<&Path>) -> Result<(), Failure> {
     let (cfg, outbox) = open(config)?;
-    let cursors = outbox.cursors().map_err(runtime)?;
-    let next = outbox.next_seq().map_err(runtime)?;
+    let cursors = outbox.cursors()?;
+    let next = outbox.next_seq()?;
     let mut out = std::io::stdout().lock();
     for s in &cfg.sinks {
         let cursor = cursors
             .iter()
             .find(|(n, _)| n == &s.name)
             .map_or(next, |(_, c)| *c);
-        let backlog = outbox
-            .count_from(cursor, &|e| {
-                e.is_for(&s.name)
-                    && Record::from_json(&e.alert)
-                        .is_ok_and(|r| s.routing.accepts(&r.rule, r.severity(), &r.tags))
-            })
-            .map_err(runtime)?;
-        let dead = outbox.dead_letters(Some(&s.name)).map_err(runtime)?.len();
+        let backlog = outbox.count_from(cursor, &|e| {
+            e.is_for(&s.name)
+                && Record::from_json(&e.alert)
+                    .is_ok_and(|r| s.routing.accepts(&r.rule, r.severity(), &r.tags))
+        })?;
+        let dead = outbox.dead_letters(Some(&s.name))?.len();
         let line = json!({"sink": s.name, "kind": s.kind.name(), "pending": backlog, "dead_letters": dead});
         writeln!(out, "{line}")?;
     }

@@ -14,11 +14,12 @@ use super::{
     open_state, rules_dir,
 };
 use crate::config::AlertFormat;
-use crate::engine::{Engine, StateWrites};
+use crate::engine::{self, Engine};
 use crate::event::{Admission, Clock, parse_rfc3339_ms};
 use crate::pipeline::Pipeline;
 use crate::sink::{Router, StdoutSink, terminal_default};
 use crate::source::lines::{LineReader, Record};
+use crate::state::StateWrites;
 use crate::state::{self, Store};
 
 /// Progress is redrawn every this many records (drawing per line would cost more than parsing).
@@ -67,7 +68,7 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
     let store = match opts.state {
         Some(dir) => {
             let store = open_state(dir, opts.reset_state)?;
-            let entries = state::engine_entries(&store).map_err(|e| Failure::Runtime(e.into()))?;
+            let entries = state::scan_prefixes(&store, &engine::STATE_PREFIXES)?;
             engine.restore(entries).map_err(|e| {
                 anyhow::anyhow!(
                     "cannot restore the state in {}: {e}; use --reset-state to begin afresh",
@@ -124,10 +125,8 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
     pipeline.finish()?;
     if let Some(store) = &store {
         let mut writes = StateWrites::default();
-        pipeline.engine.checkpoint(&mut writes);
-        store
-            .commit(writes)
-            .map_err(|e| Failure::Runtime(e.into()))?;
+        pipeline.engine_mut().checkpoint(&mut writes);
+        store.commit(writes)?;
     }
     if let Some(p) = progress {
         p.finish_and_clear();
@@ -154,8 +153,8 @@ fn progress_bar(inputs: &[PathBuf]) -> Option<ProgressBar> {
 }
 
 fn print_summary(pipeline: &Pipeline, seconds: f64) {
-    let counts = &pipeline.counts;
-    let stats = pipeline.engine.stats();
+    let counts = pipeline.counts();
+    let stats = pipeline.engine().stats();
     let rate = counts.events as f64 / seconds.max(1e-9);
     eprintln!(
         "replayed {} events in {seconds:.2}s ({rate:.0} events/s): {} bad, {} duplicates, {} late, {} alerts",
@@ -165,7 +164,7 @@ fn print_summary(pipeline: &Pipeline, seconds: f64) {
         stats.late,
         counts.alerts,
     );
-    if let Some(geo) = pipeline.enricher.geo_stats() {
+    if let Some(geo) = pipeline.enricher().geo_stats() {
         eprintln!(
             "geoip: {} lookups ({} from the cache), {} located, {} private or reserved, {} errors",
             geo.lookups, geo.cache_hits, geo.located, geo.not_public, geo.errors
@@ -183,7 +182,7 @@ fn print_summary(pipeline: &Pipeline, seconds: f64) {
     for (rule, n) in &stats.alerts_by_rule {
         eprintln!("  alerts {rule:<27} {n}");
     }
-    let sizes = pipeline.engine.state_sizes();
+    let sizes = pipeline.engine().state_sizes();
     let held: usize = sizes.iter().map(|(_, n, _)| n).sum();
     let evicted: u64 = sizes.iter().map(|(_, _, e)| e).sum();
     eprintln!("state: {held} groups held, {evicted} evicted");

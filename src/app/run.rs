@@ -11,20 +11,20 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use super::detect::{Detector, Ended};
+use super::detect::{BATCHES_IN_FLIGHT, Detector, Ended};
 use super::reload::Reloader;
-use super::shared::{Shared, watch_signals};
 use super::{
     Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
     open_state,
 };
 use crate::config::Source;
 use crate::config::{AlertFormat, Routing, SinkKind};
-use crate::engine::Engine;
+use crate::engine::{self, Engine};
 use crate::event::{Admission, Clock};
 use crate::http::{self, Server};
 use crate::outbox::Delivery;
 use crate::pipeline::Pipeline;
+use crate::shared::{Shared, watch_signals};
 use crate::sink::Router;
 use crate::source::file::{self, FileSource};
 use crate::source::kafka::KafkaSource;
@@ -32,9 +32,6 @@ use crate::source::pull::{self, PullSource};
 use crate::source::{self, Batch, stdin};
 use crate::state::{self, CheckpointWriter, Guarded, StoreGuard};
 
-/// Batches in flight between source and detection: a bound, so a fast source waits (or an
-/// HTTP client is told to retry) instead of filling memory.
-pub const BATCHES_IN_FLIGHT: usize = 16;
 /// Runtime threads for network IO; detection has its own thread.
 const IO_THREADS: usize = 2;
 
@@ -68,7 +65,7 @@ pub fn run(
     state::start_watchdog(guard.clone());
     let store = Arc::new(Guarded::new(store, guard.clone()));
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
-    let entries = state::engine_entries(&*store).map_err(|e| Failure::Runtime(e.into()))?;
+    let entries = state::scan_prefixes(&*store, &engine::STATE_PREFIXES)?;
     let restored = engine.restore(entries).map_err(|e| {
         anyhow::anyhow!(
             "cannot restore the state in {}: {e}; start with --reset-state to begin afresh",
@@ -93,8 +90,7 @@ pub fn run(
     shared.set_stall_timeout(Duration::from_millis(cfg.stall_timeout_ms.max(1) as u64));
     runtime.spawn(watch_signals(shared.clone()));
     // Delivery (issue 6): alerts go into the outbox; a worker per sink delivers from it.
-    let (delivery, outbox) = Delivery::start(runtime.handle(), store.clone(), &cfg.sinks)
-        .map_err(|e| Failure::Invalid(vec![e]))?;
+    let (delivery, outbox) = Delivery::start(runtime.handle(), store.clone(), &cfg.sinks)?;
     let router = Router::new(vec![(Routing::default(), Box::new(outbox))]);
     delivery.export_metrics(runtime.handle(), shared.clone());
     let queue = match &cfg.source {
@@ -152,7 +148,7 @@ pub fn run(
             follow,
             rotate_wait,
         } => {
-            let resume = file::stored_position(&*store).map_err(|e| Failure::Runtime(e.into()))?;
+            let resume = file::stored_position(&*store)?;
             let source = FileSource {
                 path: path.clone(),
                 follow: *follow,
@@ -183,8 +179,7 @@ pub fn run(
             )
         }
         Source::Pull(api) => {
-            let resume =
-                pull::stored_cursor(&*store, api).map_err(|e| Failure::Runtime(e.into()))?;
+            let resume = pull::stored_cursor(&*store, api)?;
             let origin = format!("{} {}", api.provider.kind(), api.url);
             let source = PullSource {
                 cfg: (**api).clone(),
@@ -198,9 +193,7 @@ pub fn run(
     shared.ready.store(true, Ordering::Relaxed);
 
     let mut pipeline = Pipeline::new(engine, decode, router).with_enricher(enricher);
-    pipeline
-        .tally
-        .publish_top_offenders(cfg.http.metrics_top_offenders);
+    pipeline.publish_top_offenders(cfg.http.metrics_top_offenders);
     let interval = Duration::from_millis(cfg.checkpoint_interval_ms as u64);
     let writer = CheckpointWriter::start(store.clone(), on_durable);
     let mut detector = Detector::new(pipeline, writer, shared.clone(), origin, interval)
@@ -254,8 +247,8 @@ pub fn run(
         read_result?;
     }
     // On a stop the reader may be blocked on stdin; it ends with the process.
-    let c = &pipeline.counts;
-    let stats = pipeline.engine.stats();
+    let c = pipeline.counts();
+    let stats = pipeline.engine().stats();
     tracing::info!(
         events = c.events,
         bad = c.bad_total(),

@@ -8,9 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Failure, engine_options, load_config, load_rules, open_state};
-use crate::engine::{Engine, StateWrites};
+use crate::engine::{self, Engine};
 use crate::outbox::OutboxStore;
-use crate::state::{self, SledStore, StateError, Store};
+use crate::state::StateWrites;
+use crate::state::{self, SledStore, Store};
 
 fn restored_engine(config: Option<&Path>) -> Result<(Engine, SledStore), Failure> {
     let cfg = load_config(config)?;
@@ -18,13 +19,9 @@ fn restored_engine(config: Option<&Path>) -> Result<(Engine, SledStore), Failure
     let store = open_state(&cfg.state_dir, false)?;
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
     engine
-        .restore(state::engine_entries(&store).map_err(runtime)?)
+        .restore(state::scan_prefixes(&store, &engine::STATE_PREFIXES)?)
         .map_err(|e| anyhow::anyhow!("cannot read the state: {e}"))?;
     Ok((engine, store))
-}
-
-fn runtime(e: StateError) -> Failure {
-    Failure::Runtime(e.into())
 }
 
 pub fn forget(user: &str, config: Option<&Path>) -> Result<(), Failure> {
@@ -34,13 +31,13 @@ pub fn forget(user: &str, config: Option<&Path>) -> Result<(), Failure> {
     let mut writes = StateWrites::default();
     engine.checkpoint(&mut writes);
     let outbox = OutboxStore::new(store.clone());
-    let outbox_touched = outbox.forget(user, &mut writes).map_err(runtime)?;
-    store.commit(writes).map_err(runtime)?;
+    let outbox_touched = outbox.forget(user, &mut writes)?;
+    store.commit(writes)?;
     drop(outbox);
     // sled keeps deleted and overwritten values in its old segments: only a copy of what is
     // live, swapped in for the old files, leaves none of the user's bytes on disk.
     let store = Arc::into_inner(store).expect("forget holds the only handle on the store");
-    store.rewrite().map_err(runtime)?;
+    store.rewrite()?;
     eprintln!(
         "forgot {user}: {} state entries removed or scrubbed ({engine_touched} in detection state, {outbox_touched} outbox alerts and dead letters); the state directory was rewritten",
         engine_touched + outbox_touched
@@ -54,7 +51,7 @@ pub fn export(user: &str, config: Option<&Path>) -> Result<(), Failure> {
         println!("{item}");
     }
     let outbox = OutboxStore::new(Arc::new(store));
-    for item in outbox.export(user).map_err(runtime)? {
+    for item in outbox.export(user)? {
         println!("{item}");
     }
     Ok(())

@@ -2,14 +2,14 @@
 
 use std::path::Path;
 
+use super::rule_tests;
 use super::{Failure, engine_options, load_rules};
 use crate::config::{Config, DEFAULT_RULES_DIR};
-use crate::rule::testing;
 
 pub fn test(rules: Option<&Path>, verbose: bool) -> Result<(), Failure> {
     let dir = rules.unwrap_or(Path::new(DEFAULT_RULES_DIR));
     let set = load_rules(dir)?;
-    let outcomes = testing::run_all(&set.rules, &engine_options(&Config::default(), &set));
+    let outcomes = rule_tests::run_all(&set.rules, &engine_options(&Config::default(), &set));
     let mut failed = 0;
     for o in &outcomes {
         match &o.failure {

@@ -15,7 +15,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
 
 /// Requests queued between the HTTP handlers and detection (one batch per request); beyond
 /// this, clients are told to retry. The bound the file and stdin sources use too
-/// (`BATCHES_IN_FLIGHT` in `app/run.rs`).
+/// (`BATCHES_IN_FLIGHT` in `app/detect.rs`).
 pub const DEFAULT_QUEUE_BATCHES: usize = 16;
 
 /// Events (array elements, NDJSON lines) in one body, at most. A body's memory is its bytes

@@ -188,12 +188,6 @@ pub fn kafka_source(raw: &RawSource, error: &mut dyn FnMut(String)) -> Option<Ka
         follow: raw.follow.unwrap_or(true),
         idle_partition,
     };
-    // librdkafka parses every property now, without connecting: a misspelt key or a bad
-    // value is a configuration error at `check`, not a failure at start. It runs even when
-    // something else is wrong, so every error is reported at once.
-    if let Err(e) = crate::source::kafka::client::check_properties(&config) {
-        report(format!("[source.properties] {e}"));
-    }
     (errors == 0).then_some(config)
 }
 

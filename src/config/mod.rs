@@ -3,6 +3,7 @@
 
 mod ingest;
 mod kafka;
+pub mod kafka_client;
 mod pull;
 mod raw;
 mod secret;
@@ -277,6 +278,13 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
             }
             "kafka" => {
                 if let Some(k) = kafka::kafka_source(&source, error) {
+                    // librdkafka parses every property now, without connecting: a misspelt
+                    // key or a bad value is a configuration error at `check`, not a failure
+                    // at start. (Here, not in `kafka.rs`: the settings are built from the
+                    // validated `KafkaConfig`, so the check follows the validation.)
+                    if let Err(e) = kafka_client::check_properties(&k) {
+                        error(format!("[source.properties] {e}"));
+                    }
                     config.source = Source::Kafka(Box::new(k));
                 }
             }

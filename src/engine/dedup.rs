@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use foldhash::HashMap;
 
-use super::persist::StateWrites;
+use crate::state::StateWrites;
 
 /// Ids are remembered at most this long in event time past the newest event...
 pub const DEDUP_HORIZON_MS: i64 = 24 * 3_600_000;

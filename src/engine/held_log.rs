@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::held::Held;
-use super::persist::StateWrites;
 use crate::event::Event;
+use crate::state::StateWrites;
 
 pub const HELD_PREFIX: &[u8] = b"e/held/";
 

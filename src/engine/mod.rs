@@ -17,13 +17,14 @@ mod persist;
 mod reload;
 mod reorder;
 mod sequence;
+mod shape;
 mod table;
 mod travel;
 mod window;
 
 pub use alert::{Alert, MAX_EVIDENCE, alert_id, describe_duration, describe_group};
 pub use baseline::{BaselineGroup, MAX_VALUES_PER_GROUP, ValueId};
-pub use persist::{RestoreReport, StateWrites};
+pub use persist::{RestoreReport, STATE_PREFIXES};
 pub use reload::RuleDiff;
 pub use travel::{Place, Trip, distance_km};
 
@@ -239,7 +240,7 @@ impl Engine {
                     Kind::NewValue(_) => Groups::NewValue(Table::new(cap)),
                     Kind::ImpossibleTravel(_) => Groups::Travel(Table::new(cap)),
                 },
-                shape: persist::rule_shape(&rule),
+                shape: shape::rule_shape(&rule),
                 rule,
             })
             .collect();

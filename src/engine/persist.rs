@@ -16,7 +16,7 @@
 //! |---|---|
 //! | `g/<seq u64 BE><0>` | a snapshot: JSON lines `[fingerprint, event]` for every event the groups hold, then `{"rule", "key", "state"}` for every group |
 //! | `g/<seq u64 BE><1>` | a delta: lines for the events not stored since the snapshot, then for changed groups (`"state": null` for removed ones) |
-//! | `r/<rule id>` | the rule's shape hash: groups of a rule whose shape changed are dropped |
+//! | `r/<rule id>` | the rule's shape (`shape.rs`: `v<version>:<hash>`): groups of a rule whose shape changed are dropped |
 //! | `e/held/<seq u64 BE>` | the events held back for lateness, one segment per checkpoint (`held_log.rs`) |
 //! | `e/pending` | (older versions) JSON list of all the events held back: read, then replaced |
 //! | `e/clock` | JSON `{max_ts, released, last_sweep}`: the reorder buffer's position |
@@ -31,8 +31,9 @@ use super::table::GroupState;
 use super::held::{self, Held, RestorePool, concerns};
 use super::held_log::HELD_PREFIX;
 use super::table::Table;
-use super::{Engine, group};
-use crate::rule::{Kind, Rule};
+use super::{Engine, group, shape};
+
+use crate::state::StateWrites;
 
 pub const GROUP_PREFIX: &[u8] = b"g/";
 /// Deltas between full snapshots: at one checkpoint a second, a snapshot a minute bounds what a
@@ -47,53 +48,9 @@ pub const RULE_PREFIX: &[u8] = b"r/";
 pub const PENDING_KEY: &[u8] = b"e/pending";
 pub const CLOCK_KEY: &[u8] = b"e/clock";
 pub const DEDUP_PREFIX: &[u8] = b"d/";
-
-/// Work that produces writes later, on the thread that commits them.
-pub type Deferred = Box<dyn FnOnce(&mut StateWrites) + Send>;
-
-/// Writes produced by a checkpoint, applied by the store in one atomic batch.
-#[derive(Default)]
-pub struct StateWrites {
-    pub puts: Vec<(Vec<u8>, Vec<u8>)>,
-    pub deletes: Vec<Vec<u8>>,
-    /// Serialisation left to the committing thread; `resolve` runs it.
-    deferred: Vec<Deferred>,
-}
-
-impl std::fmt::Debug for StateWrites {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateWrites")
-            .field("puts", &self.puts.len())
-            .field("deletes", &self.deletes.len())
-            .field("deferred", &self.deferred.len())
-            .finish()
-    }
-}
-
-impl StateWrites {
-    pub fn defer(&mut self, work: Deferred) {
-        self.deferred.push(work);
-    }
-
-    /// Runs the deferred serialisation so `puts` and `deletes` are complete.
-    pub fn resolve(&mut self) {
-        for work in std::mem::take(&mut self.deferred) {
-            work(self);
-        }
-    }
-
-    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.puts.push((key, value));
-    }
-
-    pub fn delete(&mut self, key: Vec<u8>) {
-        self.deletes.push(key);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.puts.is_empty() && self.deletes.is_empty() && self.deferred.is_empty()
-    }
-}
+/// Every prefix the engine keeps its state under: what a restore reads
+/// (`state::scan_prefixes`). The store itself knows none of them.
+pub const STATE_PREFIXES: [&[u8]; 4] = [GROUP_PREFIX, RULE_PREFIX, b"e/", DEDUP_PREFIX];
 
 /// What a restore found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -207,19 +164,6 @@ impl<G: GroupState> AnyTable for Table<G> {
             })
             .collect()
     }
-}
-
-/// A stable hash of what a rule counts: kind (with window and threshold), match and grouping.
-pub fn rule_shape(rule: &Rule) -> String {
-    let kind = match &rule.kind {
-        // Baselines take weeks to learn: tuning when they alert must not throw them away,
-        // only a change of what they hold (the field) does.
-        Kind::NewValue(n) => format!("NewValue({:?})", n.field),
-        Kind::ImpossibleTravel(_) => "ImpossibleTravel".to_string(),
-        other => format!("{other:?}"),
-    };
-    let text = format!("{kind}|{:?}|{:?}", rule.filter, rule.group_by);
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
 
 impl GroupLog {
@@ -386,6 +330,16 @@ impl Engine {
             .unwrap_or(0);
         for (key, _) in blobs.drain(..start) {
             self.stale_keys.push(key);
+        }
+        // State from before the versioned shape: a rule whose old shape is unchanged keeps its
+        // groups (the next checkpoint stores the versioned shape).
+        for live in &self.rules {
+            if let Some(stored) = shapes.get_mut(&live.rule.id)
+                && shape::is_legacy(stored)
+                && *stored == shape::legacy_rule_shape(&live.rule)
+            {
+                stored.clone_from(&live.shape);
+            }
         }
         let mut kept: std::collections::HashSet<(String, String)> =
             std::collections::HashSet::new();
@@ -653,5 +607,44 @@ mod tests {
         commit(&mut old, w);
         assert!(!old.contains_key(PENDING_KEY));
         assert_eq!(held_stored(&old), 1);
+    }
+
+    /// State written before shapes were versioned (`r/<id>` = a hash of `Debug` text) keeps
+    /// its groups when the rule is unchanged; the next checkpoint stores the versioned shape.
+    #[test]
+    fn state_with_the_previous_unversioned_shapes_is_restored() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let rules = crate::rule::load_dir(&dir).unwrap().enabled();
+        let options = EngineOptions::default();
+        let events = Traffic {
+            attack_every: 300,
+            ..Traffic::default()
+        }
+        .generate(5_000);
+        let mut first = Engine::new(rules.clone(), &options);
+        let mut alerts = Vec::new();
+        for e in events {
+            first.process(e, &mut alerts);
+        }
+        let mut stored = BTreeMap::new();
+        let mut w = StateWrites::default();
+        first.checkpoint(&mut w);
+        commit(&mut stored, w);
+        for r in &rules {
+            stored.insert(
+                [RULE_PREFIX, r.id.as_bytes()].concat(),
+                shape::legacy_rule_shape(r).into_bytes(),
+            );
+        }
+        let mut second = Engine::new(rules.clone(), &options);
+        let report = second.restore(stored.clone()).unwrap();
+        assert!(report.groups > 0 && report.dropped == 0, "{report:?}");
+        let mut w = StateWrites::default();
+        second.checkpoint(&mut w);
+        commit(&mut stored, w);
+        for r in &rules {
+            let key = [RULE_PREFIX, r.id.as_bytes()].concat();
+            assert!(stored[&key].starts_with(b"v1:"), "{}", r.id);
+        }
     }
 }

@@ -14,8 +14,8 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use super::held_log::HeldLog;
-use super::persist::StateWrites;
 use crate::event::Event;
+use crate::state::StateWrites;
 
 /// How much the buffer may hold before the oldest events are released early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use tokio::sync::watch;
 
-use crate::app::shared::Shared;
+use crate::shared::Shared;
 
 pub use conn::Limits;
 

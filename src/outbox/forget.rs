@@ -6,8 +6,8 @@
 use serde_json::Value;
 
 use super::store::{DEAD_PREFIX, DeadLetter, ENTRY_PREFIX, Entry, OutboxStore};
-use crate::engine::StateWrites;
 use crate::state::StateError;
+use crate::state::StateWrites;
 
 /// What a mention of a forgotten subject becomes.
 pub const FORGOTTEN: &str = "[forgotten]";

@@ -6,20 +6,22 @@
 //! - [`store`]: the keys in the state store (log, id index, cursors, dead letters) and the
 //!   offline operations of `dead-letters`, `redrive` and `outbox`;
 //! - [`writer`]: the pipeline's side: stores alerts (once per id) and wakes the workers;
-//! - [`worker`]: one sink's delivery loop;
+//! - [`worker`]: one sink's delivery loop; `progress`: what the workers report (counters,
+//!   uncommitted cursors and dead letters);
 //! - [`forget`]: `forget` and `export` of one user over stored alerts and dead letters;
 //! - [`retry`]: exponential backoff with jitter, and the circuit breaker;
 //! - [`service`]: starts the workers on the daemon's runtime, persists their progress, and
 //!   drains them at shutdown.
 
 mod forget;
+mod progress;
 pub mod retry;
 pub mod service;
 pub mod store;
 mod worker;
 pub mod writer;
 
-pub use service::{Delivery, SinkStatus};
+pub use service::{Delivery, StartError};
 pub use store::{DeadLetter, OutboxStore};
 pub use writer::OutboxWriter;
 

@@ -3,20 +3,21 @@
 //! sink is past, and drains the workers at shutdown.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::progress::{Progress, SinkStatus};
 use super::store::{ID_PREFIX, OutboxStore, SharedStore, cursor_key, entry_key};
 use super::worker::Worker;
 use super::writer::OutboxWriter;
 use crate::config::SinkConfig;
-use crate::engine::StateWrites;
 use crate::sink::{self, Deliver};
+use crate::state::{StateError, StateWrites};
 
 /// How often cursors and dead letters are committed. A crash loses at most this much
 /// progress, which means those alerts are delivered again (with the same id): at least once.
@@ -28,44 +29,15 @@ const ID_RETENTION_MS: i64 = 24 * 3600 * 1000;
 /// after a restart, however long the daemon was down, are checked before anything is pruned.
 const ID_PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// A sink's counters, for logs and metrics.
-#[derive(Debug)]
-pub struct SinkStatus {
-    pub name: String,
-    pub kind: &'static str,
-    pub delivered: AtomicU64,
-    /// Failed attempts (each retried or, when too old, dead-lettered).
-    pub failures: AtomicU64,
-    pub dead_letters: AtomicU64,
-    pub breaker_open: AtomicBool,
-    /// The next seq the sink delivers.
-    pub cursor: AtomicU64,
-}
-
-/// Progress not yet committed: the workers add, the flusher takes.
-#[derive(Default)]
-pub(super) struct Progress {
-    pending: Mutex<Pending>,
-}
-
-#[derive(Default)]
-struct Pending {
-    writes: StateWrites,
-    cursors: BTreeMap<String, u64>,
-    dirty: bool,
-}
-
-impl Progress {
-    /// Records a sink's new cursor and the dead letters it wrote getting there; both are
-    /// committed together.
-    pub fn advance(&self, sink: &str, cursor: u64, dead: Vec<(Vec<u8>, Vec<u8>)>) {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        for (k, v) in dead {
-            p.writes.put(k, v);
-        }
-        p.cursors.insert(sink.to_string(), cursor);
-        p.dirty = true;
-    }
+/// Why delivery did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A sink could not be built from its configuration (the message names the sink).
+    #[error("{0}")]
+    Sink(String),
+    /// The outbox's cursors or log could not be read or written.
+    #[error("cannot start delivery: {0}")]
+    Store(#[from] StateError),
 }
 
 /// The running delivery side of the daemon.
@@ -82,23 +54,22 @@ pub struct Delivery {
 
 impl Delivery {
     /// Builds the sinks, reads the cursors, and starts a worker per sink on `runtime`. The
-    /// writer goes to the pipeline. Errors name the sink and are configuration errors.
+    /// writer goes to the pipeline.
     pub fn start(
         runtime: &Handle,
         store: SharedStore,
         configs: &[SinkConfig],
-    ) -> Result<(Delivery, OutboxWriter), String> {
+    ) -> Result<(Delivery, OutboxWriter), StartError> {
         // Some transports (the SMTP pool) start tasks when built.
         let _in_runtime = runtime.enter();
         let sinks = configs
             .iter()
             .map(sink::build)
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StartError::Sink)?;
         let outbox = OutboxStore::new(store);
-        let state_error = |e: crate::state::StateError| e.to_string();
-        let next = outbox.next_seq().map_err(state_error)?;
-        let stored: BTreeMap<String, u64> =
-            outbox.cursors().map_err(state_error)?.into_iter().collect();
+        let next = outbox.next_seq()?;
+        let stored: BTreeMap<String, u64> = outbox.cursors()?.into_iter().collect();
         // A new sink's place is stored before any alert can be: were the daemon killed before
         // its first cursor commit, the next start would otherwise take it for new again and
         // skip every alert stored in between.
@@ -107,7 +78,7 @@ impl Delivery {
             placed.put(cursor_key(&c.name), next.to_be_bytes().to_vec());
         }
         if !placed.is_empty() {
-            outbox.store.commit(placed).map_err(state_error)?;
+            outbox.store.commit(placed)?;
         }
         let progress = Arc::new(Progress::default());
         {
@@ -127,7 +98,7 @@ impl Delivery {
             }
             p.dirty = true;
         }
-        let gc_from = outbox.first_seq().map_err(state_error)?.unwrap_or(next);
+        let gc_from = outbox.first_seq()?.unwrap_or(next);
         let (head_tx, head) = watch::channel(next);
         let (closing, closing_rx) = watch::channel(false);
         let (stop_flusher, stop_rx) = watch::channel(false);
@@ -141,7 +112,6 @@ impl Delivery {
                 .cursors[&c.name];
             let status = Arc::new(SinkStatus {
                 name: c.name.clone(),
-                kind: c.kind.name(),
                 delivered: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 dead_letters: AtomicU64::new(0),
@@ -187,16 +157,12 @@ impl Delivery {
         }
     }
 
-    pub fn statuses(&self) -> &[Arc<SinkStatus>] {
-        &self.statuses
-    }
-
     /// Copies the sinks' counters into the metrics every few seconds, on the runtime, until
     /// the process ends.
     pub fn export_metrics(
         &self,
         runtime: &tokio::runtime::Handle,
-        shared: Arc<crate::app::shared::Shared>,
+        shared: Arc<crate::shared::Shared>,
     ) {
         let statuses = self.statuses.clone();
         let head = self.head.clone();
@@ -229,13 +195,6 @@ impl Delivery {
                 }
             }
         });
-    }
-
-    /// Alerts stored and not yet past a sink's cursor (whether or not its routing takes them).
-    pub fn behind(&self, status: &SinkStatus) -> u64 {
-        self.head
-            .borrow()
-            .saturating_sub(status.cursor.load(Ordering::Relaxed))
     }
 
     /// Lets every worker deliver what is stored, for at most `grace`; a worker that is
@@ -370,5 +329,53 @@ fn prune_ids(outbox: &OutboxStore, writes: &mut StateWrites) {
             }
         }
         Err(e) => tracing::error!(error = %e, "cannot read the outbox id index"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::state::{Entries, Store};
+
+    /// A store whose every call fails, as a disk gone bad after opening would.
+    struct Broken;
+
+    impl Store for Broken {
+        fn scan(&self, _: &[u8]) -> Result<Entries, StateError> {
+            Err(broken())
+        }
+        fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+            Err(broken())
+        }
+        fn commit(&self, _: StateWrites) -> Result<(), StateError> {
+            Err(broken())
+        }
+        fn size_on_disk(&self) -> u64 {
+            0
+        }
+    }
+
+    fn broken() -> StateError {
+        StateError::Io {
+            dir: PathBuf::from("/state"),
+            reason: "input/output error".into(),
+        }
+    }
+
+    #[test]
+    fn a_store_failure_at_start_is_a_store_error_not_a_configuration_error() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let Err(e) = Delivery::start(runtime.handle(), Arc::new(Broken), &[]) else {
+            panic!("started on a broken store");
+        };
+        assert!(
+            matches!(e, StartError::Store(StateError::Io { .. })),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("/state"), "{e}");
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::engine::StateWrites;
+use crate::state::StateWrites;
 use crate::state::{StateError, Store};
 
 pub const ENTRY_PREFIX: &[u8] = b"o/";

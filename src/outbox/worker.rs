@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use super::progress::{Progress, SinkStatus};
 use super::retry::Retry;
-use super::service::{Progress, SinkStatus};
 use super::store::{DeadLetter, OutboxStore, dead_key};
 use crate::config::{DeliveryPolicy, Routing};
 use crate::sink::{Deliver, Record, SendError};

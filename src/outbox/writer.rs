@@ -10,8 +10,9 @@ use std::sync::{Arc, Weak};
 use tokio::sync::watch;
 
 use super::store::{Entry, NEXT_KEY, OutboxStore, entry_key, id_key};
-use crate::engine::{Alert, StateWrites};
+use crate::engine::Alert;
 use crate::sink::{AlertSink, Deliver};
+use crate::state::StateWrites;
 
 pub struct OutboxWriter {
     outbox: OutboxStore,

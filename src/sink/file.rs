@@ -3,30 +3,15 @@
 //! file at `path`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::lines::LineEncoder;
 use super::stdout::{outcome, write_lines};
-use super::{AlertSink, BoxFuture, Deliver, Record, Results, all};
+use super::{BoxFuture, Deliver, Record, Results, all};
 use crate::config::AlertFormat;
-use crate::engine::Alert;
-
-pub struct FileSink {
-    path: PathBuf,
-    out: BufWriter<File>,
-}
-
-impl FileSink {
-    pub fn open(path: &Path) -> io::Result<FileSink> {
-        Ok(FileSink {
-            path: path.to_path_buf(),
-            out: BufWriter::new(open(path)?),
-        })
-    }
-}
 
 fn open(path: &Path) -> io::Result<File> {
     OpenOptions::new()
@@ -39,27 +24,6 @@ fn open(path: &Path) -> io::Result<File> {
                 format!("cannot open the alert file {}: {e}", path.display()),
             )
         })
-}
-
-impl AlertSink for FileSink {
-    fn deliver(&mut self, alert: &Alert) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, alert)?;
-        self.out.write_all(b"\n")
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-
-    fn reopen(&mut self) {
-        let _ = self.out.flush();
-        match open(&self.path) {
-            Ok(f) => self.out = BufWriter::new(f),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot reopen the alert file; still writing to the old one")
-            }
-        }
-    }
 }
 
 /// The outbox's file sink. `reopen` only raises a flag: the next write (on a blocking thread)

@@ -24,7 +24,6 @@ mod table;
 mod webhook;
 
 pub use build::{build, terminal_default};
-pub use file::FileSink;
 pub use record::{Record, hostname};
 pub use stdout::StdoutSink;
 pub use webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};

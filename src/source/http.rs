@@ -44,9 +44,9 @@ use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, oneshot, watch};
 
 use super::{Ack, Batch, Item};
-use crate::app::shared::Shared;
 use crate::config::{HttpIngest, Secret};
 use crate::normalize::Format;
+use crate::shared::Shared;
 
 /// Request bodies read and split at once, shared evenly among the configured routes. Each may
 /// be `max_body_bytes`, so this (with the channel's bound) caps the memory ingest can hold;

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::StateWrites;
 use super::{Entries, LOCK_FILE, StateError, Store};
-use crate::engine::StateWrites;
 
 /// How often the watchdog looks at the store's calls and directory.
 const WATCH_EVERY: Duration = Duration::from_millis(250);

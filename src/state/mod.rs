@@ -1,8 +1,8 @@
 //! Durable state: the store trait, its sled implementation, and opening a state directory
 //! with errors that name the directory and the way out.
 //!
-//! Everything lives in one sled tree so that a checkpoint (engine state, source position, and
-//! later outbox entries) is one atomic batch. Key prefixes:
+//! Everything lives in one sled tree so that a checkpoint (engine state and source positions) is
+//! one atomic batch, and the outbox (alerts, cursors, dead letters) shares it. Key prefixes:
 //!
 //! | prefix | owner | holds |
 //! |---|---|---|
@@ -26,14 +26,14 @@ mod guard;
 mod rewrite;
 mod sled_store;
 mod writer;
+mod writes;
 
 pub use guard::{Guarded, StoreGuard, start_watchdog};
 pub use sled_store::{LOCK_FILE, SledStore};
 pub use writer::{CheckpointWriter, OnDurable};
+pub use writes::{Deferred, StateWrites};
 
 use std::path::{Path, PathBuf};
-
-use crate::engine::StateWrites;
 
 /// The state format this build reads and writes.
 pub const STATE_VERSION: &str = "authwatch-state/2";
@@ -80,10 +80,10 @@ pub trait Store {
     fn size_on_disk(&self) -> u64;
 }
 
-/// The entries the engine restores from (everything it owns).
-pub fn engine_entries(store: &dyn Store) -> Result<Entries, StateError> {
+/// Every entry under any of `prefixes` (an owner's keys, e.g. the engine's), in prefix order.
+pub fn scan_prefixes(store: &dyn Store, prefixes: &[&[u8]]) -> Result<Entries, StateError> {
     let mut all = Vec::new();
-    for prefix in [&b"g/"[..], b"r/", b"e/", b"d/"] {
+    for prefix in prefixes {
         all.extend(store.scan(prefix)?);
     }
     Ok(all)

@@ -106,7 +106,7 @@ impl SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::StateWrites;
+    use crate::state::StateWrites;
     use crate::state::Store;
 
     fn bytes_under(dir: &Path) -> Vec<u8> {

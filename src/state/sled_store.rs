@@ -11,8 +11,8 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use super::StateWrites;
 use super::{Entries, STATE_VERSION, StateError, Store, VERSION_KEY};
-use crate::engine::StateWrites;
 
 /// Values longer than this are stored in chunks of this size.
 const CHUNK: usize = 32 * 1024;

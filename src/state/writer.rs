@@ -5,12 +5,13 @@
 //! At most one checkpoint is queued behind the one being written: if the store falls behind,
 //! `submit` waits, which is the backpressure a durable checkpoint needs.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
+use super::StateWrites;
 use super::{SOURCE_PREFIX, StateError, Store};
-use crate::engine::StateWrites;
 
 /// Called after a checkpoint is durable, with its sequence number and the source positions
 /// (`s/` entries) it wrote: sources that acknowledge upstream, like Kafka offset commits, do
@@ -22,6 +23,9 @@ pub struct CheckpointWriter {
     thread: Option<JoinHandle<()>>,
     failure: Arc<Mutex<Option<StateError>>>,
     next: u64,
+    /// The store's size on disk, measured on the writer's thread after each commit (so the
+    /// detection thread never waits on the query).
+    size_on_disk: Arc<AtomicU64>,
 }
 
 impl CheckpointWriter {
@@ -32,16 +36,24 @@ impl CheckpointWriter {
         let (tx, rx) = mpsc::sync_channel::<(u64, StateWrites)>(1);
         let failure = Arc::new(Mutex::new(None));
         let slot = failure.clone();
+        let size_on_disk = Arc::new(AtomicU64::new(0));
+        let size = size_on_disk.clone();
         let thread = thread::Builder::new()
             .name("authwatch-checkpoint".into())
-            .spawn(move || write_loop(&*store, &rx, &slot, on_durable))
+            .spawn(move || write_loop(&*store, &rx, &slot, on_durable, &size))
             .expect("the checkpoint thread starts");
         CheckpointWriter {
             tx: Some(tx),
             thread: Some(thread),
             failure,
             next: 0,
+            size_on_disk,
         }
+    }
+
+    /// Bytes on disk after the last durable checkpoint (0 before the first).
+    pub fn size_on_disk(&self) -> u64 {
+        self.size_on_disk.load(Ordering::Relaxed)
     }
 
     /// Queues a checkpoint; fails if an earlier one could not be written.
@@ -93,6 +105,7 @@ fn write_loop(
     rx: &Receiver<(u64, StateWrites)>,
     failure: &Mutex<Option<StateError>>,
     on_durable: Option<OnDurable>,
+    size_on_disk: &AtomicU64,
 ) {
     for (seq, mut writes) in rx {
         let started = std::time::Instant::now();
@@ -120,6 +133,7 @@ fn write_loop(
                 if let Some(f) = &on_durable {
                     f(seq, &positions);
                 }
+                size_on_disk.store(store.size_on_disk(), Ordering::Relaxed);
             }
             Err(e) => {
                 tracing::error!(error = %e, "a checkpoint could not be written");
@@ -127,5 +141,30 @@ fn write_loop(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::state::SledStore;
+
+    #[test]
+    fn the_size_on_disk_is_measured_after_a_durable_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(&dir.path().join("state")).unwrap());
+        let mut writer = CheckpointWriter::start(store, None);
+        assert_eq!(writer.size_on_disk(), 0);
+        let mut writes = StateWrites::default();
+        writes.put(b"s/test".to_vec(), vec![7; 4096]);
+        writer.submit(writes).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while writer.size_on_disk() == 0 {
+            assert!(Instant::now() < deadline, "no size after the checkpoint");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        writer.finish().unwrap();
     }
 }

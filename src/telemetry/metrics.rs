@@ -27,7 +27,7 @@ pub struct Metrics {
     pub state_groups: Family<Labels, Gauge>,
     pub state_evictions: Family<Labels, Gauge>,
     pub checkpoint_seconds: Histogram,
-    pub checkpoint_bytes: Gauge,
+    pub state_size_bytes: Gauge,
     pub source_lag: Family<Labels, Gauge>,
     pub sink_deliveries: Family<Labels, Counter>,
     pub sink_failures: Family<Labels, Counter>,
@@ -65,7 +65,7 @@ impl Metrics {
             state_evictions: Family::default(),
             // 1 ms to ~16 s.
             checkpoint_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
-            checkpoint_bytes: Gauge::default(),
+            state_size_bytes: Gauge::default(),
             source_lag: Family::default(),
             sink_deliveries: Family::default(),
             sink_failures: Family::default(),
@@ -135,7 +135,7 @@ impl Metrics {
             r.register(
                 "state_size_bytes",
                 "Size of the state store on disk",
-                m.checkpoint_bytes.clone(),
+                m.state_size_bytes.clone(),
             );
             r.register(
                 "source_lag",

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use authwatch::event::{MAX_EVENT_DEPTH, format_ts, parse_rfc3339_ms};
 
-use crate::support::{alerts, authwatch, repo, rules_dir, stderr};
+use crate::support::{alerts, authwatch, free_port, repo, rules_dir, stderr};
 
 const POISON: &str = r#"{"ts":"2999-01-01T00:00:00Z","type":"other"}"#;
 
@@ -30,14 +30,6 @@ fn demo_shifted_to_now() -> Vec<String> {
         e["ts"] = format_ts(ts(e) + shift).into();
     }
     events.iter().map(|e| e.to_string()).collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn metrics(port: u16) -> String {

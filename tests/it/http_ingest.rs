@@ -7,15 +7,15 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::{authwatch, repo, rules_dir, stderr};
+use crate::support::{Daemon, authwatch, free_port, repo, rules_dir, stderr};
 
 const TOKEN: &str = "native-token-0123";
 const AUTH0_TOKEN: &str = "auth0-token-4567";
@@ -24,9 +24,10 @@ const OKTA_SECRET: &str = "okta-secret-89ab";
 /// releases held events a second after input goes quiet; a loaded CI machine is slow).
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A daemon started on a free port with ingest configured; killed if a test fails midway.
-struct Daemon {
-    child: Child,
+/// A daemon started on a free port with ingest configured (`support::Daemon`: killed if a
+/// test fails midway).
+struct IngestDaemon {
+    daemon: Daemon,
     addr: SocketAddr,
     alerts: PathBuf,
     config: PathBuf,
@@ -53,11 +54,11 @@ struct Setup<'a> {
     stdout_alerts: bool,
 }
 
-impl Daemon {
+impl IngestDaemon {
     /// Starts `authwatch run` with file alerts (or stdout alerts, piped, when `stdout_alerts`),
     /// `extra` appended to `[source]` and `lateness` in `[rules]`.
-    fn start(extra: &str, rules: &Path, lateness: &str, stdout_alerts: bool) -> Daemon {
-        Daemon::start_with(Setup {
+    fn start(extra: &str, rules: &Path, lateness: &str, stdout_alerts: bool) -> IngestDaemon {
+        IngestDaemon::start_with(Setup {
             source: extra,
             rules: Some(rules),
             lateness,
@@ -66,7 +67,7 @@ impl Daemon {
         })
     }
 
-    fn start_with(setup: Setup) -> Daemon {
+    fn start_with(setup: Setup) -> IngestDaemon {
         let dir = tempfile::tempdir().unwrap();
         let addr = free_addr();
         let alerts = dir.path().join("alerts.jsonl");
@@ -96,9 +97,8 @@ impl Daemon {
             rules = rules.display(),
         );
         let config = write(dir.path(), "authwatch.toml", &config);
-        let child = spawn(&config, setup.stdout_alerts);
-        let mut daemon = Daemon {
-            child,
+        let mut daemon = IngestDaemon {
+            daemon: spawn(&config, setup.stdout_alerts),
             addr,
             alerts,
             config,
@@ -111,9 +111,8 @@ impl Daemon {
 
     /// SIGKILL, then the same daemon (config, state, port) again, ready.
     fn kill_and_restart(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        self.child = spawn(&self.config, self.stdout_alerts);
+        self.daemon.kill();
+        self.daemon = spawn(&self.config, self.stdout_alerts);
         self.wait_ready();
     }
 
@@ -125,7 +124,7 @@ impl Daemon {
         let client = Client::new();
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some((status, _)) = self.daemon.exits_within(Duration::ZERO) {
                 panic!("the daemon exited while starting: {status}");
             }
             if client
@@ -144,15 +143,10 @@ impl Daemon {
 
     /// SIGTERM, then the exit status.
     fn terminate(&mut self) -> ExitStatus {
-        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(started.elapsed() < PATIENCE, "the daemon ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
+        self.daemon.terminate();
+        match self.daemon.exits_within(PATIENCE) {
+            Some((status, _)) => status,
+            None => panic!("the daemon ignored SIGTERM"),
         }
     }
 
@@ -164,16 +158,9 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(config: &Path, stdout_alerts: bool) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_authwatch"))
-        .args(["run", "--config", config.to_str().unwrap()])
+fn spawn(config: &Path, stdout_alerts: bool) -> Daemon {
+    let mut command = Daemon::command(config);
+    command
         .env("RUST_LOG", "warn")
         .env("AW_TEST_TOKEN", TOKEN)
         .env("AW_TEST_AUTH0", AUTH0_TOKEN)
@@ -182,16 +169,12 @@ fn spawn(config: &Path, stdout_alerts: bool) -> Child {
             Stdio::piped()
         } else {
             Stdio::null()
-        })
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the authwatch binary runs")
+        });
+    Daemon::spawn(command, &config.with_extension("log"))
 }
 
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -295,7 +278,7 @@ fn replayed(format: &str, fixture: &str) -> BTreeSet<(String, String)> {
 
 /// Waits for the daemon's alerts to be exactly `want` (they come a second after input goes
 /// quiet, when event time follows the wall clock past the lateness).
-fn assert_alerts_become(daemon: &Daemon, want: &BTreeSet<(String, String)>) {
+fn assert_alerts_become(daemon: &IngestDaemon, want: &BTreeSet<(String, String)>) {
     let started = Instant::now();
     loop {
         let got = daemon.alerts();
@@ -325,7 +308,7 @@ fn native_auth0_and_okta_batches_raise_the_alerts_replay_raises() {
         ] {
             assert!(rules.contains(required), "{format}: {rules:?}");
         }
-        let daemon = Daemon::start("", &rules_dir(), "60s", false);
+        let daemon = IngestDaemon::start("", &rules_dir(), "60s", false);
         let client = Client::new();
         let lines = fixture_lines(fixture);
         let (first, second) = lines.split_at(lines.len() / 2);
@@ -372,7 +355,7 @@ fn okta_hook(lines: &[String]) -> String {
 
 #[test]
 fn credentials_bodies_sizes_and_the_okta_handshake_are_checked() {
-    let daemon = Daemon::start(
+    let daemon = IngestDaemon::start(
         "okta_header = \"X-Hook-Secret\"\nmax_body_bytes = 65536",
         &rules_dir(),
         "60s",
@@ -481,7 +464,7 @@ fn a_flood_on_one_route_is_refused_while_the_others_keep_their_share() {
     // Three routes share a queue of three batches: one each. Eight clients flood the native
     // route with large batches; it answers 503 + Retry-After once its one place is taken,
     // while every Auth0 delivery in the meantime is accepted.
-    let mut daemon = Daemon::start_with(Setup {
+    let mut daemon = IngestDaemon::start_with(Setup {
         source: "queue_batches = 3\nack_timeout = \"60s\"",
         lateness: "0s",
         ..Setup::default()
@@ -570,7 +553,7 @@ fn a_sigkill_right_after_any_200_loses_no_event() {
     write(rules.path(), "five-failures.yaml", FIVE_FAILURES);
     // Checkpoints on the interval would come too late: only the acknowledgement's own
     // checkpoint can keep an event across the SIGKILL that follows its 200.
-    let mut daemon = Daemon::start_with(Setup {
+    let mut daemon = IngestDaemon::start_with(Setup {
         state: "checkpoint_interval = \"1h\"",
         rules: Some(rules.path()),
         lateness: "0s",
@@ -658,7 +641,7 @@ const HALF_A_HEAD: &[u8] = b"POST /v1/events HTTP/1.1\r\nHost: authwatch\r\nCont
 #[test]
 fn idle_half_open_connections_do_not_hold_a_stop() {
     // Timeouts far beyond the test: only the stop itself may close these connections.
-    let mut daemon = Daemon::start_with(Setup {
+    let mut daemon = IngestDaemon::start_with(Setup {
         http: "header_timeout = \"1h\"\nidle_timeout = \"1h\"",
         daemon: "shutdown_timeout = \"2s\"",
         ..Setup::default()
@@ -693,7 +676,7 @@ fn idle_half_open_connections_do_not_hold_a_stop() {
 
 #[test]
 fn a_connection_over_the_cap_is_closed_and_idle_ones_time_out() {
-    let daemon = Daemon::start_with(Setup {
+    let daemon = IngestDaemon::start_with(Setup {
         http: "max_connections = 20\nheader_timeout = \"4s\"\nidle_timeout = \"6s\"",
         ..Setup::default()
     });
@@ -753,7 +736,7 @@ fn metrics_listen_keeps_metrics_apart_and_offender_labels_are_opt_in() {
         let metrics_addr = free_addr();
         let http =
             format!("metrics_listen = \"{metrics_addr}\"\nmetrics_top_offenders = {offenders}");
-        let mut daemon = Daemon::start_with(Setup {
+        let mut daemon = IngestDaemon::start_with(Setup {
             http: &http,
             lateness: "0s",
             ..Setup::default()

@@ -5,9 +5,8 @@
 //! and take over from each other without losing or double-counting a detection.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use authwatch::synth::Traffic;
@@ -20,7 +19,7 @@ use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::support::{alerts, authwatch, repo, rules_dir, stderr};
+use crate::support::{Daemon, alerts, authwatch, repo, rules_dir, stderr};
 
 /// How long a test waits for the daemon to catch up before failing.
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -237,20 +236,12 @@ path = "{alerts}"
     /// Starts `authwatch run` with the configuration `name`; its log goes to a file.
     fn spawn(&self, name: &str, follow: bool, extra_source: &str) -> Daemon {
         let cfg = self.config(name, follow, extra_source);
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.log(name))
-            .unwrap();
-        Command::new(env!("CARGO_BIN_EXE_authwatch"))
-            .args(["run", "--config", cfg.to_str().unwrap()])
+        let mut command = Daemon::command(&cfg);
+        command
             .env("RUST_LOG", "info,librdkafka=warn")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map(Daemon)
-            .expect("the daemon starts")
+            .stdout(Stdio::null());
+        Daemon::spawn(command, &self.log(name))
     }
 
     /// Runs a daemon that reads the topic to its end and stops; its exit must be clean.
@@ -385,49 +376,13 @@ fn field<'a>(line: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     }
 }
 
-/// A daemon started by a test, killed if the test ends (or fails) while it runs.
-struct Daemon(Child);
-
-impl std::ops::Deref for Daemon {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Daemon {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn wait_exit(child: &mut Child, patience: Duration) -> Option<i32> {
-    let deadline = Instant::now() + patience;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_exit(daemon: &mut Daemon, patience: Duration) -> Option<i32> {
+    let exit = daemon.exits_within(patience);
+    exit.and_then(|(status, _)| status.code())
 }
 
 fn sigterm(child: &mut Daemon) {
-    // SAFETY: kill(2) with the pid of a child we started and have not reaped.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.terminate();
     assert_eq!(
         wait_exit(child, PATIENCE),
         Some(0),
@@ -628,8 +583,7 @@ fn a_consumer_killed_mid_stream_resumes_at_its_checkpointed_offsets() {
     // dies with SIGKILL, and the rest arrives while it is down.
     let (during, after) = second.split_at(second.len() / 2);
     produce_batched(&setup.brokers, &setup.topic, during, "none", 1);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     produce_batched(&setup.brokers, &setup.topic, after, "none", 1);
     // The same state directory: it must resume at its own checkpointed offsets. In a fresh
     // group, so that the group has no offsets to offer (and because tansu never evicts a
@@ -774,8 +728,7 @@ fn a_member_killed_with_sigkill_is_taken_over_from_its_committed_offsets() {
     let mut b = setup.spawn("b", true, "");
     setup.await_assignment(&[("a", 1), ("b", 1)], 4);
     phases.run(31, 1, &["a", "b"]);
-    b.kill().unwrap(); // SIGKILL: no revocation, no last commit
-    b.wait().unwrap();
+    b.kill(); // SIGKILL: no revocation, no last commit
     setup.await_assignment(&[("a", 4)], 4);
     phases.run(32, 2, &["a"]);
     sigterm(&mut a);

@@ -5,18 +5,9 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::rules_dir;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{Daemon, free_port, rules_dir};
 
 /// A plain HTTP GET: (status, body), or `None` while nothing listens.
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -58,14 +49,15 @@ fn metric(port: u16, line_start: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-struct Daemon {
-    child: Child,
+/// A daemon reading a file, with alerts to a file and HTTP on a port of its own.
+struct FileDaemon {
+    daemon: Daemon,
     port: u16,
     alerts: PathBuf,
 }
 
-impl Daemon {
-    fn start(dir: &Path, rules: &Path, events: &Path) -> Daemon {
+impl FileDaemon {
+    fn start(dir: &Path, rules: &Path, events: &Path) -> FileDaemon {
         let port = free_port();
         let alerts = dir.join("alerts.jsonl");
         let cfg = dir.join("authwatch.toml");
@@ -80,16 +72,8 @@ impl Daemon {
             ),
         )
         .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_authwatch"))
-            .args(["run", "--config", cfg.to_str().unwrap()])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Daemon {
-            child,
+        FileDaemon {
+            daemon: Daemon::start(&cfg, &[]),
             port,
             alerts,
         }
@@ -109,18 +93,8 @@ impl Daemon {
     }
 
     fn sigterm(&mut self) -> (Option<i32>, Duration) {
-        let started = Instant::now();
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        (status.code(), started.elapsed())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let (status, took) = self.daemon.sigterm();
+        (status.code(), took)
     }
 }
 
@@ -162,7 +136,7 @@ fn metrics_move_readiness_flips_and_rules_reload_keeping_unchanged_state() {
     copy_rules(&rules);
     let events = dir.path().join("events.jsonl");
     std::fs::write(&events, "").unwrap();
-    let mut daemon = Daemon::start(dir.path(), &rules, &events);
+    let mut daemon = FileDaemon::start(dir.path(), &rules, &events);
     let port = daemon.port;
 
     eventually("/healthz answers", || {
@@ -175,6 +149,10 @@ fn metrics_move_readiness_flips_and_rules_reload_keeping_unchanged_state() {
     append(&events, &failures("victim@example.com", 0, 5));
     let failed = r#"authwatch_events_total{source="file",format="native",type="login.failure"}"#;
     eventually("the event counter moves", || metric(port, failed) >= 5.0);
+    // Registered from the start, set once checkpoints are written (it used to stay 0).
+    eventually("the state size is published", || {
+        metric(port, "authwatch_state_size_bytes ") > 0.0
+    });
 
     // Edit a neighbour rule: brute-force-user must keep its five failures.
     let ip_rule = rules.join("brute-force-ip.yaml");
@@ -231,7 +209,7 @@ fn sigterm_under_load_stops_in_time_and_the_next_start_resumes() {
         authwatch::synth::to_json_lines(&traffic.generate(300_000)),
     )
     .unwrap();
-    let mut daemon = Daemon::start(dir.path(), &rules_dir(), &events);
+    let mut daemon = FileDaemon::start(dir.path(), &rules_dir(), &events);
     let port = daemon.port;
     eventually("the daemon is under load", || {
         get(port, "/metrics").is_some_and(|(_, b)| {
@@ -247,7 +225,7 @@ fn sigterm_under_load_stops_in_time_and_the_next_start_resumes() {
     );
 
     // The next start resumes from the checkpoint instead of reading the file again.
-    let mut again = Daemon::start(dir.path(), &rules_dir(), &events);
+    let mut again = FileDaemon::start(dir.path(), &rules_dir(), &events);
     let port = again.port;
     eventually("the restarted daemon catches up", || {
         let body = get(port, "/metrics").map(|(_, b)| b).unwrap_or_default();

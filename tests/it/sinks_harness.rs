@@ -1,18 +1,19 @@
 //! What the sink tests share: a rules directory with two match rules, events that fire them,
-//! a daemon driven through stdin and stopped with SIGTERM, an HTTP receiver (axum on
+//! a daemon driven through stdin and stopped with SIGTERM (`support::Daemon`), an HTTP receiver (axum on
 //! 127.0.0.1) that records requests and answers as scripted, and polling with a deadline.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+
+pub use crate::support::{Daemon, free_port};
 
 /// Rule ids the test rules use: a high one on `token.reuse`, a critical one on
 /// `impersonation.start`, both one alert per event.
@@ -75,71 +76,6 @@ pub fn config(dir: &Path, rest: &str) -> PathBuf {
     cfg
 }
 
-/// A running daemon; its stderr (JSON logs) goes to a file.
-pub struct Daemon {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    pub log: PathBuf,
-}
-
-impl Daemon {
-    pub fn start(cfg: &Path, env: &[(&str, &str)]) -> Daemon {
-        let log = cfg.with_extension(format!("{}.log", chrono::Utc::now().timestamp_micros()));
-        let mut c = Command::new(env!("CARGO_BIN_EXE_authwatch"));
-        c.args(["run", "--config", cfg.to_str().unwrap()])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = c.spawn().expect("the authwatch binary runs");
-        let stdin = child.stdin.take();
-        Daemon { child, stdin, log }
-    }
-
-    pub fn send(&mut self, lines: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin.write_all(lines.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then waits (at most 30 s) for the exit.
-    pub fn stop(mut self) -> ExitStatus {
-        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                if !status.success() {
-                    eprintln!(
-                        "the daemon exited with {status}; its log:\n{}",
-                        self.log_text()
-                    );
-                }
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("the daemon did not stop within 30 s:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Runs an authwatch command (not the daemon) to completion.
 pub fn authwatch(args: &[&str]) -> Output {
     authwatch_with(args, &[])
@@ -174,15 +110,6 @@ pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// A free port on 127.0.0.1 (bound, then released for the receiver to take later).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The value of an environment variable the CI receivers set, or `None` after printing why

@@ -5,21 +5,13 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use crate::support::{repo, rules_dir};
+use crate::support::{Daemon, free_port, repo, rules_dir};
 
 /// How long the daemon may take to exit once its store has failed.
 const EXIT_WITHIN: Duration = Duration::from_secs(15);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The status of a GET, or `None` while nothing answers.
 fn status(port: u16, path: &str) -> Option<u16> {
@@ -31,15 +23,15 @@ fn status(port: u16, path: &str) -> Option<u16> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
-struct Daemon {
-    child: Child,
+/// A daemon reading a file, its state in a directory the test breaks.
+struct FileDaemon {
+    daemon: Daemon,
     port: u16,
     events: PathBuf,
-    stderr: PathBuf,
 }
 
-impl Daemon {
-    fn start(dir: &Path, state: &Path) -> Daemon {
+impl FileDaemon {
+    fn start(dir: &Path, state: &Path) -> FileDaemon {
         let port = free_port();
         let events = dir.join("events.jsonl");
         std::fs::write(&events, "").unwrap();
@@ -55,20 +47,10 @@ impl Daemon {
             ),
         )
         .unwrap();
-        let stderr = dir.join("stderr.txt");
-        let child = Command::new(env!("CARGO_BIN_EXE_authwatch"))
-            .args(["run", "--config", cfg.to_str().unwrap()])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let daemon = Daemon {
-            child,
+        let daemon = FileDaemon {
+            daemon: Daemon::start(&cfg, &[("RUST_LOG", "warn")]),
             port,
             events,
-            stderr,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while status(daemon.port, "/healthz") != Some(200) {
@@ -89,26 +71,12 @@ impl Daemon {
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        self.daemon.log_text()
     }
 
     /// Waits for the process to end, at most `within`; `None` when it is still running.
     fn exits_within(&mut self, within: Duration) -> Option<(ExitStatus, Duration)> {
-        let started = Instant::now();
-        while started.elapsed() < within {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some((status, started.elapsed()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.daemon.exits_within(within)
     }
 }
 
@@ -139,7 +107,7 @@ fn a_full_filesystem_under_the_state_ends_the_daemon_naming_the_directory() {
         .unwrap();
     assert!(mounted.success(), "mount -t tmpfs failed");
     let _tmpfs = Tmpfs(state.clone());
-    let mut daemon = Daemon::start(dir.path(), &state);
+    let mut daemon = FileDaemon::start(dir.path(), &state);
     // Fill what is left of the filesystem, then give the daemon something to write.
     let mut filler = std::fs::File::create(state.join("filler")).unwrap();
     let block = vec![0u8; 64 * 1024];
@@ -166,7 +134,7 @@ fn a_full_filesystem_under_the_state_ends_the_daemon_naming_the_directory() {
 fn removing_the_state_directory_under_a_running_daemon_ends_it() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let mut daemon = Daemon::start(dir.path(), &state);
+    let mut daemon = FileDaemon::start(dir.path(), &state);
     daemon.feed_demo();
     let alerts = dir.path().join("alerts.jsonl");
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -12,9 +12,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 
-use super::client;
 use super::log::librdkafka_log;
 use crate::config::KafkaConfig;
+use crate::config::kafka_client;
 use crate::event::BadInput;
 
 /// Header names on a dead letter.
@@ -64,7 +64,8 @@ pub struct DeadLetters {
 impl DeadLetters {
     pub fn new(config: &KafkaConfig, topic: &str) -> Result<DeadLetters, KafkaError> {
         Ok(DeadLetters {
-            producer: client::producer_config(config).create_with_context(DeliveryLog::default())?,
+            producer: kafka_client::producer_config(config)
+                .create_with_context(DeliveryLog::default())?,
             topic: topic.to_string(),
             unflushed: AtomicU64::new(0),
         })

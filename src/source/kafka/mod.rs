@@ -15,14 +15,13 @@
 //!
 //! | file | job |
 //! |---|---|
-//! | `client.rs` | librdkafka settings: tuning, TLS/SASL, pass-through properties |
+//! | `config/kafka_client.rs` | librdkafka settings: tuning, TLS/SASL, pass-through properties (beside the config they are built from) |
 //! | `group.rs` | assignment and revocation, commits, the state shared with the poll loop |
-//! | `merge.rs` | the event-time merge of partitions with idleness and pausing |
+//! | `merge.rs` | the event-time merge of partitions, with idleness and a bound on what it holds (no pausing) |
 //! | `offsets.rs` | partition positions in the state store; the durable-checkpoint channel |
 //! | `dead_letter.rs` | bad messages to the dead-letter topic |
 //! | `lag.rs` | consumer lag per partition, shared with metrics |
 
-pub mod client;
 pub mod dead_letter;
 mod group;
 pub mod lag;
@@ -48,7 +47,7 @@ use self::dead_letter::DeadLetters;
 use self::group::GroupContext;
 use self::lag::ConsumerLag;
 use self::merge::{Entry, Merge, Tp};
-use crate::config::KafkaConfig;
+use crate::config::{KafkaConfig, kafka_client};
 use crate::pipeline::Decoder;
 use crate::source::{Batch, Item};
 use crate::state::{OnDurable, Store};
@@ -129,7 +128,7 @@ impl KafkaSource {
             dead.clone(),
             lag.clone(),
         );
-        let consumer: BaseConsumer<GroupContext> = client::consumer_config(config)
+        let consumer: BaseConsumer<GroupContext> = kafka_client::consumer_config(config)
             .create_with_context(context)
             .context("cannot create the Kafka consumer")?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
@@ -149,11 +148,6 @@ impl KafkaSource {
             },
             on_durable,
         ))
-    }
-
-    /// Lag per partition, for metrics.
-    pub fn lag(&self) -> Arc<ConsumerLag> {
-        self.lag.clone()
     }
 
     /// Publishes the lag per partition into this gauge family as it is refreshed.

@@ -1,8 +1,8 @@
 //! Runs the `tests:` written inside rule files: each test feeds its events to an engine that
 //! holds only its own rule, and compares the alerts with `expect`.
 
-use super::{Expectation, Rule, RuleTest};
 use crate::engine::{Alert, Engine, EngineOptions};
+use crate::rule::{Expectation, Rule, RuleTest};
 
 /// The outcome of one test.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 use rdkafka::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
 
-use crate::config::KafkaConfig;
+use super::kafka::KafkaConfig;
 
 /// How long the broker may hold a fetch waiting for `fetch.min.bytes`. librdkafka's 500 ms
 /// default caps a consumer of a quiet topic at a fetch round trip per half second; 10 ms gave
