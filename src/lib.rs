@@ -22,6 +22,7 @@ pub mod engine;
 pub mod enrich;
 pub mod event;
 pub mod http;
+pub mod http_error;
 pub mod normalize;
 pub mod outbox;
 pub mod pipeline;

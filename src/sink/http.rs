@@ -74,19 +74,12 @@ impl Client {
         let request = request.map_err(|e| SendError::Reject {
             reason: format!(
                 "cannot build the request: {}",
-                error_chain(&e.without_url())
+                crate::http_error::chain(&e.without_url())
             ),
         })?;
         let url = request.url().clone();
         let mut response = client.execute(request).await.map_err(|e| {
-            let what = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "cannot connect"
-            } else {
-                "request failed"
-            };
-            let text = format!("{what}: {}", error_chain(&e.without_url()));
+            let text = crate::http_error::describe(e);
             SendError::unavailable(scrub(&text, &url))
         })?;
         let status = response.status();
@@ -108,7 +101,7 @@ impl Client {
                 Err(e) => {
                     let text = format!(
                         "reading the answer failed: {}",
-                        error_chain(&e.without_url())
+                        crate::http_error::chain(&e.without_url())
                     );
                     return Err(SendError::unavailable(scrub(&text, &url)));
                 }
@@ -246,18 +239,6 @@ pub fn quote(body: &str) -> String {
         None if body.is_empty() => "(empty answer)".into(),
         None => body.to_string(),
     }
-}
-
-/// An error with its causes ("error sending request: connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

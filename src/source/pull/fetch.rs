@@ -45,7 +45,7 @@ pub fn client(cfg: &PullConfig) -> Result<reqwest::Client, String> {
         .map_err(|e| {
             format!(
                 "cannot build the HTTP client: {}",
-                error_chain(&e.without_url())
+                crate::http_error::chain(&e.without_url())
             )
         })
 }
@@ -78,16 +78,7 @@ pub async fn fetch(
         .header(ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|e| {
-            let what = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "cannot connect"
-            } else {
-                "request failed"
-            };
-            Failure::Failed(format!("{what}: {}", error_chain(&e.without_url())))
-        })?;
+        .map_err(|e| Failure::Failed(crate::http_error::describe(e)))?;
     let status = response.status();
     let headers = response.headers().clone();
     if let Some(len) = response.content_length()
@@ -111,7 +102,7 @@ pub async fn fetch(
             Err(e) => {
                 return Err(Failure::Failed(format!(
                     "reading the answer failed: {}",
-                    error_chain(&e.without_url())
+                    crate::http_error::chain(&e.without_url())
                 )));
             }
         }
@@ -225,17 +216,6 @@ fn quote(body: &[u8]) -> String {
     let mut out: String = text.chars().take(QUOTED_CHARS).collect();
     if text.chars().count() > QUOTED_CHARS {
         out.push_str("...");
-    }
-    out
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
     }
     out
 }
