@@ -40,6 +40,12 @@ pub struct Stored {
     pub cursor: Cursor,
 }
 
+/// The most Okta ids an Okta cursor keeps for its one instant. Records at the same millisecond
+/// are few in practice; past this the list (stored with every checkpoint, searched per
+/// record) stops growing, and a record served again beyond it is still dropped by the
+/// engine's event-id dedup (the uuid is the event's id), whose state is in the same checkpoint.
+const MAX_SEEN_AT_ONE_INSTANT: usize = 10_000;
+
 /// The fields of an event a cursor looks at; the rest of the record is skipped unparsed.
 #[derive(Default, Deserialize)]
 struct Head {
@@ -118,7 +124,9 @@ impl Cursor {
                         if c.seen.contains(&uuid) {
                             return false;
                         }
-                        c.seen.push(uuid);
+                        if c.seen.len() < MAX_SEEN_AT_ONE_INSTANT {
+                            c.seen.push(uuid);
+                        }
                     }
                     // Published before the newest seen (stored late): since stays, which is
                     // safe because a polling `since` bounds the time records were stored.
@@ -168,6 +176,23 @@ mod tests {
         raw(&format!(
             r#"{{"uuid":"{uuid}","published":"{at}","eventType":"x"}}"#
         ))
+    }
+
+    #[test]
+    fn the_ids_kept_for_one_instant_are_bounded() {
+        let mut c = Cursor::start(Provider::Okta);
+        let at = "2026-03-02T09:00:00.211Z";
+        for i in 0..MAX_SEEN_AT_ONE_INSTANT + 50 {
+            assert!(c.take(&okta(&format!("u{i}"), at)));
+        }
+        let Cursor::Okta(okta_cursor) = &c else {
+            unreachable!("an Okta cursor")
+        };
+        assert_eq!(okta_cursor.seen.len(), MAX_SEEN_AT_ONE_INSTANT);
+        assert!(
+            !c.take(&okta("u0", at)),
+            "ids within the bound are still skipped"
+        );
     }
 
     #[test]
