@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::StateError;
-use super::sled_store::{SledStore, lock, open_error};
+use super::sled_store::{SledStore, lock, open_error, open_sled};
 
 /// Raw entries copied per batch into the fresh database.
 const COPY_BATCH: usize = 1024;
@@ -68,10 +68,7 @@ impl SledStore {
         std::fs::create_dir_all(&fresh).map_err(|e| io_error(&fresh, "cannot create", e))?;
         let fresh_lock = lock(&fresh)?;
         let copied = {
-            let db = sled::Config::new()
-                .path(&fresh)
-                .open()
-                .map_err(|e| open_error(&fresh, e))?;
+            let db = open_sled(&fresh)?;
             let mut copied = 0;
             let mut batch = sled::Batch::default();
             for entry in self.db.iter() {
