@@ -87,6 +87,9 @@ pub enum Command {
         /// Rules directory given without --rules (as in `authwatch check rules`).
         #[arg(value_name = "DIR", conflicts_with = "rules")]
         dir: Option<PathBuf>,
+        /// Warnings (Sigma rules skipped for features authwatch does not run) fail the check.
+        #[arg(long)]
+        strict: bool,
     },
     /// List the alerts sinks gave up on (dead letters), as JSON lines.
     DeadLetters {

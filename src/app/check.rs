@@ -2,9 +2,13 @@
 
 use std::path::Path;
 
-use super::{Failure, enricher, load_config, load_rules, rules_dir};
+use super::{Failure, enricher, load_config, rules_dir};
+use crate::config::{Config, Source};
+use crate::normalize::Format;
+use crate::rule;
 
-pub fn check(rules: Option<&Path>, config: Option<&Path>) -> Result<(), Failure> {
+/// `strict`: warnings (Sigma rules skipped for features authwatch does not run) are errors.
+pub fn check(rules: Option<&Path>, config: Option<&Path>, strict: bool) -> Result<(), Failure> {
     let mut errors = Vec::new();
     let cfg = match load_config(config) {
         Ok(c) => c,
@@ -21,8 +25,32 @@ pub fn check(rules: Option<&Path>, config: Option<&Path>) -> Result<(), Failure>
         Err(other) => return Err(other),
     }
     let dir = rules_dir(rules, &cfg);
-    match load_rules(&dir) {
+    match rule::load_dir(&dir) {
         Ok(set) => {
+            for w in &set.warnings {
+                if strict {
+                    errors.push(format!("{w} (--strict)"));
+                } else {
+                    eprintln!("warning: {w}");
+                }
+            }
+            let formats = configured_formats(&cfg);
+            let idle: Vec<&str> = set
+                .rules
+                .iter()
+                .filter(|r| r.enabled)
+                .filter(|r| r.sigma.as_ref().is_some_and(|s| s.idle_for(&formats)))
+                .map(|r| r.id.as_str())
+                .collect();
+            if !idle.is_empty() {
+                let names: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();
+                println!(
+                    "{} Sigma rules idle (their logsource is no configured format: {}): {}",
+                    idle.len(),
+                    names.join(", "),
+                    idle.join(", ")
+                );
+            }
             if errors.is_empty() {
                 let enabled = set.rules.iter().filter(|r| r.enabled).count();
                 let tests: usize = set.rules.iter().map(|r| r.tests.len()).sum();
@@ -33,12 +61,20 @@ pub fn check(rules: Option<&Path>, config: Option<&Path>) -> Result<(), Failure>
                 );
             }
         }
-        Err(Failure::Invalid(mut e)) => errors.append(&mut e),
-        Err(other) => return Err(other),
+        Err(diags) => errors.extend(diags.iter().map(ToString::to_string)),
     }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(Failure::Invalid(errors))
+    }
+}
+
+/// The formats events can arrive in with this configuration: the source's, or every ingest
+/// route's for `kind = "http"`.
+fn configured_formats(cfg: &Config) -> Vec<Format> {
+    match cfg.source {
+        Source::Http(_) => vec![Format::Native, Format::Auth0, Format::Okta],
+        _ => cfg.format.parse().into_iter().collect(),
     }
 }

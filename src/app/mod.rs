@@ -121,9 +121,12 @@ pub fn execute(command: Command) -> ExitCode {
         Command::Outbox { config } => outbox::status(config.as_deref()),
         Command::Forget { user, config } => subject::forget(&user, config.as_deref()),
         Command::Export { user, config } => subject::export(&user, config.as_deref()),
-        Command::Check { rules, config, dir } => {
-            check::check(rules.or(dir).as_deref(), config.as_deref())
-        }
+        Command::Check {
+            rules,
+            config,
+            dir,
+            strict,
+        } => check::check(rules.or(dir).as_deref(), config.as_deref(), strict),
         Command::Test {
             rules,
             dir,
@@ -166,8 +169,12 @@ fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
 
 /// The rules of `dir` (or the configured directory), or every error in them.
 fn load_rules(dir: &Path) -> Result<RuleSet, Failure> {
-    rule::load_dir(dir)
-        .map_err(|diags| Failure::Invalid(diags.iter().map(ToString::to_string).collect()))
+    let set = rule::load_dir(dir)
+        .map_err(|diags| Failure::Invalid(diags.iter().map(ToString::to_string).collect()))?;
+    for w in &set.warnings {
+        tracing::warn!(warning = %w, "rule skipped");
+    }
+    Ok(set)
 }
 
 fn rules_dir(flag: Option<&Path>, config: &Config) -> PathBuf {

@@ -36,6 +36,11 @@ pub struct Alert {
     pub user: Option<String>,
     pub username: Option<String>,
     pub ip: Option<String>,
+    /// Sigma rules' `references` and `falsepositives`, for the analyst; absent otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub falsepositives: Vec<String>,
 }
 
 impl Alert {

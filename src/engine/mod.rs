@@ -218,6 +218,8 @@ pub struct Engine {
     /// checkpoint.
     stale_keys: Vec<Vec<u8>>,
     group_log: persist::GroupLog,
+    /// Sigma detections tested at each event's arrival (`rule::sigma::Stage`).
+    sigma: Option<crate::rule::sigma::Stage>,
 }
 
 impl Engine {
@@ -244,6 +246,7 @@ impl Engine {
                 rule,
             })
             .collect();
+        let sigma = crate::rule::sigma::Stage::new(rules.iter().map(|l| &l.rule));
         for (i, live) in rules.iter().enumerate() {
             for t in rule_types(&live.rule) {
                 by_type[t.index()].push(i);
@@ -265,6 +268,7 @@ impl Engine {
             last_sweep: i64::MIN,
             stale_keys: Vec::new(),
             group_log: persist::GroupLog::default(),
+            sigma,
         }
     }
 
@@ -280,6 +284,11 @@ impl Engine {
         {
             self.stats.duplicates += 1;
             return;
+        }
+        // Sigma detections read the provider record once, here; it is never held.
+        match &self.sigma {
+            Some(stage) => stage.mark(&mut event),
+            None => event.raw = None,
         }
         if self.reorder.push(Arc::new(event)) == Admit::Late {
             self.stats.late += 1;
@@ -507,7 +516,13 @@ fn take_turn(last_fired: &mut Option<i64>, ts: i64, suppress_ms: i64) -> bool {
 
 fn make_alert(live: &LiveRule, key: &str, e: &Arc<Event>, fired: Fired) -> Alert {
     let rule = &live.rule;
-    let group = group_json(&rule.group_by, e);
+    let mut group = group_json(&rule.group_by, e);
+    if let Some(sigma) = &rule.sigma {
+        group = group
+            .into_iter()
+            .map(|(k, v)| (sigma.group_name(&k).to_string(), v))
+            .collect();
+    }
     let evidence_from = fired.triggers.len().saturating_sub(MAX_EVIDENCE);
     Alert {
         id: alert_id(&rule.id, key, fired.triggers.iter().map(|t| &**t)),
@@ -528,6 +543,11 @@ fn make_alert(live: &LiveRule, key: &str, e: &Arc<Event>, fired: Fired) -> Alert
         user: e.user.clone(),
         username: e.username.clone(),
         ip: e.ip.map(|ip| ip.to_string()),
+        references: rule.sigma.as_ref().map_or_else(Vec::new, |s| s.references.clone()),
+        falsepositives: rule
+            .sigma
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.falsepositives.clone()),
     }
 }
 

@@ -195,6 +195,11 @@ pub struct Event {
     /// `ts` so that any arrival order yields the same processing order (and alert ids).
     #[serde(skip)]
     pub fingerprint: u64,
+    /// The provider's record as it arrived, kept only while some loaded Sigma rule reads that
+    /// format (`normalize::RetainRaw`). The engine takes it at arrival, marks the Sigma rules
+    /// it matches, and drops it: it is never held for lateness nor stored.
+    #[serde(skip)]
+    pub raw: Option<Box<serde_json::Value>>,
 }
 
 impl Event {
@@ -218,6 +223,7 @@ impl Event {
             source: None,
             attrs: None,
             fingerprint: 0,
+            raw: None,
         }
     }
 

@@ -16,6 +16,7 @@ mod okta;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Deserialize;
 
@@ -133,7 +134,10 @@ pub fn normalize(format: Format, line: &[u8]) -> Result<Event, BadInput> {
         // Keycloak's jboss-logging listener writes `type=LOGIN_ERROR, realmId=...` lines.
         keycloak::from_log_line(&String::from_utf8_lossy(line), None)?
     } else {
-        from_parsed(format, &parse_json(line)?)?
+        let value = parse_json(line)?;
+        let mut event = from_parsed(format, &value)?;
+        retain_raw(format, &mut event, value);
+        event
     };
     event.fingerprint = fingerprint(line);
     event.source = Some(format.as_str().to_string());
@@ -148,9 +152,48 @@ pub fn normalize_value(format: Format, value: serde_json::Value) -> Result<Event
     }
     let bytes = serde_json::to_vec(&value).unwrap_or_default();
     let mut event = from_parsed(format, &value)?;
+    retain_raw(format, &mut event, value);
     event.fingerprint = fingerprint(&bytes);
     event.source = Some(format.as_str().to_string());
     Ok(event)
+}
+
+/// Per format, how many live engines hold Sigma rules that read the provider's own record.
+static RAW_READERS: [AtomicUsize; Format::ALL.len()] =
+    [const { AtomicUsize::new(0) }; Format::ALL.len()];
+
+/// While alive, events of these formats keep their provider record in [`Event::raw`] for Sigma
+/// rules. Counted, not a flag: engines (a reload's new one beside the old, tests in parallel)
+/// each hold their own, and the record is kept while any of them reads it.
+#[derive(Debug)]
+pub struct RetainRaw(Vec<Format>);
+
+impl RetainRaw {
+    pub fn new(formats: impl IntoIterator<Item = Format>) -> RetainRaw {
+        let mut formats: Vec<Format> = formats.into_iter().collect();
+        formats.sort();
+        formats.dedup();
+        for f in &formats {
+            RAW_READERS[*f as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        RetainRaw(formats)
+    }
+}
+
+impl Drop for RetainRaw {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            RAW_READERS[*f as usize].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Moves the parsed record into the event when a Sigma rule reads this format; otherwise it
+/// is dropped here as before, so formats without Sigma rules pay nothing.
+fn retain_raw(format: Format, event: &mut Event, value: serde_json::Value) {
+    if RAW_READERS[format as usize].load(Ordering::Relaxed) > 0 {
+        event.raw = Some(Box::new(value));
+    }
 }
 
 /// Native events keep a `source` they already carry (an upstream normaliser may have set

@@ -249,6 +249,7 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
         suppress_ms,
         tests,
         origin,
+        sigma: None,
     })
 }
 

@@ -16,6 +16,8 @@ pub const RUNBOOK_DIR: &str = "runbooks";
 pub struct RuleSet {
     pub dir: PathBuf,
     pub rules: Vec<Rule>,
+    /// Sigma rules skipped for features authwatch does not run (`check --strict` fails).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl RuleSet {
@@ -32,6 +34,7 @@ impl RuleSet {
 /// Loads `*.yaml` / `*.yml` under `dir` recursively. Returns every diagnostic on failure.
 pub fn load_dir(dir: &Path) -> Result<RuleSet, Vec<Diagnostic>> {
     let mut diagnostics = Vec::new();
+    let mut warnings = Vec::new();
     let mut rules = Vec::new();
     let files = match rule_files(dir) {
         Ok(files) => files,
@@ -47,9 +50,10 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, Vec<Diagnostic>> {
     for file in files {
         match std::fs::read_to_string(&file) {
             Ok(text) => {
-                let (mut found, mut diags) = load_file_text(&file, &text);
+                let (mut found, mut diags, mut warned) = load_file(&file, &text);
                 rules.append(&mut found);
                 diagnostics.append(&mut diags);
+                warnings.append(&mut warned);
             }
             Err(err) => diagnostics.push(Diagnostic {
                 file: file.clone(),
@@ -59,6 +63,9 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, Vec<Diagnostic>> {
             }),
         }
     }
+    let (mut sigma_errors, mut sigma_warnings) = super::sigma::resolve(dir, &mut rules);
+    diagnostics.append(&mut sigma_errors);
+    warnings.append(&mut sigma_warnings);
     check_unique_ids(&rules, &mut diagnostics);
     check_runbooks(dir, &rules, &mut diagnostics);
     if !diagnostics.is_empty() {
@@ -68,14 +75,40 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, Vec<Diagnostic>> {
         return Err(diagnostics);
     }
     rules.sort_by(|a, b| a.id.cmp(&b.id));
+    warnings.sort_by(|a, b| (&a.file, a.pos.line, a.pos.col).cmp(&(&b.file, b.pos.line, b.pos.col)));
     Ok(RuleSet {
         dir: dir.to_path_buf(),
         rules,
+        warnings,
     })
 }
 
-/// Compiles the rules in one file's text (a rule map or a list of them).
+/// Compiles the rules in one file's text (a rule map or a list of them, or Sigma documents).
 pub fn load_file_text(file: &Path, text: &str) -> (Vec<Rule>, Vec<Diagnostic>) {
+    let (rules, errors, _) = load_file(file, text);
+    (rules, errors)
+}
+
+/// One file's rules, errors and warnings (Sigma features authwatch skips).
+fn load_file(file: &Path, text: &str) -> (Vec<Rule>, Vec<Diagnostic>, Vec<Diagnostic>) {
+    if let Some(sigma) = super::sigma::load_text(file, text) {
+        let diagnostic = |(pos, rule, message)| Diagnostic {
+            file: file.to_path_buf(),
+            pos,
+            rule,
+            message,
+        };
+        return (
+            sigma.rules,
+            sigma.errors.into_iter().map(diagnostic).collect(),
+            sigma.warnings.into_iter().map(diagnostic).collect(),
+        );
+    }
+    let (rules, errors) = load_native_text(file, text);
+    (rules, errors, Vec::new())
+}
+
+fn load_native_text(file: &Path, text: &str) -> (Vec<Rule>, Vec<Diagnostic>) {
     let mut diags = Diagnostics::new(file);
     let doc = match yaml::parse(text) {
         Ok(doc) => doc,

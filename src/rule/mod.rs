@@ -8,10 +8,12 @@ mod compile;
 pub mod diag;
 mod load;
 pub mod matcher;
+pub mod sigma;
 pub mod yaml;
 
 pub use diag::Diagnostic;
 pub use load::{RuleSet, load_dir, load_file_text};
+pub use sigma::SigmaPart;
 pub use matcher::Matcher;
 
 use std::fmt;
@@ -78,6 +80,8 @@ pub struct Rule {
     pub suppress_ms: i64,
     pub tests: Vec<RuleTest>,
     pub origin: Origin,
+    /// Set for rules read from Sigma files: their detections and alert metadata.
+    pub sigma: Option<Arc<SigmaPart>>,
 }
 
 /// Where a rule was written.

@@ -1,0 +1,119 @@
+//! The engine's Sigma step: at an event's arrival, every loaded detection of its format is
+//! tested once, and what matched is written into `attrs.sigma` for the rules to read; the
+//! provider record is dropped there, so neither the lateness buffer nor the state holds it.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::correlation::{Extract, TEMPORAL_FIELD};
+use super::logsource::View;
+use super::{ATTRS_KEY, Compiled};
+use crate::event::Event;
+use crate::normalize::{Format, RetainRaw};
+use crate::rule::Rule;
+
+/// The detections and correlations of a rule set, in the form the per-event step needs.
+#[derive(Debug)]
+pub struct Stage {
+    detections: Vec<Arc<Compiled>>,
+    correlations: Vec<Arc<Extract>>,
+    /// Keeps normalisers storing the records of the formats read here.
+    _retain: RetainRaw,
+}
+
+impl Stage {
+    /// `None` when no rule is a Sigma rule (the engine then only drops raw records).
+    pub fn new<'a>(rules: impl IntoIterator<Item = &'a Rule>) -> Option<Stage> {
+        let mut seen = HashSet::new();
+        let mut detections = Vec::new();
+        let mut correlations = Vec::new();
+        for part in rules
+            .into_iter()
+            .filter(|r| r.enabled)
+            .filter_map(|r| r.sigma.as_ref())
+        {
+            for d in &part.detections {
+                if seen.insert((d.key.clone(), d.hash.clone())) {
+                    detections.push(Arc::clone(d));
+                }
+            }
+            if let Some(x) = &part.extract {
+                correlations.push(Arc::clone(x));
+            }
+        }
+        if detections.is_empty() {
+            return None;
+        }
+        let formats = detections
+            .iter()
+            .filter_map(|d| d.format)
+            .filter(|f| *f != Format::Native);
+        Some(Stage {
+            _retain: RetainRaw::new(formats),
+            detections,
+            correlations,
+        })
+    }
+
+    /// Tests the event against every detection, records the matches in `attrs.sigma`
+    /// (replacing whatever the input carried there) and drops the raw record.
+    pub fn mark(&self, event: &mut Event) {
+        let raw = event.raw.take();
+        let format = event.source.as_deref().and_then(|s| Format::from_str(s).ok());
+        let mut rules = Map::new();
+        let mut extracted = Map::new();
+        {
+            let raw_view = raw.as_deref().map(View::raw);
+            let view_for = |d: &Compiled| -> Option<View<'_>> {
+                match d.format? {
+                    Format::Native => Some(View::Canonical(event)),
+                    f if Some(f) == format => raw_view,
+                    _ => None,
+                }
+            };
+            let mut hits: Vec<&Compiled> = Vec::new();
+            for d in &self.detections {
+                if view_for(d).is_some_and(|v| d.detection.matches(&v)) {
+                    rules.insert(d.key.clone(), Value::String(d.hash.clone()));
+                    hits.push(d);
+                }
+            }
+            for x in &self.correlations {
+                let Some(first) = x.rules.iter().find_map(|k| hits.iter().find(|d| &d.key == k))
+                else {
+                    continue;
+                };
+                let mut values = Map::new();
+                for (name, per_rule) in &x.fields {
+                    // The first referenced rule the event matched says where the field is.
+                    let found = per_rule
+                        .iter()
+                        .filter_map(|(k, at)| Some((hits.iter().find(|d| &d.key == k)?, at)))
+                        .find_map(|(d, at)| view_for(d)?.first(at));
+                    if let Some(v) = found {
+                        values.insert(name.clone(), Value::String(v));
+                    }
+                }
+                if x.temporal {
+                    values.insert(TEMPORAL_FIELD.into(), Value::String(first.key.clone()));
+                }
+                extracted.insert(x.id.clone(), Value::Object(values));
+            }
+        }
+        let attrs = &mut event.attrs;
+        if rules.is_empty() {
+            // Input cannot claim a match it did not make.
+            if let Some(a) = attrs.as_mut() {
+                a.remove(ATTRS_KEY);
+            }
+            return;
+        }
+        extracted.insert("rules".into(), Value::Object(rules));
+        attrs
+            .get_or_insert_with(Map::new)
+            .insert(ATTRS_KEY.into(), Value::Object(extracted));
+    }
+}
