@@ -18,6 +18,7 @@ mod reload;
 mod reorder;
 mod sequence;
 mod shape;
+mod sigma_chain;
 mod table;
 mod travel;
 mod window;
@@ -376,18 +377,34 @@ impl Engine {
         if e.ts >= self.last_sweep.saturating_add(SWEEP_EVERY_MS) {
             self.sweep(e.ts);
         }
+        let from = out.len();
+        self.offer(e, out, false);
+        if self.sigma.is_some() {
+            self.sigma_chains(e, from, out);
+        }
+    }
+
+    /// Offers the event to every rule that can want its type (with `chained_only`, to the
+    /// Sigma correlations of correlations only).
+    fn offer(&mut self, e: &Arc<Event>, out: &mut Vec<Alert>, chained_only: bool) {
         for &i in &self.by_type[e.kind.index()] {
             let live = &mut self.rules[i];
+            if chained_only && !live.rule.sigma.as_ref().is_some_and(|s| s.chained) {
+                continue;
+            }
             let counting = !matches!(live.rule.kind, Kind::Match);
             if !live.rule.filter.matches(e) || !self.key.build(&live.rule.group_by, e, counting) {
                 continue;
             }
             if let Some(alert) = observe(live, self.key.as_str(), e) {
-                *self
-                    .stats
-                    .alerts_by_rule
-                    .entry(alert.rule.clone())
-                    .or_default() += 1;
+                // A Sigma correlation that only feeds another emits nothing of its own.
+                if !live.rule.sigma.as_ref().is_some_and(|s| s.silent) {
+                    *self
+                        .stats
+                        .alerts_by_rule
+                        .entry(alert.rule.clone())
+                        .or_default() += 1;
+                }
                 out.push(alert);
             }
         }

@@ -192,7 +192,7 @@ impl Drop for RetainRaw {
 /// is dropped here as before, so formats without Sigma rules pay nothing.
 fn retain_raw(format: Format, event: &mut Event, value: serde_json::Value) {
     if RAW_READERS[format as usize].load(Ordering::Relaxed) > 0 {
-        event.raw = Some(Box::new(value));
+        event.raw = Some(crate::event::Raw(Box::new(value)));
     }
 }
 

@@ -30,11 +30,41 @@ const TYPES: [&str; 4] = ["event_count", "value_count", "temporal", "temporal_or
 #[derive(Debug)]
 pub struct Extract {
     pub id: String,
+    /// What marks this correlation's firing, for correlations that count it.
+    pub hash: String,
     /// The referenced rules' keys, in the correlation's order.
     pub rules: Vec<String>,
     /// Per field: where each referenced rule finds it (aliases resolved).
-    pub fields: Vec<(String, Vec<(String, Locator)>)>,
+    pub fields: Vec<(String, Vec<Source>)>,
     pub temporal: bool,
+}
+
+/// Where one referenced rule finds a correlation field.
+#[derive(Debug)]
+pub struct Source {
+    pub rule: String,
+    /// The field's name for that rule (after `aliases`): a group field of a referenced
+    /// correlation's alert.
+    pub name: String,
+    /// Where a referenced Sigma rule's event holds it.
+    pub at: Locator,
+}
+
+/// The mark of a correlation's firing: a hash of its document.
+pub fn correlation_hash(node: &Node) -> String {
+    format!(
+        "{:016x}",
+        xxhash_rust::xxh3::xxh3_64(node.to_json().to_string().as_bytes())
+    )
+}
+
+/// The names or ids of the rules a correlation document references.
+pub fn references(node: &Node) -> Vec<String> {
+    node.get("correlation")
+        .and_then(|c| c.get("rules"))
+        .and_then(Node::as_seq)
+        .map(|items| items.iter().map(Node::scalar_text).collect())
+        .unwrap_or_default()
 }
 
 /// Registers a correlation document; it is compiled by `resolve` once every file is read.
@@ -109,8 +139,12 @@ pub fn compile(
         .flatten()
         .any(|g| g.value == Value::Bool(true));
 
-    // The referenced rules and their detections.
+    // The referenced rules: their keys, marks, and detections (for Sigma rules) or nothing
+    // (for correlations, whose firings mark chained copies of events).
     let mut keys = Vec::new();
+    let mut hashes: Vec<String> = Vec::new();
+    let mut formats: Vec<Option<Format>> = Vec::new();
+    let mut chained = false;
     let mut detections: Vec<Arc<Compiled>> = Vec::new();
     match corr.get("rules").map(|r| (r, r.as_seq())) {
         Some((_, Some(items))) if !items.is_empty() => {
@@ -124,11 +158,23 @@ pub fn compile(
                     })
                 });
                 match found.and_then(|r| r.sigma.as_ref().map(|s| (r, s))) {
-                    Some((_, s)) if s.pending.is_some() || s.extract.is_some() => problems.push(
-                        unsupported(item, format!("`{reference}` is a correlation: chained correlations are not supported yet")),
-                    ),
-                    Some((r, s)) => {
+                    Some((r, s)) if s.pending.is_some() => {
+                        if keys.contains(&r.id) {
+                            continue;
+                        }
+                        chained = true;
                         keys.push(r.id.clone());
+                        hashes.push(correlation_hash(s.pending.as_deref().expect("pending")));
+                        formats.push(None);
+                    }
+                    Some((r, s)) => {
+                        if keys.contains(&r.id) {
+                            continue;
+                        }
+                        let d = &s.detections[0];
+                        keys.push(r.id.clone());
+                        hashes.push(d.hash.clone());
+                        formats.push(Some(d.format.unwrap_or(Format::Native)));
                         detections.extend(s.detections.iter().cloned());
                     }
                     None => problems.push(problem(
@@ -159,18 +205,12 @@ pub fn compile(
     };
 
     let id = placeholder.id.clone();
-    let format_of_key = |key: &str| -> Format {
-        detections
-            .iter()
-            .find(|d| d.key == key)
-            .and_then(|d| d.format)
-            .unwrap_or(Format::Native)
-    };
     let aliases = corr.get("aliases");
-    let extract_field = |name: &str| -> (String, Vec<(String, Locator)>) {
+    let extract_field = |name: &str| -> (String, Vec<Source>) {
         let per_rule = keys
             .iter()
-            .map(|k| {
+            .zip(&formats)
+            .map(|(k, format)| {
                 let source = aliases
                     .and_then(|a| a.get(name))
                     .and_then(|a| a.get(k).or_else(|| {
@@ -185,7 +225,11 @@ pub fn compile(
                         })
                     }))
                     .map_or_else(|| name.to_string(), Node::scalar_text);
-                (k.clone(), locate(format_of_key(k), &source))
+                Source {
+                    rule: k.clone(),
+                    at: format.map_or(Locator::Paths(Vec::new()), |f| locate(f, &source)),
+                    name: source,
+                }
             })
             .collect();
         (name.to_string(), per_rule)
@@ -215,10 +259,7 @@ pub fn compile(
         };
         count_threshold(c).map_err(|p| problems.push(p)).ok()
     };
-    let filter = Matcher::Any(keys.iter().map(|k| {
-        let hash = &detections.iter().find(|d| &d.key == k).expect("found above").hash;
-        marked(k, hash)
-    }).collect());
+    let filter = Matcher::Any(keys.iter().zip(&hashes).map(|(k, h)| marked(k, h)).collect());
     let mut temporal = false;
     let kind = match kind_name.as_str() {
         "event_count" => threshold(&mut problems).map(|threshold| Kind::Threshold {
@@ -258,12 +299,10 @@ pub fn compile(
                 within_ms: window_ms.unwrap_or(1),
                 steps: keys
                     .iter()
-                    .map(|k| {
-                        let hash = &detections.iter().find(|d| &d.key == k).expect("found").hash;
-                        Step {
-                            matcher: marked(k, hash),
-                            count: 1,
-                        }
+                    .zip(&hashes)
+                    .map(|(k, h)| Step {
+                        matcher: marked(k, h),
+                        count: 1,
                     })
                     .collect(),
             })
@@ -296,12 +335,15 @@ pub fn compile(
             detections,
             extract: Some(Arc::new(Extract {
                 id,
+                hash: correlation_hash(node),
                 rules: keys.clone(),
                 fields,
                 temporal,
             })),
             pending: None,
             runbook_from_tags: meta.runbook.is_none(),
+            chained,
+            silent: false,
         })),
     };
     Ok((rule, keys, generate))
@@ -325,13 +367,13 @@ fn count_threshold(c: &Node) -> Result<u32, Problem> {
         };
         match op.as_str() {
             "gte" => lower = Some(lower.map_or(n, |l| l.max(n))),
-            "gt" => lower = Some(lower.map_or(n + 1, |l| l.max(n + 1))),
+            "gt" => lower = Some(lower.map_or(n.saturating_add(1), |l| l.max(n.saturating_add(1)))),
             "eq" => {
                 lower = Some(n);
                 upper = Some((n, value));
             }
             "lte" => upper = Some((n, value)),
-            "lt" => upper = Some((n - 1, value)),
+            "lt" => upper = Some((n.saturating_sub(1), value)),
             other => {
                 return Err(problem(key, format!("unknown condition `{other}`; use gt, gte, lt, lte, eq")));
             }

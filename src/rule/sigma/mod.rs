@@ -53,7 +53,7 @@ pub struct Compiled {
 }
 
 /// What a rule compiled from Sigma carries beyond the native fields.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SigmaPart {
     pub sigma_id: Option<String>,
     pub name: Option<String>,
@@ -67,6 +67,10 @@ pub struct SigmaPart {
     pending: Option<Arc<Node>>,
     /// Whether the runbook was left to the tags (set by [`resolve`] when one exists).
     runbook_from_tags: bool,
+    /// A correlation that counts another correlation's firings (chained copies of events).
+    pub chained: bool,
+    /// A correlation that only feeds others (`generate: false`): its alerts are not sent.
+    pub silent: bool,
 }
 
 impl SigmaPart {
@@ -223,6 +227,8 @@ fn base_rule(node: &Node, origin: Origin, out: &mut SigmaFile) {
             extract: None,
             pending: None,
             runbook_from_tags: meta.runbook.is_none(),
+            chained: false,
+            silent: false,
         })),
     });
 }
@@ -236,13 +242,22 @@ pub fn resolve(dir: &Path, rules: &mut Vec<Rule>) -> (Vec<Diagnostic>, Vec<Diagn
     let pending: Vec<usize> = (0..rules.len())
         .filter(|i| rules[*i].sigma.as_ref().is_some_and(|s| s.pending.is_some()))
         .collect();
+    let cyclic = cycles(rules, &pending);
     let mut generated: Vec<String> = Vec::new();
     let mut referenced: Vec<String> = Vec::new();
     let mut compiled: Vec<(usize, Option<Rule>)> = Vec::new();
     for &i in &pending {
         let rule = &rules[i];
         let node = rule.sigma.as_ref().and_then(|s| s.pending.clone()).expect("pending");
-        let result = correlation::compile(&node, rule, rules);
+        let result = if cyclic.contains(&i) {
+            Err(vec![value::Problem {
+                pos: rule.origin.pos,
+                message: "correlations reference each other in a cycle".into(),
+                unsupported: false,
+            }])
+        } else {
+            correlation::compile(&node, rule, rules)
+        };
         match result {
             Ok((done, refs, generate)) => {
                 if generate {
@@ -278,10 +293,16 @@ pub fn resolve(dir: &Path, rules: &mut Vec<Rule>) -> (Vec<Diagnostic>, Vec<Diagn
         }
     }
     for rule in rules.iter_mut() {
-        let Some(part) = &rule.sigma else { continue };
-        if part.extract.is_none() && referenced.contains(&rule.id) && !generated.contains(&rule.id) {
-            rule.enabled = false;
+        let Some(part) = &mut rule.sigma else { continue };
+        if referenced.contains(&rule.id) && !generated.contains(&rule.id) {
+            if part.extract.is_none() {
+                // A Sigma rule that only feeds correlations: its detection runs with them.
+                rule.enabled = false;
+            } else {
+                Arc::make_mut(part).silent = true;
+            }
         }
+        let part = rule.sigma.as_ref().expect("checked");
         if part.runbook_from_tags
             && rule.runbook.is_none()
             && let Some(name) = parse::runbook_for_tags(&rule.tags)
@@ -291,6 +312,50 @@ pub fn resolve(dir: &Path, rules: &mut Vec<Rule>) -> (Vec<Diagnostic>, Vec<Diagn
         }
     }
     (errors, warnings)
+}
+
+/// The pending correlations (indices into `rules`) that reach themselves through `rules:`.
+fn cycles(rules: &[Rule], pending: &[usize]) -> Vec<usize> {
+    let edges: Vec<Vec<usize>> = pending
+        .iter()
+        .map(|&i| {
+            let node = rules[i].sigma.as_ref().and_then(|s| s.pending.as_deref());
+            let refs = node.map(correlation::references).unwrap_or_default();
+            pending
+                .iter()
+                .copied()
+                .filter(|&j| {
+                    let s = rules[j].sigma.as_ref().expect("pending");
+                    refs.iter().any(|r| {
+                        *r == rules[j].id
+                            || s.pending.as_deref().is_some_and(|n| {
+                                n.get("id").map(Node::scalar_text).as_ref() == Some(r)
+                                    || n.get("name").map(Node::scalar_text).as_ref() == Some(r)
+                            })
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let position = |i: usize| pending.iter().position(|&p| p == i).expect("pending");
+    pending
+        .iter()
+        .copied()
+        .filter(|&start| {
+            let mut seen = vec![false; pending.len()];
+            let mut stack: Vec<usize> = edges[position(start)].clone();
+            while let Some(next) = stack.pop() {
+                if next == start {
+                    return true;
+                }
+                let p = position(next);
+                if !std::mem::replace(&mut seen[p], true) {
+                    stack.extend(&edges[p]);
+                }
+            }
+            false
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! tested once, and what matched is written into `attrs.sigma` for the rules to read; the
 //! provider record is dropped there, so neither the lateness buffer nor the state holds it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -20,6 +20,10 @@ use crate::rule::Rule;
 pub struct Stage {
     detections: Vec<Arc<Compiled>>,
     correlations: Vec<Arc<Extract>>,
+    /// Correlations counted by other correlations (id -> the mark of their firing).
+    feeders: HashMap<String, String>,
+    /// Correlations whose own alerts are not sent.
+    silent: HashSet<String>,
     /// Keeps normalisers storing the records of the formats read here.
     _retain: RetainRaw,
 }
@@ -30,11 +34,19 @@ impl Stage {
         let mut seen = HashSet::new();
         let mut detections = Vec::new();
         let mut correlations = Vec::new();
-        for part in rules
+        let mut silent = HashSet::new();
+        let mut chained = Vec::new();
+        for (rule, part) in rules
             .into_iter()
             .filter(|r| r.enabled)
-            .filter_map(|r| r.sigma.as_ref())
+            .filter_map(|r| Some((r, r.sigma.as_ref()?)))
         {
+            if part.silent {
+                silent.insert(rule.id.clone());
+            }
+            if part.chained {
+                chained.push(part);
+            }
             for d in &part.detections {
                 if seen.insert((d.key.clone(), d.hash.clone())) {
                     detections.push(Arc::clone(d));
@@ -47,6 +59,11 @@ impl Stage {
         if detections.is_empty() {
             return None;
         }
+        let feeders = correlations
+            .iter()
+            .filter(|x| chained.iter().any(|c| c.extract.as_ref().is_some_and(|e| e.rules.contains(&x.id))))
+            .map(|x| (x.id.clone(), x.hash.clone()))
+            .collect();
         let formats = detections
             .iter()
             .filter_map(|d| d.format)
@@ -55,6 +72,8 @@ impl Stage {
             _retain: RetainRaw::new(formats),
             detections,
             correlations,
+            feeders,
+            silent,
         })
     }
 
@@ -66,7 +85,7 @@ impl Stage {
         let mut rules = Map::new();
         let mut extracted = Map::new();
         {
-            let raw_view = raw.as_deref().map(View::raw);
+            let raw_view = raw.as_ref().map(|r| View::raw(&r.0));
             let view_for = |d: &Compiled| -> Option<View<'_>> {
                 match d.format? {
                     Format::Native => Some(View::Canonical(event)),
@@ -87,11 +106,11 @@ impl Stage {
                     continue;
                 };
                 let mut values = Map::new();
-                for (name, per_rule) in &x.fields {
+                for (name, sources) in &x.fields {
                     // The first referenced rule the event matched says where the field is.
-                    let found = per_rule
+                    let found = sources
                         .iter()
-                        .filter_map(|(k, at)| Some((hits.iter().find(|d| &d.key == k)?, at)))
+                        .filter_map(|s| Some((hits.iter().find(|d| d.key == s.rule)?, &s.at)))
                         .find_map(|(d, at)| view_for(d)?.first(at));
                     if let Some(v) = found {
                         values.insert(name.clone(), Value::String(v));
@@ -115,5 +134,63 @@ impl Stage {
         attrs
             .get_or_insert_with(Map::new)
             .insert(ATTRS_KEY.into(), Value::Object(extracted));
+    }
+
+    pub fn has_chains(&self) -> bool {
+        !self.feeders.is_empty()
+    }
+
+    pub fn is_silent(&self, rule: &str) -> bool {
+        self.silent.contains(rule)
+    }
+
+    /// A copy of `e` marked with the correlations among `fired` (rule id, alert group) that
+    /// others count, with the group values those others read; `None` when none fired.
+    pub fn chained(&self, e: &Event, fired: &[(&str, &Map<String, Value>)]) -> Option<Event> {
+        let mut rules = Map::new();
+        for (id, _) in fired {
+            if let Some(hash) = self.feeders.get(*id) {
+                rules.insert((*id).to_string(), Value::String(hash.clone()));
+            }
+        }
+        if rules.is_empty() {
+            return None;
+        }
+        let mut marks = Map::new();
+        for x in &self.correlations {
+            let Some(first) = x.rules.iter().find(|k| rules.contains_key(*k)) else {
+                continue;
+            };
+            let mut values = Map::new();
+            for (name, sources) in &x.fields {
+                let found = sources.iter().find_map(|s| {
+                    let (_, group) = fired.iter().find(|(id, _)| *id == s.rule)?;
+                    group.get(&s.name).filter(|v| !v.is_null())
+                });
+                if let Some(v) = found {
+                    values.insert(name.clone(), v.clone());
+                }
+            }
+            if x.temporal {
+                values.insert(TEMPORAL_FIELD.into(), Value::String(first.clone()));
+            }
+            marks.insert(x.id.clone(), Value::Object(values));
+        }
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(&e.fingerprint.to_le_bytes());
+        for id in rules.keys() {
+            hasher.update(id.as_bytes());
+            hasher.update(&[0]);
+        }
+        marks.insert("rules".into(), Value::Object(rules));
+        let mut derived = e.clone();
+        // Its own identity: held beside the original in stored windows, it must not be
+        // mistaken for it.
+        derived.fingerprint = hasher.digest();
+        derived
+            .attrs
+            .get_or_insert_with(Map::new)
+            .insert(ATTRS_KEY.into(), Value::Object(marks));
+        Some(derived)
     }
 }
