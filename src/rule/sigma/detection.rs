@@ -83,7 +83,12 @@ pub fn compile(node: &Node, format: Option<Format>) -> Result<Detection, Vec<Pro
                     names.push(name);
                     selections.push(s);
                 }
-                Err(mut p) => problems.append(&mut p),
+                Err(mut p) => {
+                    // Still named, so the condition is checked and not blamed for it.
+                    names.push(name);
+                    selections.push(Selection::Any(Vec::new()));
+                    problems.append(&mut p);
+                }
             },
         }
     }

@@ -94,6 +94,7 @@ pub enum Placement {
 
 /// A problem in a field entry: the message and where; `unsupported` problems skip the rule
 /// with a warning (the rule is valid Sigma that authwatch cannot run), others are errors.
+#[derive(Debug)]
 pub struct Problem {
     pub pos: Pos,
     pub message: String,
