@@ -24,6 +24,7 @@ mod sinks_hostile;
 mod sinks_http;
 mod sinks_latency;
 mod sinks_outage;
+mod sigma;
 mod sinks_syslog;
 mod state;
 mod store_failure;

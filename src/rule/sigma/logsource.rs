@@ -95,10 +95,13 @@ pub fn locate(format: Format, name: &str) -> Locator {
             .or_else(|| Field::parse(&format!("attrs.{name}")))
             .map_or_else(|| Locator::Paths(Vec::new()), Locator::Canonical),
         Format::Entra => {
-            if name == "Status" {
+            if name.eq_ignore_ascii_case("Status") {
                 return Locator::EntraStatus;
             }
-            if let Some((_, paths)) = ENTRA_COLUMNS.iter().find(|(c, _)| *c == name) {
+            if let Some((_, paths)) = ENTRA_COLUMNS
+                .iter()
+                .find(|(c, _)| c.eq_ignore_ascii_case(name))
+            {
                 return Locator::Paths(paths.iter().map(|p| split(p)).collect());
             }
             // Log Analytics columns are the Graph properties in PascalCase.
@@ -220,7 +223,16 @@ fn walk(v: &Value, path: &[String], f: &mut dyn FnMut(&str) -> bool) -> bool {
     match v {
         Value::Array(items) => items.iter().any(|i| walk(i, path, f)),
         Value::Object(map) => match path.split_first() {
-            Some((head, rest)) => map.get(head).is_some_and(|x| walk(x, rest, f)),
+            // Field names as rules write them (`eventtype`, `actor.alternateid`) find the
+            // provider's camelCase keys: SIEMs compare field names without case.
+            Some((head, rest)) => map
+                .get(head)
+                .or_else(|| {
+                    map.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(head))
+                        .map(|(_, v)| v)
+                })
+                .is_some_and(|x| walk(x, rest, f)),
             // An object itself is no scalar value.
             None => false,
         },
@@ -313,5 +325,7 @@ mod tests {
         assert_eq!(values(&ws, &at("login_type")), ["google_password"]);
         assert_eq!(values(&ws, &at("is_suspicious")), ["true"]);
         assert_eq!(values(&ws, &at("eventService")), ["login"]);
+        // Field names are found whatever their case, as SIEMs find them.
+        assert_eq!(values(&okta, &locate(Format::Okta, "TARGET.alternateid")), ["a"]);
     }
 }

@@ -1,0 +1,242 @@
+//! Sigma rules beside the default pack, as a user runs them: provider-format events replayed
+//! with `authwatch replay --format okta --rules <dir>`, `check` warnings and `--strict`, idle
+//! rules. The rules are written here for this project.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{alerts, authwatch, repo, rules_dir, stderr};
+
+/// A rules directory: the default pack and its runbooks, plus `sigma/` with `files`.
+fn pack_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&rules_dir(), dir.path());
+    std::fs::create_dir(dir.path().join("sigma")).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join("sigma").join(name), text).unwrap();
+    }
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+const OKTA_RULES: &str = "\
+title: Okta MFA factor deactivated
+name: okta_mfa_factor_deactivated
+id: 3f7c2a10-5b1e-4c55-9d0e-7a1b2c3d4e01
+description: A user's MFA factor was removed.
+references:
+    - https://developer.okta.com/docs/reference/api/event-types/
+tags:
+    - attack.persistence
+    - attack.t1556.006
+logsource:
+    product: okta
+    service: okta
+detection:
+    selection:
+        eventtype: user.mfa.factor.deactivate
+        outcome.result: success
+    condition: selection
+falsepositives:
+    - A help desk resetting a lost phone
+level: high
+authwatch:
+    runbook: account-takeover
+---
+title: Okta sign-on policy evaluated for the admin console
+name: okta_admin_console_policy
+logsource:
+    product: okta
+detection:
+    selection:
+        eventType: policy.evaluate_sign_on
+        target.displayName|contains: admin console
+    condition: selection
+level: medium
+---
+title: Okta login failure
+name: okta_login_failure
+logsource:
+    product: okta
+detection:
+    selection:
+        eventType: user.session.start
+        outcome.result: FAILURE
+    filter_proxy:
+        securityContext.isProxy: 'true'
+    condition: selection and not 1 of filter_*
+level: low
+tags:
+    - attack.t1110
+---
+title: Okta brute force on one account
+name: okta_brute_force_user
+correlation:
+    type: event_count
+    rules:
+        - okta_login_failure
+    group-by:
+        - actor.alternateId
+    timespan: 10m
+    condition:
+        gte: 5
+    generate: true
+level: high
+tags:
+    - attack.credential_access
+    - attack.t1110
+";
+
+/// An Okta event type the normaliser has no canonical meaning for (it becomes `other`).
+const POLICY_EVENT: &str = r#"{"uuid":"7a0c1d9e-0000-4000-8000-00000000a001","published":"2026-03-02T15:00:00.000Z","eventType":"policy.evaluate_sign_on","displayMessage":"Evaluation of sign-on policy","outcome":{"result":"ALLOW"},"actor":{"id":"00u1","type":"User","alternateId":"erin.walsh@acme.example"},"client":{"ipAddress":"198.51.100.20"},"target":[{"type":"AppInstance","displayName":"Okta Admin Console"}]}"#;
+
+fn by_rule<'a>(alerts: &'a [Value], rule: &str) -> Vec<&'a Value> {
+    alerts.iter().filter(|a| a["rule"] == rule).collect()
+}
+
+#[test]
+fn okta_events_fire_sigma_rules_beside_the_pack() {
+    let dir = pack_with(&[("okta.yml", OKTA_RULES)]);
+    let mut input = std::fs::read(repo().join("tests/fixtures/okta/attack.jsonl")).unwrap();
+    input.extend_from_slice(POLICY_EVENT.as_bytes());
+    input.push(b'\n');
+    let rules = dir.path().to_str().unwrap();
+    let out = authwatch(&["replay", "--format", "okta", "--rules", rules, "-"], &input);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let alerts = alerts(&out);
+
+    // The pack still fires on the same events.
+    assert!(!by_rule(&alerts, "brute-force-user").is_empty(), "{alerts:#?}");
+
+    // A Sigma rule's alert carries its metadata and the runbook its `authwatch:` names.
+    let mfa = by_rule(&alerts, "okta_mfa_factor_deactivated");
+    assert_eq!(mfa.len(), 1, "{alerts:#?}");
+    let a = mfa[0];
+    assert_eq!(a["title"], "Okta MFA factor deactivated");
+    assert_eq!(a["severity"], "high");
+    assert_eq!(a["tags"][1], "attack.t1556.006");
+    assert_eq!(
+        a["references"][0],
+        "https://developer.okta.com/docs/reference/api/event-types/"
+    );
+    assert_eq!(a["falsepositives"][0], "A help desk resetting a lost phone");
+    assert!(
+        a["runbook_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("account-takeover.md"),
+        "{a}"
+    );
+    assert_eq!(a["evidence"][0]["type"], "mfa.remove");
+
+    // An event the normaliser has no type for still reaches Sigma rules.
+    let policy = by_rule(&alerts, "okta_admin_console_policy");
+    assert_eq!(policy.len(), 1, "{alerts:#?}");
+    assert_eq!(policy[0]["evidence"][0]["type"], "other");
+
+    // The correlation counts on the engine's window; `generate: true` keeps the base rule's
+    // alerts, whose runbook comes from its ATT&CK tag.
+    let brute = by_rule(&alerts, "okta_brute_force_user");
+    assert_eq!(brute.len(), 1, "{alerts:#?}");
+    assert_eq!(brute[0]["group"]["actor.alternateId"], "alice.martin@acme.example");
+    assert_eq!(brute[0]["count"], 5);
+    let failures = by_rule(&alerts, "okta_login_failure");
+    assert!(failures.len() >= 5, "{alerts:#?}");
+    assert!(
+        failures[0]["runbook_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("brute-force.md")
+    );
+}
+
+#[test]
+fn the_same_events_in_native_format_do_not_fire_provider_rules() {
+    let dir = pack_with(&[("okta.yml", OKTA_RULES)]);
+    let input = std::fs::read(repo().join("tests/fixtures/okta/attack.native.jsonl")).unwrap();
+    let rules = dir.path().to_str().unwrap();
+    let out = authwatch(&["replay", "--rules", rules, "-"], &input);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let alerts = alerts(&out);
+    assert!(!by_rule(&alerts, "brute-force-user").is_empty());
+    assert!(
+        alerts
+            .iter()
+            .all(|a| !a["rule"].as_str().unwrap().starts_with("okta_")),
+        "{alerts:#?}"
+    );
+}
+
+const UNSUPPORTED: &str = "\
+title: A Sigma v1 aggregation
+name: v1_aggregation
+logsource:
+    product: okta
+detection:
+    selection:
+        eventType: user.session.start
+    condition: selection | count() by actor.alternateId > 5
+level: low
+";
+
+#[test]
+fn check_warns_about_unsupported_sigma_and_strict_refuses_it() {
+    let dir = pack_with(&[("old.yml", UNSUPPORTED), ("okta.yml", OKTA_RULES)]);
+    let rules = dir.path().to_str().unwrap();
+    let file = dir.path().join("sigma/old.yml").display().to_string();
+    let out = authwatch(&["check", "--rules", rules], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "warning: {file}:8:16: rule v1_aggregation: Sigma v1 aggregations"
+        )),
+        "{err}"
+    );
+    // Without a configuration the source is native: the okta rules load and are idle.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Sigma rules idle"), "{stdout}");
+    assert!(stdout.contains("okta_brute_force_user"), "{stdout}");
+
+    let strict = authwatch(&["check", "--strict", "--rules", rules], b"");
+    assert_eq!(strict.status.code(), Some(78));
+    assert!(
+        stderr(&strict).contains(&format!("{file}:8:16: rule v1_aggregation")),
+        "{}",
+        stderr(&strict)
+    );
+
+    // `test` runs the pack's tests with the Sigma rules loaded beside them.
+    let test = authwatch(&["test", "--rules", rules], b"");
+    assert!(test.status.success(), "{}", stderr(&test));
+}
+
+#[test]
+fn a_mistake_in_a_sigma_rule_is_an_error_with_its_position() {
+    let broken = OKTA_RULES.replace("eventtype: user.mfa", "eventtype|cidr: user.mfa");
+    let dir = pack_with(&[("okta.yml", &broken)]);
+    let rules = dir.path().to_str().unwrap();
+    let out = authwatch(&["check", "--rules", rules], b"");
+    assert_eq!(out.status.code(), Some(78));
+    let file = dir.path().join("sigma/okta.yml").display().to_string();
+    assert!(
+        stderr(&out).contains(&format!(
+            "{file}:15:25: rule okta_mfa_factor_deactivated: `user.mfa.factor.deactivate` is not a network"
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
