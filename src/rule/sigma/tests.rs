@@ -548,3 +548,41 @@ fn the_loader_keeps_native_files_native() {
     assert!(diags.is_empty(), "{diags:?}");
     assert!(rules[0].sigma.is_none());
 }
+
+#[test]
+fn a_reload_keeps_an_unchanged_correlations_window_and_restarts_a_changed_one() {
+    let corr = |threshold: u32| {
+        format!(
+            "title: Brute force\nname: brute\ncorrelation:\n  type: event_count\n  rules: [okta_login_failure]\n  group-by: [actor.alternateId]\n  timespan: 1h\n  condition: {{gte: {threshold}}}\n"
+        )
+    };
+    let options = EngineOptions {
+        lateness_ms: 0,
+        ..EngineOptions::default()
+    };
+    let (_a, first) = load(&[("fail.yml", FAILED_LOGIN), ("corr.yml", &corr(3))]);
+    let mut engine = Engine::new(first.enabled(), &options);
+    let mut alerts = Vec::new();
+    let feed = |engine: &mut Engine, minute: u32, alerts: &mut Vec<Alert>| {
+        let line = okta_line(&at(minute), "a@x.io", "203.0.113.1", "FAILURE");
+        engine.process(normalize(Format::Okta, line.as_bytes()).unwrap(), alerts);
+    };
+    feed(&mut engine, 0, &mut alerts);
+    feed(&mut engine, 1, &mut alerts);
+    // The same files again (a SIGHUP with nothing changed): the two failures stay counted.
+    let (_b, same) = load(&[("fail.yml", FAILED_LOGIN), ("corr.yml", &corr(3))]);
+    let diff = engine.reload(same.enabled(), &options);
+    assert!(diff.changed.is_empty() && diff.added.is_empty(), "{diff:?}");
+    feed(&mut engine, 2, &mut alerts);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    // A changed detection is a changed rule: its correlation starts over.
+    let stricter = FAILED_LOGIN.replace("outcome.result: FAILURE", "outcome.result|startswith: FAIL");
+    let (_c, changed) = load(&[("fail.yml", &stricter), ("corr.yml", &corr(3))]);
+    let diff = engine.reload(changed.enabled(), &options);
+    assert_eq!(diff.changed, ["brute"]);
+    feed(&mut engine, 3, &mut alerts);
+    feed(&mut engine, 4, &mut alerts);
+    assert_eq!(alerts.len(), 1);
+    feed(&mut engine, 5, &mut alerts);
+    assert_eq!(alerts.len(), 2, "three failures counted by the new detection");
+}
