@@ -1,7 +1,8 @@
 //! The documentation's examples still parse: every ```toml block of README.md and docs/*.md
 //! passes `authwatch check --config <block> --rules rules`, and every ```yaml block is a rule
 //! (it has `id:` and `kind:`) that passes `authwatch check` in a rules directory of its own (the
-//! pack's runbooks beside it), and `authwatch test` when it has `tests:`.
+//! pack's runbooks beside it), and `authwatch test` when it has `tests:`; a Sigma example (it
+//! has `logsource:` and `detection:`, or `correlation:`) passes `authwatch check --strict`.
 //!
 //! Examples name secrets and files as a deployment would (`token_env = "AUTHWATCH_INGEST_TOKEN"`,
 //! `ca_file = "/etc/authwatch/kafka-ca.pem"`); `check` requires the variables to be set and the
@@ -155,7 +156,9 @@ fn every_yaml_example_is_a_rule_that_passes_check_and_its_tests() {
                 .lines()
                 .any(|l| l.trim_start_matches("- ").starts_with(key))
         };
-        if !(top("id:") && top("kind:")) {
+        // Sigma examples (docs/sigma.md) are rules too, and must load with nothing skipped.
+        let sigma = (top("logsource:") && top("detection:")) || top("correlation:");
+        if !(top("id:") && top("kind:")) && !sigma {
             failures.push(format!(
                 "{label} is not a rule (no `id:` and `kind:`): make it one or mark it {FRAGMENT}"
             ));
@@ -169,12 +172,17 @@ fn every_yaml_example_is_a_rule_that_passes_check_and_its_tests() {
             std::fs::copy(&runbook, runbooks.join(runbook.file_name().unwrap())).unwrap();
         }
         let rules = dir.path().to_str().unwrap();
-        let mut commands = vec!["check"];
+        let mut commands = vec![vec!["check"]];
+        if sigma {
+            commands = vec![vec!["check", "--strict"]];
+        }
         if top("tests:") {
-            commands.push("test");
+            commands.push(vec!["test"]);
         }
         for command in commands {
-            let out = authwatch(&[command, "--rules", rules], b"");
+            let args: Vec<&str> = command.iter().copied().chain(["--rules", rules]).collect();
+            let out = authwatch(&args, b"");
+            let command = command.join(" ");
             if !out.status.success() {
                 failures.push(format!(
                     "{label}: authwatch {command}:\n{block}\n{}{}",
