@@ -240,3 +240,115 @@ fn a_mistake_in_a_sigma_rule_is_an_error_with_its_position() {
         stderr(&out)
     );
 }
+
+/// The fixture files both parsers read.
+const FIXTURES: [&str; 2] = [
+    "tests/fixtures/sigma/conformance.yml",
+    "tests/fixtures/sigma/correlations.yml",
+];
+
+#[test]
+fn the_conformance_rules_alert_exactly_as_they_expect() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join(FIXTURES[0])).unwrap();
+    std::fs::write(dir.path().join("conformance.yml"), &text).unwrap();
+    let event = repo().join("tests/fixtures/sigma/conformance-event.json");
+    let rules = dir.path().to_str().unwrap();
+    let out = authwatch(
+        &["replay", "--format", "okta", "--rules", rules, event.to_str().unwrap()],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let alerted: std::collections::BTreeSet<String> = alerts(&out)
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap().to_string())
+        .collect();
+    let mut expected = std::collections::BTreeSet::new();
+    let mut rules_seen = 0;
+    for doc in text.split("\n---\n") {
+        let field = |key: &str| {
+            doc.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_string())
+        };
+        let (Some(name), Some(expect)) = (field("name: "), field("expect: ")) else {
+            continue;
+        };
+        rules_seen += 1;
+        if expect == "match" {
+            expected.insert(name);
+        }
+    }
+    assert!(rules_seen >= 70, "{rules_seen} rules");
+    assert_eq!(alerted, expected);
+}
+
+/// One shape for both readings: an item with several values is an `or`/`and` of one-value
+/// items, nested operators of one kind are one, and an operator of one operand is that operand.
+fn normalize(v: &Value) -> Value {
+    use serde_json::json;
+    if let Some(obj) = v.as_object() {
+        if obj.contains_key("field") && obj.contains_key("values") {
+            let values = obj["values"].as_array().cloned().unwrap_or_default();
+            let one = |value: &Value| {
+                json!({"field": obj["field"], "modifiers": obj["modifiers"], "value": value})
+            };
+            if values.len() == 1 {
+                return one(&values[0]);
+            }
+            let op = obj["linking"].as_str().unwrap_or("or").to_string();
+            return normalize(&json!({op: values.iter().map(one).collect::<Vec<_>>()}));
+        }
+        for op in ["and", "or"] {
+            if let Some(items) = obj.get(op).and_then(Value::as_array) {
+                let mut flat = Vec::new();
+                for item in items.iter().map(normalize) {
+                    match item.get(op).and_then(Value::as_array) {
+                        Some(inner) => flat.extend(inner.iter().cloned()),
+                        None => flat.push(item),
+                    }
+                }
+                return if flat.len() == 1 {
+                    flat.pop().unwrap()
+                } else {
+                    json!({op: flat})
+                };
+            }
+        }
+        return Value::Object(
+            obj.iter()
+                .map(|(k, x)| (k.clone(), normalize(x)))
+                .collect(),
+        );
+    }
+    match v {
+        Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn pysigma_reads_every_fixture_rule_as_authwatch_does() {
+    let Ok(python) = std::env::var("AUTHWATCH_PYSIGMA_PYTHON") else {
+        crate::support::skip_unless_ci(
+            "AUTHWATCH_PYSIGMA_PYTHON is not set (.ci/sigma.sh makes a pySigma environment)",
+        );
+        return;
+    };
+    for fixture in FIXTURES {
+        let path = repo().join(fixture);
+        let out = std::process::Command::new(&python)
+            .arg(repo().join(".ci/sigma_describe.py"))
+            .arg(&path)
+            .output()
+            .expect("pySigma's Python runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let theirs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let ours = authwatch::rule::sigma::describe(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(theirs.len(), ours.len(), "{fixture}: documents");
+        for (t, o) in theirs.iter().zip(&ours) {
+            assert!(t.get("errors").is_none(), "{fixture}: pySigma refused {t}");
+            assert_eq!(normalize(t), normalize(o), "{fixture}: {}", o["title"]);
+        }
+    }
+}

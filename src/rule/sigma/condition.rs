@@ -96,7 +96,8 @@ fn describe(t: &Token) -> String {
 
 impl Parser<'_> {
     fn peek_word(&self, w: &str) -> bool {
-        matches!(self.tokens.get(self.at), Some(Token::Word(x)) if x.eq_ignore_ascii_case(w))
+        // Operators are lowercase words, as the specification (and pySigma) has them.
+        matches!(self.tokens.get(self.at), Some(Token::Word(x)) if x == w)
     }
 
     fn or(&mut self) -> Result<Cond, CondError> {
@@ -149,7 +150,7 @@ impl Parser<'_> {
             }
             Token::Close => Err(error("unexpected `)` in the condition")),
             Token::Word(w) => {
-                let quantifier = w.to_ascii_lowercase();
+                let quantifier = w.clone();
                 if self.peek_word("of") && ["1", "any", "all"].contains(&quantifier.as_str()) {
                     self.at += 1;
                     let Some(Token::Word(target)) = self.tokens.get(self.at).cloned() else {
@@ -180,18 +181,16 @@ impl Parser<'_> {
         }
     }
 
-    /// The selections `them` or a name pattern stands for (`them` leaves out `_` names).
+    /// The selections `them` or a name pattern stands for. Names starting with `_` are left
+    /// out unless the pattern starts with `_` too (as pySigma does).
     fn pick(&self, target: &str) -> Result<Vec<usize>, CondError> {
         let picked: Vec<usize> = self
             .names
             .iter()
             .enumerate()
             .filter(|(_, n)| {
-                if target == "them" {
-                    !n.starts_with('_')
-                } else {
-                    wildcard_match(target, n)
-                }
+                let hidden = n.starts_with('_') && !target.starts_with('_');
+                !hidden && (target == "them" || wildcard_match(target, n))
             })
             .map(|(i, _)| i)
             .collect();

@@ -15,6 +15,7 @@
 
 mod condition;
 mod correlation;
+mod describe;
 mod detection;
 mod logsource;
 mod parse;
@@ -31,6 +32,7 @@ use super::{Kind, Origin, Rule, Severity};
 use crate::event::Field;
 use crate::normalize::Format;
 
+pub use describe::describe;
 pub use detection::Detection;
 pub use logsource::format_of;
 pub use stage::Stage;
@@ -125,6 +127,10 @@ pub fn load_text(file: &Path, text: &str) -> Option<SigmaFile> {
                 continue;
             }
         };
+        if node.value == super::yaml::Value::Null {
+            // Only comments (a file's header before its first `---`).
+            continue;
+        }
         if node.get("action").is_some() {
             out.warnings.push((
                 node.pos,

@@ -167,7 +167,7 @@ keywords: [login to okta]
         ("all of them", false),
         ("any of filter_*", true),
         ("keywords and sel_login", true),
-        ("NOT sel_mfa AND sel_login", true),
+        ("not sel_mfa and sel_login", true),
     ];
     for (condition, want) in cases {
         let detection = format!("{selections}condition: {condition}\n");

@@ -15,16 +15,22 @@ use regex::{Regex, RegexBuilder};
 use super::logsource::{Locator, View};
 use crate::rule::yaml::{Node, Pos, Value};
 
-/// Every modifier authwatch implements; others are refused with a warning.
-pub const MODIFIERS: [&str; 22] = [
+/// Every modifier authwatch implements (pySigma's long names for the regex flags too); others
+/// are refused with a warning.
+pub const MODIFIERS: [&str; 27] = [
     "contains",
     "startswith",
     "endswith",
     "all",
+    "cased",
+    "neq",
     "re",
     "i",
     "m",
     "s",
+    "ignorecase",
+    "multiline",
+    "dotall",
     "cidr",
     "exists",
     "gt",
@@ -41,16 +47,18 @@ pub const MODIFIERS: [&str; 22] = [
     "fieldref",
 ];
 
-/// `cased` is the 23rd; kept apart so the list above reads as the spec's groups.
-const CASED: &str = "cased";
-
 /// One field's condition: `any` of its values (or `all` of them with `|all`).
 #[derive(Clone, Debug)]
 pub struct FieldTest {
     pub field: String,
     pub at: Locator,
     pub all: bool,
+    /// `neq`: the field holds none of the values.
+    pub negate: bool,
     pub values: Vec<Test>,
+    /// The modifiers and values as written, for `describe`.
+    pub modifiers: Vec<String>,
+    pub written: Vec<Option<String>>,
 }
 
 /// One value of a field condition.
@@ -104,11 +112,12 @@ pub struct Problem {
 impl FieldTest {
     pub fn matches(&self, view: &View<'_>) -> bool {
         let one = |t: &Test| t.matches(view, &self.at);
-        if self.all {
+        let hit = if self.all {
             self.values.iter().all(one)
         } else {
             self.values.iter().any(one)
-        }
+        };
+        hit != self.negate
     }
 }
 
@@ -181,7 +190,7 @@ pub fn compile(
         unsupported,
     };
     for m in &mods {
-        if !MODIFIERS.contains(m) && *m != CASED {
+        if !MODIFIERS.contains(m) {
             return Err(problem(
                 format!("unsupported Sigma modifier `{m}` on `{field}`"),
                 true,
@@ -198,7 +207,7 @@ pub fn compile(
     } else {
         Placement::Whole
     };
-    let cased = has(CASED);
+    let cased = has("cased");
     let items: Vec<&Node> = match &value.value {
         Value::Seq(items) => items.iter().collect(),
         _ => vec![value],
@@ -207,14 +216,19 @@ pub fn compile(
         return Err(problem(format!("`{field}` has an empty list of values"), false));
     }
     let mut values = Vec::new();
-    for item in items {
+    let mut written = Vec::new();
+    for item in &items {
         values.push(compile_value(item, &mods, placement, cased, locate)?);
+        written.push((item.value != Value::Null).then(|| item.scalar_text()));
     }
     Ok(FieldTest {
         at: locate(&field),
         field,
         all: has("all"),
+        negate: has("neq"),
         values,
+        modifiers: mods.iter().map(|m| m.to_string()).collect(),
+        written,
     })
 }
 
@@ -277,9 +291,9 @@ fn compile_value(
     }
     if has("re") {
         return RegexBuilder::new(&text)
-            .case_insensitive(has("i"))
-            .multi_line(has("m"))
-            .dot_matches_new_line(has("s"))
+            .case_insensitive(has("i") || has("ignorecase"))
+            .multi_line(has("m") || has("multiline"))
+            .dot_matches_new_line(has("s") || has("dotall"))
             .build()
             .map(Test::Pattern)
             .map_err(|e| {
@@ -382,6 +396,47 @@ impl Glob {
     }
 }
 
+/// A Sigma string written back as pySigma writes it: wildcards bare, a literal `*` or `?`
+/// escaped, a literal backslash doubled only where it would otherwise escape what follows.
+/// Two strings with the same canonical form are the same pattern.
+pub fn canonical(s: &str) -> String {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Tok {
+        Lit(char),
+        Wild(char),
+    }
+    let mut toks = Vec::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        toks.push(match c {
+            '\\' if matches!(chars.peek(), Some('*' | '?' | '\\')) => {
+                Tok::Lit(chars.next().expect("peeked"))
+            }
+            '*' | '?' => Tok::Wild(c),
+            other => Tok::Lit(other),
+        });
+    }
+    let mut out = String::new();
+    for (i, t) in toks.iter().enumerate() {
+        match *t {
+            Tok::Wild(c) => out.push(c),
+            Tok::Lit(c @ ('*' | '?')) => {
+                out.push('\\');
+                out.push(c);
+            }
+            Tok::Lit('\\') => {
+                let special = matches!(
+                    toks.get(i + 1),
+                    Some(Tok::Wild(_) | Tok::Lit('*' | '?' | '\\'))
+                );
+                out.push_str(if special { "\\\\" } else { "\\" });
+            }
+            Tok::Lit(c) => out.push(c),
+        }
+    }
+    out
+}
+
 /// The bytes a value is encoded from: UTF-8, or UTF-16 with `utf16le`/`wide`/`utf16be`/`utf16`.
 fn encode_text(text: &str, mods: &[&str]) -> Vec<u8> {
     let has = |m: &str| mods.contains(&m);
@@ -460,6 +515,14 @@ mod tests {
         let g = Glob::parse(r"C:\Windows");
         assert_eq!(g.text, r"C:\Windows");
         assert!(!g.wild);
+    }
+
+    #[test]
+    fn canonical_strings_escape_only_what_needs_it() {
+        assert_eq!(canonical(r"C:\Windows\\*star"), r"C:\Windows\\*star");
+        assert_eq!(canonical(r"C:\Windows\*star"), r"C:\Windows\*star");
+        assert_eq!(canonical(r"a\\b"), r"a\b");
+        assert_eq!(canonical("user.*.st?rt"), "user.*.st?rt");
     }
 
     #[test]
