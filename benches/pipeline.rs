@@ -135,5 +135,146 @@ fn normalisers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(pipeline, benches, normalisers);
+/// Okta's event types the generated Sigma rules select, cycled.
+const OKTA_TYPES: [&str; 10] = [
+    "user.session.start",
+    "user.authentication.auth_via_mfa",
+    "user.mfa.factor.deactivate",
+    "user.account.reset_password",
+    "app.oauth2.token.detect_reuse",
+    "system.push.send_factor_verify_push",
+    "user.mfa.okta_verify.deny_push",
+    "user.account.update_primary_email",
+    "policy.evaluate_sign_on",
+    "user.account.lock",
+];
+
+/// `count` Sigma rules in the shapes SigmaHQ's identity rules take (an event type with an
+/// outcome, a list of types, `contains`, a filter with `not`, `1 of`, a regex), plus one
+/// `event_count` correlation per ten rules; `okta` for Okta's fields, else canonical ones.
+fn sigma_rules(count: usize, okta: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..count {
+        let t = OKTA_TYPES[i % OKTA_TYPES.len()];
+        let (logsource, detection) = if okta {
+            let detection = match i % 6 {
+                0 => format!("selection:\n        eventType: {t}\n        outcome.result: FAILURE\n    condition: selection"),
+                1 => format!("selection:\n        eventType:\n            - {t}\n            - user.session.end\n    condition: selection"),
+                2 => format!("selection:\n        eventType: {t}\n        displayMessage|contains: okta\n    condition: selection"),
+                3 => format!("selection:\n        eventType: {t}\n    filter:\n        securityContext.isProxy: 'false'\n    condition: selection and not filter"),
+                4 => format!("selection_a:\n        eventType: {t}\n    selection_b:\n        client.ipAddress|cidr: 203.0.113.0/24\n    condition: 1 of selection_*"),
+                _ => format!("selection:\n        eventType|re: '^{}$'\n    condition: selection", t.replace('.', "\\.")),
+            };
+            ("product: okta", detection)
+        } else {
+            let types = ["login.failure", "login.success", "mfa.failure", "logout", "password.reset"];
+            let ty = types[i % types.len()];
+            let detection = match i % 3 {
+                0 => format!("selection:\n        type: {ty}\n        reason: bad_password\n    condition: selection"),
+                1 => format!("selection:\n        type: {ty}\n        ip|cidr: 10.0.0.0/8\n    condition: selection"),
+                _ => format!("selection:\n        type: {ty}\n    filter:\n        username|endswith: '@example.com'\n    condition: selection and not filter"),
+            };
+            ("product: authwatch", detection)
+        };
+        text.push_str(&format!(
+            "---\ntitle: Generated {i}\nname: sigma_{i}\nlogsource:\n    {logsource}\ndetection:\n    {detection}\nlevel: low\n"
+        ));
+        if i % 10 == 9 {
+            let group = if okta { "actor.alternateId" } else { "username" };
+            text.push_str(&format!(
+                "---\ntitle: Count {i}\nname: count_{i}\ncorrelation:\n    type: event_count\n    rules: [sigma_{i}]\n    group-by: [{group}]\n    timespan: 10m\n    condition: {{gte: 5}}\n    generate: true\nlevel: high\n"
+            ));
+        }
+    }
+    std::fs::write(dir.path().join("generated.yml"), text).unwrap();
+    dir
+}
+
+fn with_sigma(count: usize, okta: bool) -> Vec<rule::Rule> {
+    let dir = sigma_rules(count, okta);
+    let sigma = rule::load_dir(dir.path()).expect("the generated Sigma rules load");
+    let mut rules = pack();
+    rules.extend(sigma.enabled());
+    rules
+}
+
+/// Okta's attack fixture repeated to `n` records, each with its own id and a later time.
+fn okta_lines(n: usize) -> Vec<Vec<u8>> {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/okta/attack.jsonl");
+    let text = std::fs::read_to_string(fixture).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (0..n)
+        .map(|i| {
+            let mut r = records[i % records.len()].clone();
+            r["uuid"] = format!("bench-{i}").into();
+            r["published"] =
+                authwatch::event::format_ts(1_772_442_000_000 + i as i64 * 100).into();
+            serde_json::to_vec(&r).unwrap()
+        })
+        .collect()
+}
+
+/// The engine with the pack alone, and with 80 Sigma rules (and 8 correlations) beside it:
+/// on canonical events, and on Okta records normalised with their record kept for Sigma.
+/// `one_rule/*`: one native `match` against the Sigma selection that says the same.
+fn sigma(c: &mut Criterion) {
+    let events = Traffic::default().generate(EVENTS);
+    let options = EngineOptions::default();
+    let mut group = c.benchmark_group("sigma");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.sample_size(10);
+    let run = |rules: &[rule::Rule], events: &[authwatch::event::Event]| {
+        let mut engine = Engine::new(rules.to_vec(), &options);
+        let mut alerts = Vec::new();
+        for e in events.iter().cloned() {
+            engine.process(e, &mut alerts);
+        }
+        engine.flush(&mut alerts);
+        alerts.len()
+    };
+    let native_sigma = with_sigma(80, false);
+    group.bench_function("engine_pack_and_80_sigma", |b| {
+        b.iter(|| run(&native_sigma, &events))
+    });
+
+    let one_native = rule::load_file_text(
+        Path::new("native.yaml"),
+        "id: one\ntitle: One\nseverity: low\nkind: match\nmatch: {type: login.failure, reason: bad_password}\n",
+    )
+    .0;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("one.yml"),
+        "title: One\nname: one\nlogsource: {product: authwatch}\ndetection:\n  selection: {type: login.failure, reason: bad_password}\n  condition: selection\n",
+    )
+    .unwrap();
+    let one_sigma = rule::load_dir(dir.path()).unwrap().enabled();
+    group.bench_function("one_rule/native_match", |b| b.iter(|| run(&one_native, &events)));
+    group.bench_function("one_rule/sigma_selection", |b| b.iter(|| run(&one_sigma, &events)));
+
+    let lines = okta_lines(EVENTS);
+    let pack_rules = pack();
+    let okta_sigma = with_sigma(80, true);
+    let okta = |rules: &[rule::Rule]| {
+        let mut engine = Engine::new(rules.to_vec(), &options);
+        let mut alerts = Vec::new();
+        for line in &lines {
+            if let Ok(e) = normalize(Format::Okta, line) {
+                engine.process(e, &mut alerts);
+            }
+        }
+        engine.flush(&mut alerts);
+        alerts.len()
+    };
+    group.bench_function("okta_pack", |b| b.iter(|| okta(&pack_rules)));
+    group.bench_function("okta_pack_and_80_sigma", |b| b.iter(|| okta(&okta_sigma)));
+    group.finish();
+}
+
+criterion_group!(pipeline, benches, normalisers, sigma);
 criterion_main!(pipeline);
