@@ -387,9 +387,18 @@ impl Engine {
     /// Offers the event to every rule that can want its type (with `chained_only`, to the
     /// Sigma correlations of correlations only).
     fn offer(&mut self, e: &Arc<Event>, out: &mut Vec<Alert>, chained_only: bool) {
+        // A Sigma rule reads the marks its detections left; an event without any is skipped
+        // by all of them at the cost of one look.
+        let marked = e
+            .attrs
+            .as_ref()
+            .is_some_and(|a| a.contains_key(crate::rule::sigma::ATTRS_KEY));
         for &i in &self.by_type[e.kind.index()] {
             let live = &mut self.rules[i];
             if chained_only && !live.rule.sigma.as_ref().is_some_and(|s| s.chained) {
+                continue;
+            }
+            if !marked && live.rule.sigma.is_some() {
                 continue;
             }
             let counting = !matches!(live.rule.kind, Kind::Match);

@@ -3,7 +3,7 @@
 
 use super::condition::{self, Cond};
 use super::logsource::{View, keyword_locator, locate};
-use super::value::{self, FieldTest, Problem};
+use super::value::{self, FieldTest, Problem, Test};
 use crate::normalize::Format;
 use crate::rule::yaml::{Node, Value};
 
@@ -41,7 +41,62 @@ impl Detection {
     }
 }
 
+impl Detection {
+    /// A field and the values (lowercase) it must hold for the detection to match at all,
+    /// when the condition says so; the stage indexes detections by it.
+    pub fn pinned(&self) -> Option<(String, Vec<String>)> {
+        union(self.conditions.iter().map(|c| self.pin(c)))
+    }
+
+    fn pin(&self, cond: &Cond) -> Option<(String, Vec<String>)> {
+        match cond {
+            Cond::Sel(i) => self.selections[*i].pin(),
+            Cond::And(parts) => parts.iter().find_map(|p| self.pin(p)),
+            Cond::Or(parts) => union(parts.iter().map(|p| self.pin(p))),
+            Cond::Not(_) => None,
+        }
+    }
+}
+
+/// The pins of alternatives: one field for all of them, with every value any allows.
+fn union(
+    pins: impl Iterator<Item = Option<(String, Vec<String>)>>,
+) -> Option<(String, Vec<String>)> {
+    let mut out: Option<(String, Vec<String>)> = None;
+    for pin in pins {
+        let (field, values) = pin?;
+        match &mut out {
+            None => out = Some((field, values)),
+            Some((f, v)) if *f == field => v.extend(values),
+            Some(_) => return None,
+        }
+    }
+    out
+}
+
 impl Selection {
+    fn pin(&self) -> Option<(String, Vec<String>)> {
+        match self {
+            Selection::All(fields) => fields.iter().find_map(|f| {
+                if f.negate || f.all {
+                    return None;
+                }
+                let values: Option<Vec<String>> = f
+                    .values
+                    .iter()
+                    .map(|t| match t {
+                        Test::Equal(p) => Some(p.clone()),
+                        Test::EqualCased(p) => Some(p.to_lowercase()),
+                        _ => None,
+                    })
+                    .collect();
+                Some((f.field.clone(), values?))
+            }),
+            Selection::Any(items) if !items.is_empty() => union(items.iter().map(Selection::pin)),
+            _ => None,
+        }
+    }
+
     fn matches(&self, view: &View<'_>) -> bool {
         match self {
             Selection::All(fields) => fields.iter().all(|f| f.matches(view)),

@@ -586,3 +586,23 @@ fn a_reload_keeps_an_unchanged_correlations_window_and_restarts_a_changed_one() 
     feed(&mut engine, 5, &mut alerts);
     assert_eq!(alerts.len(), 2, "three failures counted by the new detection");
 }
+
+#[test]
+fn detections_pin_the_field_the_stage_indexes_them_by() {
+    let pin = |d: &str| {
+        let node = yaml::parse(d).unwrap();
+        detection::compile(&node, Some(Format::Okta)).unwrap().pinned()
+    };
+    assert_eq!(
+        pin("sel: {eventType: [User.Session.Start, x], outcome.result: FAILURE}\ncondition: sel\n"),
+        Some(("eventType".into(), vec!["user.session.start".into(), "x".into()]))
+    );
+    assert_eq!(
+        pin("a: {eventType: a}\nb: {eventType: b}\nf: {x: 1}\ncondition: (a or b) and not f\n"),
+        Some(("eventType".into(), vec!["a".into(), "b".into()]))
+    );
+    assert_eq!(pin("a: {eventType: a}\nb: {x: b}\ncondition: a or b\n"), None);
+    assert_eq!(pin("a: {eventType: a}\ncondition: not a\n"), None);
+    assert_eq!(pin("a: {eventType|contains: a}\ncondition: a\n"), None);
+    assert_eq!(pin("a: {eventType|neq: a}\ncondition: a\n"), None);
+}
