@@ -210,6 +210,8 @@ pub struct Engine {
     rules: Vec<LiveRule>,
     /// For each event type, the rules that can match it.
     by_type: Vec<Vec<usize>>,
+    /// Sigma rules, offered only events their detections marked.
+    sigma_rules: Vec<usize>,
     reorder: Reorder,
     dedup: Dedup,
     stats: EngineStats,
@@ -248,7 +250,12 @@ impl Engine {
             })
             .collect();
         let sigma = crate::rule::sigma::Stage::new(rules.iter().map(|l| &l.rule));
+        let mut sigma_rules = Vec::new();
         for (i, live) in rules.iter().enumerate() {
+            if live.rule.sigma.is_some() {
+                sigma_rules.push(i);
+                continue;
+            }
             for t in rule_types(&live.rule) {
                 by_type[t.index()].push(i);
             }
@@ -256,6 +263,7 @@ impl Engine {
         Engine {
             rules,
             by_type,
+            sigma_rules,
             reorder: Reorder::new(
                 options.lateness_ms,
                 Bounds {
@@ -287,7 +295,7 @@ impl Engine {
             return;
         }
         // Sigma detections read the provider record once, here; it is never held.
-        match &self.sigma {
+        match &mut self.sigma {
             Some(stage) => stage.mark(&mut event),
             None => event.raw = None,
         }
@@ -387,18 +395,21 @@ impl Engine {
     /// Offers the event to every rule that can want its type (with `chained_only`, to the
     /// Sigma correlations of correlations only).
     fn offer(&mut self, e: &Arc<Event>, out: &mut Vec<Alert>, chained_only: bool) {
-        // A Sigma rule reads the marks its detections left; an event without any is skipped
-        // by all of them at the cost of one look.
+        // A Sigma rule reads the marks its detections left: only a marked event is offered
+        // to them, after the rules of its type.
         let marked = e
             .attrs
             .as_ref()
             .is_some_and(|a| a.contains_key(crate::rule::sigma::ATTRS_KEY));
-        for &i in &self.by_type[e.kind.index()] {
+        let typed = self.by_type[e.kind.index()].len();
+        let sigma = if marked { self.sigma_rules.len() } else { 0 };
+        for k in 0..typed + sigma {
+            let i = match k.checked_sub(typed) {
+                None => self.by_type[e.kind.index()][k],
+                Some(s) => self.sigma_rules[s],
+            };
             let live = &mut self.rules[i];
             if chained_only && !live.rule.sigma.as_ref().is_some_and(|s| s.chained) {
-                continue;
-            }
-            if !marked && live.rule.sigma.is_some() {
                 continue;
             }
             let counting = !matches!(live.rule.kind, Kind::Match);

@@ -64,6 +64,7 @@ impl Engine {
         }
         self.rules = rules;
         self.by_type = fresh.by_type;
+        self.sigma_rules = fresh.sigma_rules;
         self.sigma = fresh.sigma;
         diff
     }

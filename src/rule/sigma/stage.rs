@@ -26,6 +26,8 @@ pub struct Stage {
     feeders: HashMap<String, String>,
     /// Correlations whose own alerts are not sent.
     silent: HashSet<String>,
+    /// The detections to test on the event at hand (reused: no allocation per event).
+    candidates: Vec<usize>,
     /// Keeps normalisers storing the records of the formats read here.
     _retain: RetainRaw,
 }
@@ -78,12 +80,13 @@ impl Stage {
             correlations,
             feeders,
             silent,
+            candidates: Vec::new(),
         })
     }
 
     /// Tests the event against every detection, records the matches in `attrs.sigma`
     /// (replacing whatever the input carried there) and drops the raw record.
-    pub fn mark(&self, event: &mut Event) {
+    pub fn mark(&mut self, event: &mut Event) {
         let raw = event.raw.take();
         let format = event.source.as_deref().and_then(|s| Format::from_str(s).ok());
         let mut rules = Map::new();
@@ -97,7 +100,8 @@ impl Stage {
                     _ => None,
                 }
             };
-            let mut candidates = Vec::new();
+            let candidates = &mut self.candidates;
+            candidates.clear();
             for index in &self.indexes {
                 let view = match index.format {
                     Format::Native => View::Canonical(event),
@@ -107,13 +111,13 @@ impl Stage {
                     },
                     _ => continue,
                 };
-                index.candidates(&view, &mut candidates);
+                index.candidates(&view, candidates);
             }
             // In load order, whichever index found them.
             candidates.sort_unstable();
             candidates.dedup();
             let mut hits: Vec<&Compiled> = Vec::new();
-            for d in candidates.into_iter().map(|i| &*self.detections[i]) {
+            for d in candidates.iter().map(|&i| &*self.detections[i]) {
                 if view_for(d).is_some_and(|v| d.detection.matches(&v)) {
                     rules.insert(d.key.clone(), Value::String(d.hash.clone()));
                     hits.push(d);
@@ -222,7 +226,7 @@ impl Stage {
 struct Index {
     format: Format,
     at: Option<Locator>,
-    by_value: HashMap<String, Vec<usize>>,
+    by_value: foldhash::HashMap<String, Vec<usize>>,
     unpinned: Vec<usize>,
 }
 
@@ -254,7 +258,7 @@ impl Index {
                 let mut index = Index {
                     format,
                     at: field.as_deref().map(|f| locate(format, f)),
-                    by_value: HashMap::new(),
+                    by_value: foldhash::HashMap::default(),
                     unpinned: Vec::new(),
                 };
                 for (i, pin) in mine {
