@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::correlation::{Extract, TEMPORAL_FIELD};
 use super::logsource::{Locator, View, locate};
 use super::{ATTRS_KEY, Compiled};
-use crate::event::Event;
+use crate::event::{Event, EventType};
 use crate::normalize::{Format, RetainRaw};
 use crate::rule::Rule;
 
@@ -88,7 +88,11 @@ impl Stage {
     /// (replacing whatever the input carried there) and drops the raw record.
     pub fn mark(&mut self, event: &mut Event) {
         let raw = event.raw.take();
-        let format = event.source.as_deref().and_then(|s| Format::from_str(s).ok());
+        // Only an event that brought its record can be read by a provider's rules.
+        let format = match &raw {
+            Some(_) => event.source.as_deref().and_then(|s| Format::from_str(s).ok()),
+            None => None,
+        };
         let mut rules = Map::new();
         let mut extracted = Map::new();
         {
@@ -112,6 +116,12 @@ impl Stage {
                     _ => continue,
                 };
                 index.candidates(&view, candidates);
+            }
+            if candidates.is_empty() {
+                if let Some(a) = event.attrs.as_mut() {
+                    a.remove(ATTRS_KEY);
+                }
+                return;
             }
             // In load order, whichever index found them.
             candidates.sort_unstable();
@@ -226,6 +236,9 @@ impl Stage {
 struct Index {
     format: Format,
     at: Option<Locator>,
+    /// For canonical events indexed by `type`: the detections per event type, found without
+    /// reading or hashing text (as the engine's own rules are found).
+    by_type: Option<Vec<Vec<usize>>>,
     by_value: foldhash::HashMap<String, Vec<usize>>,
     unpinned: Vec<usize>,
 }
@@ -258,6 +271,7 @@ impl Index {
                 let mut index = Index {
                     format,
                     at: field.as_deref().map(|f| locate(format, f)),
+                    by_type: None,
                     by_value: foldhash::HashMap::default(),
                     unpinned: Vec::new(),
                 };
@@ -271,6 +285,16 @@ impl Index {
                         _ => index.unpinned.push(i),
                     }
                 }
+                if format == Format::Native && field.as_deref() == Some("type") {
+                    let mut by_type = vec![Vec::new(); EventType::ALL.len()];
+                    for (value, list) in &index.by_value {
+                        // A value that is no event type can match no event.
+                        if let Some(t) = EventType::parse(value) {
+                            by_type[t.index()].extend_from_slice(list);
+                        }
+                    }
+                    index.by_type = Some(by_type);
+                }
                 index
             })
             .collect()
@@ -278,6 +302,10 @@ impl Index {
 
     fn candidates(&self, view: &View<'_>, out: &mut Vec<usize>) {
         out.extend_from_slice(&self.unpinned);
+        if let (Some(by_type), View::Canonical(e)) = (&self.by_type, view) {
+            out.extend_from_slice(&by_type[e.kind.index()]);
+            return;
+        }
         if let Some(at) = &self.at {
             view.any(at, &mut |value| {
                 let found = if value.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
