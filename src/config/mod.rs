@@ -207,8 +207,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
         let message = e.message().to_string();
+        let at = e.span().map(|s| raw::error_offset(text, s, &message));
+        let (line, col) = at.map_or((1, 1), |at| line_col(text, at));
         ConfigErrors(vec![format!("{file}:{line}:{col}: {message}")])
     })?;
     let mut errors = Vec::new();
@@ -231,85 +232,9 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
     let mut config = Config::default();
-    let http_kind = raw.source.as_ref().is_some_and(|s| s.kind == "http");
+    let http_kind = matches!(raw.source, Some(raw::RawSource::Http(_)));
     if let Some(source) = raw.source {
-        if source.kind != "http" {
-            ingest::reject_http_keys(&source, error);
-        }
-        if source.kind != "kafka" {
-            kafka::reject_kafka_keys(&source, error);
-        }
-        let provider = pull::Provider::from_kind(&source.kind);
-        if provider.is_none() {
-            pull::reject_pull_keys(&source, error);
-        }
-        match source.kind.as_str() {
-            "stdin" => config.source = Source::Stdin,
-            "file" => match &source.path {
-                Some(path) => {
-                    let rotate_wait = match source.rotate_wait.as_deref() {
-                        None => DEFAULT_ROTATE_WAIT,
-                        Some(text) => humantime::parse_duration(text).unwrap_or_else(|_| {
-                            error(format!(
-                                "[source] rotate_wait `{text}` must be a duration like 2s"
-                            ));
-                            DEFAULT_ROTATE_WAIT
-                        }),
-                    };
-                    config.source = Source::File {
-                        path: path.into(),
-                        follow: source.follow.unwrap_or(true),
-                        rotate_wait,
-                    }
-                }
-                None => error("[source] kind = \"file\" needs `path`".into()),
-            },
-            "http" => {
-                if let Some(ingest) = ingest::http_source(&source, error) {
-                    config.source = Source::Http(ingest);
-                }
-                if source.format.is_some() {
-                    error(
-                        "[source] format does not apply to kind = \"http\": each route fixes \
-                         its format (/v1/events native, /v1/ingest/auth0, /v1/ingest/okta)"
-                            .into(),
-                    );
-                }
-            }
-            "kafka" => {
-                if let Some(k) = kafka::kafka_source(&source, error) {
-                    // librdkafka parses every property now, without connecting: a misspelt
-                    // key or a bad value is a configuration error at `check`, not a failure
-                    // at start. (Here, not in `kafka.rs`: the settings are built from the
-                    // validated `KafkaConfig`, so the check follows the validation.)
-                    if let Err(e) = kafka_client::check_properties(&k) {
-                        error(format!("[source.properties] {e}"));
-                    }
-                    config.source = Source::Kafka(Box::new(k));
-                }
-            }
-            "okta_api" | "auth0_api" => {
-                let provider = provider.expect("an API kind");
-                if let Some(p) = pull::pull_source(provider, &source, error) {
-                    config.source = Source::Pull(Box::new(p));
-                }
-                config.format = provider.format().to_string();
-            }
-            other => error(format!(
-                "[source] unknown kind `{other}`; use one of stdin, file, kafka, http, okta_api, \
-                 auth0_api"
-            )),
-        }
-        if let Some(format) = source.format.filter(|_| provider.is_none()) {
-            if FORMATS.contains(&format.as_str()) {
-                config.format = format;
-            } else {
-                error(format!(
-                    "[source] unknown format `{format}`; use one of {}",
-                    FORMATS.join(", ")
-                ));
-            }
-        }
+        source_kind(source, &mut config, error);
     }
     if let Some(state) = raw.state {
         if let Some(dir) = state.dir {
@@ -438,6 +363,84 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
         config.sinks = sinks::sinks(raw.sink, error);
     }
     config
+}
+
+/// `[source]`: the kind's own keys (serde has refused those of other kinds) and `format`.
+fn source_kind(source: raw::RawSource, config: &mut Config, error: &mut dyn FnMut(String)) {
+    use raw::RawSource as Raw;
+    let format = match source {
+        Raw::Stdin(stdin) => {
+            config.source = Source::Stdin;
+            stdin.format
+        }
+        Raw::File(file) => {
+            match &file.path {
+                Some(path) => {
+                    let rotate_wait = match file.rotate_wait.as_deref() {
+                        None => DEFAULT_ROTATE_WAIT,
+                        Some(text) => humantime::parse_duration(text).unwrap_or_else(|_| {
+                            error(format!(
+                                "[source] rotate_wait `{text}` must be a duration like 2s"
+                            ));
+                            DEFAULT_ROTATE_WAIT
+                        }),
+                    };
+                    config.source = Source::File {
+                        path: path.into(),
+                        follow: file.follow.unwrap_or(true),
+                        rotate_wait,
+                    }
+                }
+                None => error("[source] kind = \"file\" needs `path`".into()),
+            }
+            file.format
+        }
+        Raw::Http(http) => {
+            if let Some(ingest) = ingest::http_source(&http, error) {
+                config.source = Source::Http(ingest);
+            }
+            None
+        }
+        Raw::Kafka(kafka) => {
+            if let Some(k) = kafka::kafka_source(&kafka, error) {
+                // librdkafka parses every property now, without connecting: a misspelt
+                // key or a bad value is a configuration error at `check`, not a failure
+                // at start. (Here, not in `kafka.rs`: the settings are built from the
+                // validated `KafkaConfig`, so the check follows the validation.)
+                if let Err(e) = kafka_client::check_properties(&k) {
+                    error(format!("[source.properties] {e}"));
+                }
+                config.source = Source::Kafka(Box::new(k));
+            }
+            kafka.format
+        }
+        Raw::OktaApi(api) => pull_kind(Provider::Okta, &api, config, error),
+        Raw::Auth0Api(api) => pull_kind(Provider::Auth0, &api, config, error),
+    };
+    if let Some(format) = format {
+        if FORMATS.contains(&format.as_str()) {
+            config.format = format;
+        } else {
+            error(format!(
+                "[source] unknown format `{format}`; use one of {}",
+                FORMATS.join(", ")
+            ));
+        }
+    }
+}
+
+/// An API source; its format follows from the provider (`None`: nothing more to read).
+fn pull_kind(
+    provider: Provider,
+    raw: &pull::RawPull,
+    config: &mut Config,
+    error: &mut dyn FnMut(String),
+) -> Option<String> {
+    if let Some(p) = pull::pull_source(provider, raw, error) {
+        config.source = Source::Pull(Box::new(p));
+    }
+    config.format = provider.format().to_string();
+    None
 }
 
 /// A `[geoip]` path that must name an existing file (its content is checked when opened).
