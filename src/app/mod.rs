@@ -70,8 +70,8 @@ pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_CONFIG: u8 = 78;
 
 /// `--output`, which clap has already held to the names `AlertFormat` reads.
-fn output_format(output: Option<&str>) -> Option<config::AlertFormat> {
-    output.and_then(config::AlertFormat::parse)
+fn output_format(output: Option<&str>) -> Option<crate::sink::AlertFormat> {
+    output.and_then(crate::sink::AlertFormat::parse)
 }
 
 pub fn execute(command: Command) -> ExitCode {

@@ -13,11 +13,10 @@ use super::{
     Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
     open_state, rules_dir,
 };
-use crate::config::AlertFormat;
 use crate::engine::{self, Engine};
 use crate::event::{Admission, Clock, parse_rfc3339_ms};
 use crate::pipeline::Pipeline;
-use crate::sink::{Router, StdoutSink, terminal_default};
+use crate::sink::{AlertFormat, Router, StdoutSink, terminal_default};
 use crate::source::lines::{LineReader, Record};
 use crate::state::StateWrites;
 use crate::state::{self, Store};

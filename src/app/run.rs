@@ -18,14 +18,13 @@ use super::{
     open_state,
 };
 use crate::config::Source;
-use crate::config::{AlertFormat, Routing, SinkKind};
 use crate::engine::{self, Engine};
 use crate::event::{Admission, Clock};
 use crate::http::{self, Server};
 use crate::outbox::Delivery;
 use crate::pipeline::Pipeline;
 use crate::shared::{Shared, watch_signals};
-use crate::sink::Router;
+use crate::sink::{AlertFormat, Router, Routing, SinkKind};
 use crate::source::file::{self, FileSource};
 use crate::source::kafka::KafkaSource;
 use crate::source::pull::{self, PullSource};
@@ -46,7 +45,7 @@ pub fn run(
     if let Some(format) = output {
         cfg.sinks
             .iter_mut()
-            .filter(|s| s.kind == SinkKind::Stdout)
+            .filter(|s| matches!(s.kind, SinkKind::Stdout(_)))
             .for_each(|s| s.format = Some(format));
     }
     let set = load_rules(&cfg.rules_dir)?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::secret::{self, Secret};
+use crate::secret::{self, Secret};
 
 /// Largest request body accepted. Identity providers send small batches (an Okta event hook
 /// carries at most a few dozen events, an Auth0 log stream request a few hundred KiB), so

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::secret::{self, Secret};
+use crate::secret::{self, Secret};
 
 /// The consumer group when `group_id` is not given.
 pub const DEFAULT_GROUP_ID: &str = "authwatch";

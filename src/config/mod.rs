@@ -6,8 +6,6 @@ mod kafka;
 pub mod kafka_client;
 mod pull;
 mod raw;
-mod secret;
-mod sinks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,15 +13,11 @@ use std::path::{Path, PathBuf};
 use raw::RawConfig;
 
 use crate::engine::{DEFAULT_LATENESS_MS, DEFAULT_MAX_GROUPS_PER_RULE};
-use crate::rule::Severity;
+pub use crate::secret::Secret;
+use crate::sink::{SinkConfig, SinkKind, StdoutConfig};
 pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest, HttpServer};
 pub use kafka::{DEFAULT_GROUP_ID, DEFAULT_IDLE_PARTITION_MS, KafkaConfig, KafkaSasl, KafkaTls};
 pub use pull::{Provider, PullConfig};
-pub use secret::Secret;
-pub use sinks::{
-    AlertFormat, DeliveryPolicy, ElasticsearchConfig, EmailConfig, PagerDutyConfig, SinkConfig,
-    SinkKind, SlackConfig, SmtpTls, SplunkHecConfig, SyslogConfig, WebhookConfig, split_host_port,
-};
 
 /// SPEC §5 defaults, used when there is no configuration file.
 pub const DEFAULT_RULES_DIR: &str = "rules";
@@ -126,35 +120,6 @@ pub enum Source {
     Pull(Box<PullConfig>),
 }
 
-/// Which alerts a sink receives.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Routing {
-    pub min_severity: Option<Severity>,
-    /// Rule ids to include; empty means all.
-    pub include_rules: Vec<String>,
-    /// Rule ids to leave out (written `!id`).
-    pub exclude_rules: Vec<String>,
-    /// The alert must carry one of these tags (or a tag below one, `attack.t1110` covers
-    /// `attack.t1110.001`); empty means any.
-    pub tags: Vec<String>,
-}
-
-impl Routing {
-    pub fn accepts(&self, rule: &str, severity: Severity, tags: &[String]) -> bool {
-        self.min_severity.is_none_or(|min| severity >= min)
-            && (self.include_rules.is_empty() || self.include_rules.iter().any(|r| r == rule))
-            && !self.exclude_rules.iter().any(|r| r == rule)
-            && (self.tags.is_empty()
-                || tags.iter().any(|t| {
-                    self.tags.iter().any(|want| {
-                        t == want
-                            || t.strip_prefix(want.as_str())
-                                .is_some_and(|rest| rest.starts_with('.'))
-                    })
-                }))
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -175,7 +140,7 @@ impl Default for Config {
             io_timeout_ms: DEFAULT_IO_TIMEOUT_MS,
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
             geoip: GeoipConfig::default(),
-            sinks: vec![SinkConfig::new("stdout", SinkKind::Stdout)],
+            sinks: vec![SinkConfig::new("stdout", SinkKind::Stdout(StdoutConfig))],
         }
     }
 }
@@ -360,7 +325,7 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
         ));
     }
     if !raw.sink.is_empty() {
-        config.sinks = sinks::sinks(raw.sink, error);
+        config.sinks = crate::sink::sinks(raw.sink, error);
     }
     config
 }
@@ -468,6 +433,7 @@ fn database_path(key: &str, path: String, error: &mut dyn FnMut(String)) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rule::Severity;
 
     #[test]
     fn an_empty_file_means_the_embedded_defaults() {
@@ -502,9 +468,9 @@ rules = ["!impersonation-started"]
         assert_eq!(c.lateness_ms, 30_000);
         assert_eq!(
             c.sinks[0].kind,
-            SinkKind::File {
+            SinkKind::File(crate::sink::FileConfig {
                 path: "/tmp/alerts.jsonl".into()
-            }
+            })
         );
         assert!(
             !c.sinks[0]
@@ -571,16 +537,6 @@ rules = ["!impersonation-started"]
         let config = parse(Path::new("a.toml"), &text).unwrap();
         assert_eq!(config.geoip.city.as_deref(), Some(city.as_path()));
         assert!(parse(Path::new("a.toml"), "[geoip]\ncountry = \"x\"\n").is_err());
-    }
-
-    #[test]
-    fn tags_route_by_prefix_on_dot_boundaries() {
-        let r = Routing {
-            tags: vec!["attack.t1110".into()],
-            ..Routing::default()
-        };
-        assert!(r.accepts("x", Severity::Low, &["attack.t1110.001".into()]));
-        assert!(!r.accepts("x", Severity::Low, &["attack.t11101".into()]));
     }
 
     #[test]

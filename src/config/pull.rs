@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::secret::{self, Secret};
+use crate::secret::{self, Secret};
 
 /// How often a caught-up source asks for new events. Okta and Auth0 both show events within
 /// seconds; ten seconds keeps alerts prompt at 6 requests a minute, far inside either

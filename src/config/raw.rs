@@ -14,7 +14,7 @@ pub struct RawConfig {
     pub http: Option<super::ingest::RawHttp>,
     pub daemon: Option<RawDaemon>,
     #[serde(default)]
-    pub sink: Vec<RawSink>,
+    pub sink: Vec<crate::sink::RawSink>,
 }
 
 /// `[source]`: the keys of one `kind`. serde picks the variant by `kind`, and each variant's
@@ -169,18 +169,6 @@ pub struct RawRunbooks {
 pub struct RawDaemon {
     pub shutdown_timeout: Option<String>,
     pub stall_timeout: Option<String>,
-}
-
-/// A `[[sink]]`: the routing keys every kind shares, plus the kind's own keys, which are
-/// checked per kind during validation (serde cannot deny unknown keys through a flatten).
-#[derive(Debug, Deserialize)]
-pub struct RawSink {
-    pub kind: String,
-    pub min_severity: Option<String>,
-    pub rules: Option<Vec<String>>,
-    pub tags: Option<Vec<String>>,
-    #[serde(flatten)]
-    pub options: toml::Table,
 }
 
 #[cfg(test)]
