@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use raw::RawConfig;
 
 use crate::engine::{DEFAULT_LATENESS_MS, DEFAULT_MAX_GROUPS_PER_RULE};
+use crate::normalize::Format;
 pub use crate::secret::Secret;
 use crate::sink::{SinkConfig, SinkKind, StdoutConfig};
 pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest, HttpServer};
@@ -47,22 +48,10 @@ pub const DEFAULT_STALL_TIMEOUT_MS: i64 = 60_000;
 /// cost of alerts from the new file coming two seconds later, once per rotation.
 pub const DEFAULT_ROTATE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Input formats that can be named in `[source] format` and `--format`.
-pub const FORMATS: [&str; 8] = [
-    "native",
-    "auth0",
-    "okta",
-    "keycloak",
-    "entra",
-    "google_workspace",
-    "cognito",
-    "ocsf",
-];
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub source: Source,
-    pub format: String,
+    pub format: Format,
     pub state_dir: PathBuf,
     /// How often engine state and the source position are written to the store.
     pub checkpoint_interval_ms: i64,
@@ -124,7 +113,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             source: Source::Stdin,
-            format: "native".into(),
+            format: Format::Native,
             state_dir: DEFAULT_STATE_DIR.into(),
             checkpoint_interval_ms: DEFAULT_CHECKPOINT_INTERVAL_MS,
             max_groups_per_rule: DEFAULT_MAX_GROUPS_PER_RULE,
@@ -383,13 +372,9 @@ fn source_kind(source: raw::RawSource, config: &mut Config, error: &mut dyn FnMu
         Raw::Auth0Api(api) => pull_kind(Provider::Auth0, &api, config, error),
     };
     if let Some(format) = format {
-        if FORMATS.contains(&format.as_str()) {
-            config.format = format;
-        } else {
-            error(format!(
-                "[source] unknown format `{format}`; use one of {}",
-                FORMATS.join(", ")
-            ));
+        match format.parse() {
+            Ok(format) => config.format = format,
+            Err(e) => error(format!("[source] {e}")),
         }
     }
 }
@@ -404,7 +389,7 @@ fn pull_kind(
     if let Some(p) = pull::pull_source(provider, raw, error) {
         config.source = Source::Pull(Box::new(p));
     }
-    config.format = provider.format().to_string();
+    config.format = provider.format();
     None
 }
 
@@ -563,15 +548,18 @@ rules = ["!impersonation-started"]
 
     #[test]
     fn every_input_format_is_a_source_format() {
-        let names: Vec<&str> = crate::normalize::Format::ALL
-            .iter()
-            .map(|f| f.as_str())
-            .collect();
-        assert_eq!(names, FORMATS);
-        for name in FORMATS {
-            let toml = format!("[source]\nkind = \"stdin\"\nformat = \"{name}\"\n");
-            assert_eq!(parse(Path::new("a.toml"), &toml).unwrap().format, name);
+        for format in Format::all() {
+            let toml = format!("[source]\nkind = \"stdin\"\nformat = \"{format}\"\n");
+            assert_eq!(parse(Path::new("a.toml"), &toml).unwrap().format, format);
         }
-        assert!(parse(Path::new("a.toml"), "[source]\nformat = \"azure\"\n").is_err());
+        let err = parse(
+            Path::new("a.toml"),
+            "[source]\nkind = \"stdin\"\nformat = \"azure\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.0[0].contains("unknown format `azure`, expected one of native, "),
+            "{err}"
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::Deserialize;
 
+use crate::normalize::Format;
 use crate::secret::{self, Secret};
 
 /// How often a caught-up source asks for new events. Okta and Auth0 both show events within
@@ -40,10 +41,10 @@ impl Provider {
     }
 
     /// The input format of its events.
-    pub fn format(self) -> &'static str {
+    pub fn format(self) -> Format {
         match self {
-            Provider::Okta => "okta",
-            Provider::Auth0 => "auth0",
+            Provider::Okta => Format::Okta,
+            Provider::Auth0 => Format::Auth0,
         }
     }
 
@@ -134,7 +135,7 @@ pub fn pull_source(
     if raw
         .format
         .as_deref()
-        .is_some_and(|f| f != provider.format())
+        .is_some_and(|f| f != provider.format().as_str())
     {
         report(format!(
             "{at} kind = \"{kind}\" reads format `{}` only; remove `format`",
@@ -265,7 +266,7 @@ mod tests {
             let Source::Pull(pull) = parsed.source else {
                 panic!("{:?}", parsed.source)
             };
-            assert_eq!(parsed.format, format);
+            assert_eq!(parsed.format.as_str(), format);
             assert_eq!(pull.token, Secret::new("t0ken"));
             assert_eq!(pull.page_size, page);
             assert_eq!(pull.poll_interval, DEFAULT_POLL_INTERVAL);

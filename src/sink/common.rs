@@ -62,7 +62,8 @@ impl Default for DeliveryPolicy {
 /// How an alert is written: SPEC §3 JSON, a table for a person, or an OCSF Detection Finding
 /// (`docs/ocsf.md`). Sinks take `json` and `ocsf` (`format`); `replay` and `run` take all
 /// three (`--output`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::EnumString, strum::VariantNames)]
+#[strum(serialize_all = "snake_case")]
 pub enum AlertFormat {
     Json,
     Table,
@@ -70,13 +71,11 @@ pub enum AlertFormat {
 }
 
 impl AlertFormat {
+    /// Every format's name (`--output` takes these).
+    pub const NAMES: &[&str] = <AlertFormat as strum::VariantNames>::VARIANTS;
+
     pub fn parse(s: &str) -> Option<AlertFormat> {
-        match s {
-            "json" => Some(AlertFormat::Json),
-            "table" => Some(AlertFormat::Table),
-            "ocsf" => Some(AlertFormat::Ocsf),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
