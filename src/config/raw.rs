@@ -1,5 +1,6 @@
 //! The configuration file as written: serde structs that mirror `authwatch.toml` and reject
-//! unknown keys. Nothing here is validated beyond types; see `super::validate`.
+//! unknown keys. Nothing here is validated beyond types; see `super::validate`. The structs of
+//! each `[source]` kind and of `[http]` live beside their validation, `[[sink]]`'s in `sink`.
 
 use serde::Deserialize;
 

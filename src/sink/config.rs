@@ -1,5 +1,5 @@
 //! `[[sink]]` entries validated with every error collected: the keys every kind shares
-//! (name, routing, delivery policy, format), then the kind's own keys, which its module reads
+//! (name, routing, delivery policy, format) and the kind's own keys, which its module reads
 //! (`Kind::read`). Nothing here touches the network: URLs, addresses, mailboxes and CA files
 //! are checked for form (and readability) only, so `check` can run anywhere.
 
