@@ -28,7 +28,7 @@ use crate::sink::{AlertFormat, Router, Routing, SinkKind};
 use crate::source::file::{self, FileSource};
 use crate::source::kafka::KafkaSource;
 use crate::source::pull::{self, PullSource};
-use crate::source::{self, Batch, stdin};
+use crate::source::{self, Batch, decoding, stdin};
 use crate::state::{self, CheckpointWriter, Guarded, StoreGuard};
 
 /// Runtime threads for network IO; detection has its own thread.
@@ -113,6 +113,7 @@ pub fn run(
         on_durable = Some(durable);
         routes = routes.merge(source::http::routes(
             ingest.clone(),
+            decode,
             tx.clone(),
             shared.clone(),
             checkpoints,
@@ -187,6 +188,16 @@ pub fn run(
             };
             (thread::spawn(move || source.run(tx)), origin)
         }
+    };
+    // Lines read from standard input or a file are decoded beside detection, on threads of
+    // their own (`source::decoding`); Kafka decodes on its source thread, HTTP in its
+    // handlers, and an API poll's few records go to detection as they are.
+    let rx = match &cfg.source {
+        Source::Stdin | Source::File { .. } => {
+            let workers = decoding::default_workers();
+            decoding::start(decode, origin.clone(), workers, rx).0
+        }
+        _ => rx,
     };
     tracing::info!(rules = set.enabled().len(), source = %origin, "authwatch started");
     shared.ready.store(true, Ordering::Relaxed);

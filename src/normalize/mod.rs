@@ -74,21 +74,6 @@ impl Format {
     /// Every format's name, in the same order.
     pub const NAMES: &[&str] = <Format as strum::VariantNames>::VARIANTS;
 
-    /// A plain function decoding one line in this format, for callers that keep a decoder
-    /// as a `fn` pointer (sources, replay).
-    pub fn decoder(self) -> fn(&[u8]) -> Result<Event, BadInput> {
-        match self {
-            Format::Native => |line| normalize(Format::Native, line),
-            Format::Auth0 => |line| normalize(Format::Auth0, line),
-            Format::Okta => |line| normalize(Format::Okta, line),
-            Format::Keycloak => |line| normalize(Format::Keycloak, line),
-            Format::Entra => |line| normalize(Format::Entra, line),
-            Format::GoogleWorkspace => |line| normalize(Format::GoogleWorkspace, line),
-            Format::Cognito => |line| normalize(Format::Cognito, line),
-            Format::Ocsf => |line| normalize(Format::Ocsf, line),
-        }
-    }
-
     /// The name used in configuration, on the command line and in `event.source`.
     pub fn as_str(self) -> &'static str {
         self.into()
@@ -137,6 +122,39 @@ pub fn normalize(format: Format, line: &[u8]) -> Result<Event, BadInput> {
     event.fingerprint = fingerprint(line);
     event.source = Some(format.as_str().to_string());
     Ok(event)
+}
+
+/// Normalises one input record that may hold several events, handing each to `each` in the
+/// record's order. Only an Entra Event Hubs body (`{"records": [...]}`, as diagnostic settings
+/// export and Event Hubs' Kafka endpoint delivers) holds several: each of its records is an
+/// event with the fingerprint of its own compact JSON, as an HTTP batch element has, and a bad
+/// record is one bad input among good ones. Every other record is exactly [`normalize`].
+/// `each` is called at least once (a body with no records is one bad input), so a source
+/// always has something to account a record's position with.
+pub fn normalize_each(format: Format, line: &[u8], mut each: impl FnMut(Result<Event, BadInput>)) {
+    if format != Format::Entra || line.len() > MAX_EVENT_BYTES {
+        return each(normalize(format, line));
+    }
+    let value = match parse_json(line) {
+        Ok(value) => value,
+        Err(bad) => return each(Err(bad)),
+    };
+    match entra::records(&value).map(Vec::as_slice) {
+        Some([]) => each(Err(BadInput::new(
+            BadReason::Unmappable,
+            "an Event Hubs body with no records",
+        ))),
+        Some(records) if records.len() > 1 => {
+            for record in records {
+                each(normalize_value(format, record.clone()));
+            }
+        }
+        _ => each(from_parsed(format, &value).map(|mut event| {
+            event.fingerprint = fingerprint(line);
+            event.source = Some(format.as_str().to_string());
+            event
+        })),
+    }
 }
 
 /// Normalises an already parsed record (an element of an HTTP batch: Okta's `data.events`,
@@ -236,13 +254,13 @@ mod tests {
     }
 
     #[test]
-    fn each_formats_decoder_normalises_in_that_format() {
+    fn each_format_normalises_in_that_format() {
         let line = br#"{"date":"2024-01-01T00:00:00Z","type":"slo"}"#;
         assert_eq!(
-            Format::Auth0.decoder()(line).unwrap().kind,
+            normalize(Format::Auth0, line).unwrap().kind,
             EventType::Logout
         );
-        assert!(Format::Okta.decoder()(line).is_err());
+        assert!(normalize(Format::Okta, line).is_err());
     }
 
     #[test]
