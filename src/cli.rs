@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 use crate::normalize::Format;
 use crate::sink::AlertFormat;
 
-/// `--output` values (SPEC §7).
 #[derive(Debug, Parser)]
 #[command(
     name = "authwatch",
@@ -30,8 +29,8 @@ pub enum Command {
         /// Move the state directory aside (to <dir>.old-<time>) and start afresh.
         #[arg(long)]
         reset_state: bool,
-        /// How `stdout` sinks print alerts: json, table or ocsf (overrides their `format`;
-        /// default: a table on a terminal, JSON lines otherwise).
+        /// How `stdout` sinks print alerts (overrides their `format`; default: a table on a
+        /// terminal, JSON lines otherwise).
         #[arg(long, value_name = "FORMAT", value_parser = PossibleValuesParser::new(AlertFormat::NAMES))]
         output: Option<String>,
     },

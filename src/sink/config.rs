@@ -218,7 +218,7 @@ mod tests {
 
     use std::time::Duration;
 
-    use super::super::DEFAULT_MAX_ATTEMPTS;
+    use super::super::common::DEFAULT_MAX_ATTEMPTS;
     use super::super::email::SmtpTls;
     use super::*;
     use crate::config::parse;

@@ -16,11 +16,7 @@ pub mod ocsf;
 mod record;
 mod table;
 
-pub use common::{
-    AlertFormat, DEFAULT_BATCH_SIZE, DEFAULT_MAX_AGE, DEFAULT_MAX_ANSWER_BYTES,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX, DEFAULT_TIMEOUT,
-    DeliveryPolicy, Routing,
-};
+pub use common::{AlertFormat, DeliveryPolicy, Routing};
 pub use config::{RawSink, SinkConfig, build, sinks};
 pub use record::{Record, hostname};
 pub use stdout::{StdoutSink, terminal_default};
