@@ -14,14 +14,13 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{
-    Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
+    Failure, bound_restored_clock, engine_options, enricher, input_format, load_config, load_rules,
     open_state, rules_dir,
 };
-use crate::config::AlertFormat;
 use crate::engine::{self, Engine};
 use crate::event::{Admission, Clock, parse_rfc3339_ms};
-use crate::pipeline::Pipeline;
-use crate::sink::{Router, StdoutSink, terminal_default};
+use crate::pipeline::{Decoder, Pipeline};
+use crate::sink::{AlertFormat, Router, StdoutSink, terminal_default};
 use crate::source::{Item, decoding, stdin};
 use crate::state::StateWrites;
 use crate::state::{self, Store};
@@ -84,7 +83,11 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
         clock,
         max_skew_ms: cfg.max_clock_skew_ms,
     };
-    let decode = decoder(opts.format.unwrap_or(&cfg.format), admission)?;
+    let format = match opts.format {
+        Some(name) => input_format(name)?,
+        None => cfg.format,
+    };
+    let decode = Decoder::new(format, admission);
     let enricher = enricher(&cfg)?;
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
     let store = match opts.state {

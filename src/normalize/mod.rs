@@ -28,8 +28,24 @@ pub use country::country_code;
 pub const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// The format of a source (`[source] format` in the configuration, `--format` on replay).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+/// Its variants are the one list of formats: their names (serde's and strum's, both the
+/// variant in snake_case), the order documentation lists them in, and every `match` below.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Format {
     /// Canonical events as SPEC §1 defines them.
     Native,
@@ -51,29 +67,16 @@ pub enum Format {
 
 impl Format {
     /// Every format, in the order the documentation lists them.
-    pub const ALL: [Format; 8] = [
-        Format::Native,
-        Format::Auth0,
-        Format::Okta,
-        Format::Keycloak,
-        Format::Entra,
-        Format::GoogleWorkspace,
-        Format::Cognito,
-        Format::Ocsf,
-    ];
+    pub fn all() -> impl Iterator<Item = Format> {
+        <Format as strum::IntoEnumIterator>::iter()
+    }
+
+    /// Every format's name, in the same order.
+    pub const NAMES: &[&str] = <Format as strum::VariantNames>::VARIANTS;
 
     /// The name used in configuration, on the command line and in `event.source`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Native => "native",
-            Format::Auth0 => "auth0",
-            Format::Okta => "okta",
-            Format::Keycloak => "keycloak",
-            Format::Entra => "entra",
-            Format::GoogleWorkspace => "google_workspace",
-            Format::Cognito => "cognito",
-            Format::Ocsf => "ocsf",
-        }
+        self.into()
     }
 }
 
@@ -83,20 +86,16 @@ impl fmt::Display for Format {
     }
 }
 
-/// A format name that is not one of [`Format::ALL`].
+/// A format name that is not one of [`Format::NAMES`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown format `{0}`, expected one of native, auth0, okta, keycloak, entra, \
-     google_workspace, cognito, ocsf"
-)]
+#[error("unknown format `{0}`, expected one of {names}", names = Format::NAMES.join(", "))]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {
     type Err = UnknownFormat;
 
     fn from_str(s: &str) -> Result<Format, UnknownFormat> {
-        Format::ALL
-            .into_iter()
+        Format::all()
             .find(|f| f.as_str() == s)
             .ok_or_else(|| UnknownFormat(s.to_string()))
     }
@@ -226,10 +225,17 @@ mod tests {
 
     #[test]
     fn format_names_round_trip_and_unknown_names_are_refused() {
-        for f in Format::ALL {
+        for (f, name) in Format::all().zip(Format::NAMES) {
+            assert_eq!(f.as_str(), *name);
             assert_eq!(f.as_str().parse::<Format>(), Ok(f));
             assert_eq!(f.to_string(), f.as_str());
+            // serde's name (configuration files) is strum's.
+            assert_eq!(
+                serde_json::from_value::<Format>(serde_json::json!(name)).unwrap(),
+                f
+            );
         }
+        assert_eq!(Format::all().count(), Format::NAMES.len());
         let err = "Okta".parse::<Format>().unwrap_err();
         assert!(err.to_string().contains("expected one of"));
     }
