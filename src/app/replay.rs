@@ -139,8 +139,12 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
         let reader = thread::spawn(move || {
             stdin::read_batches(BufReader::with_capacity(READ_BUFFER, counted), tx)
         });
-        let (batches, _) =
-            decoding::start(decode, name.clone(), decoding::default_workers(), lines);
+        let (batches, _) = decoding::start(
+            decode,
+            name.clone(),
+            decoding::workers(cfg.decode_threads),
+            lines,
+        );
         let mut since_progress = 0;
         for batch in batches {
             since_progress += batch.items.len() as u64;

@@ -194,7 +194,7 @@ pub fn run(
     // handlers, and an API poll's few records go to detection as they are.
     let rx = match &cfg.source {
         Source::Stdin | Source::File { .. } => {
-            let workers = decoding::default_workers();
+            let workers = decoding::workers(cfg.decode_threads);
             decoding::start(decode, origin.clone(), workers, rx).0
         }
         _ => rx,

@@ -41,6 +41,9 @@ pub const DEFAULT_IO_TIMEOUT_MS: i64 = 30_000;
 /// this long. The loop turns at least every 200 ms, and a store call that takes longer than
 /// `io_timeout` ends the process first.
 pub const DEFAULT_STALL_TIMEOUT_MS: i64 = 60_000;
+/// `[daemon] decode_threads` at most: past the cores of any machine it would run on, more
+/// threads only hold more batches.
+pub const MAX_DECODE_THREADS: usize = 64;
 
 /// After a rotation, the old file is read until it has not changed for this long before the
 /// new one: a writer appends to the renamed file until it reopens the path, which logrotate's
@@ -73,6 +76,9 @@ pub struct Config {
     pub io_timeout_ms: i64,
     /// `[daemon] stall_timeout`: no detection progress this long fails `/healthz`.
     pub stall_timeout_ms: i64,
+    /// `[daemon] decode_threads`: threads decoding lines beside detection (stdin, file,
+    /// replay); `None`: one per CPU available but detection's, at least one.
+    pub decode_threads: Option<usize>,
     pub sinks: Vec<SinkConfig>,
     /// `[geoip]`: MaxMind databases that locate events which carry an ip but no `geo`.
     pub geoip: GeoipConfig,
@@ -128,6 +134,7 @@ impl Default for Config {
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
             io_timeout_ms: DEFAULT_IO_TIMEOUT_MS,
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
+            decode_threads: None,
             geoip: GeoipConfig::default(),
             sinks: vec![SinkConfig::new("stdout", SinkKind::Stdout(StdoutConfig))],
         }
@@ -265,9 +272,17 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
             ));
         }
     }
-    let (shutdown_timeout, stall_timeout) = raw
-        .daemon
-        .map_or((None, None), |d| (d.shutdown_timeout, d.stall_timeout));
+    let (shutdown_timeout, stall_timeout, decode_threads) =
+        raw.daemon.map_or((None, None, None), |d| {
+            (d.shutdown_timeout, d.stall_timeout, d.decode_threads)
+        });
+    match decode_threads {
+        Some(n @ 1..=MAX_DECODE_THREADS) => config.decode_threads = Some(n),
+        Some(n) => error(format!(
+            "[daemon] decode_threads {n} must be from 1 to {MAX_DECODE_THREADS}"
+        )),
+        None => {}
+    }
     if let Some(timeout) = shutdown_timeout {
         match humantime::parse_duration(&timeout) {
             Ok(d) => config.shutdown_timeout_ms = d.as_millis() as i64,
@@ -480,6 +495,21 @@ rules = ["!impersonation-started"]
         )
         .unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
+    }
+
+    #[test]
+    fn decode_threads_are_read_and_bounded() {
+        let c = parse(Path::new("a.toml"), "[daemon]\ndecode_threads = 3\n").unwrap();
+        assert_eq!(c.decode_threads, Some(3));
+        assert_eq!(parse(Path::new("a.toml"), "").unwrap().decode_threads, None);
+        for n in [0, MAX_DECODE_THREADS + 1] {
+            let err = parse(
+                Path::new("a.toml"),
+                &format!("[daemon]\ndecode_threads = {n}\n"),
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("decode_threads"), "{err}");
+        }
     }
 
     #[test]

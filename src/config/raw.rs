@@ -170,6 +170,7 @@ pub struct RawRunbooks {
 pub struct RawDaemon {
     pub shutdown_timeout: Option<String>,
     pub stall_timeout: Option<String>,
+    pub decode_threads: Option<usize>,
 }
 
 #[cfg(test)]

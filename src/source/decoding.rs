@@ -18,13 +18,14 @@ use crate::pipeline::Decoder;
 /// Batches waiting at each worker's door and at its way out.
 const PER_WORKER: usize = 2;
 
-/// Decode workers for this machine: one core is detection's, the rest decode (at least one,
-/// so decoding still leaves the detection thread on a single core). `available_parallelism`
-/// honours CPU affinity and cgroup quotas, so a pinned or limited daemon sizes itself.
-pub fn default_workers() -> usize {
-    thread::available_parallelism()
-        .map_or(1, |n| n.get().saturating_sub(1))
-        .clamp(1, 8)
+/// Decode workers: `configured` (`[daemon] decode_threads`), else one per CPU available but
+/// detection's, at least one (so decoding still leaves the detection thread on a single
+/// core). `available_parallelism` honours CPU affinity and cgroup quotas, so a pinned or
+/// limited daemon sizes itself.
+pub fn workers(configured: Option<usize>) -> usize {
+    configured.unwrap_or_else(|| {
+        thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+    })
 }
 
 /// Starts the stage over `input`; its batches come out of the returned receiver with each
