@@ -75,6 +75,6 @@ pub fn check(rules: Option<&Path>, config: Option<&Path>, strict: bool) -> Resul
 fn configured_formats(cfg: &Config) -> Vec<Format> {
     match cfg.source {
         Source::Http(_) => vec![Format::Native, Format::Auth0, Format::Okta],
-        _ => cfg.format.parse().into_iter().collect(),
+        _ => vec![cfg.format],
     }
 }

@@ -2,10 +2,14 @@
 
 use std::sync::Arc;
 
+use strum::VariantNames;
+
 use super::diag::{Diagnostics, did_you_mean};
 use super::matcher::{Matcher, compile_match};
 use super::yaml::{Node, Value};
-use super::{Expectation, Kind, NewValue, Origin, Rule, RuleTest, Severity, Step, Travel};
+use super::{
+    Expectation, Kind, KindName, NewValue, Origin, Rule, RuleTest, Severity, Step, Travel,
+};
 use crate::event::{Event, Field, decode_value};
 
 /// Every key a rule may have. Unknown keys are errors (a typo must not silently disable logic).
@@ -36,29 +40,20 @@ const RULE_KEYS: [&str; 24] = [
     "tests",
 ];
 
-const KINDS: [&str; 6] = [
-    "match",
-    "threshold",
-    "distinct",
-    "sequence",
-    "new_value",
-    "impossible_travel",
-];
-
 /// Keys that only some kinds take.
-const KIND_KEYS: [(&str, &[&str]); 12] = [
-    ("window", &["threshold", "distinct"]),
-    ("threshold", &["threshold", "distinct"]),
-    ("distinct", &["distinct"]),
-    ("within", &["sequence"]),
-    ("steps", &["sequence"]),
-    ("field", &["new_value"]),
-    ("learn_for", &["new_value"]),
-    ("min_history", &["new_value"]),
-    ("forget_after", &["new_value"]),
-    ("max_speed_kmh", &["impossible_travel"]),
-    ("min_distance_km", &["impossible_travel"]),
-    ("ignore_asns", &["impossible_travel"]),
+const KIND_KEYS: [(&str, &[KindName]); 12] = [
+    ("window", &[KindName::Threshold, KindName::Distinct]),
+    ("threshold", &[KindName::Threshold, KindName::Distinct]),
+    ("distinct", &[KindName::Distinct]),
+    ("within", &[KindName::Sequence]),
+    ("steps", &[KindName::Sequence]),
+    ("field", &[KindName::NewValue]),
+    ("learn_for", &[KindName::NewValue]),
+    ("min_history", &[KindName::NewValue]),
+    ("forget_after", &[KindName::NewValue]),
+    ("max_speed_kmh", &[KindName::ImpossibleTravel]),
+    ("min_distance_km", &[KindName::ImpossibleTravel]),
+    ("ignore_asns", &[KindName::ImpossibleTravel]),
 ];
 
 /// `new_value` without `learn_for`: alerts may start as soon as `min_history` is reached.
@@ -110,24 +105,31 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
     }
 
     let kind_name = required_str(node, "kind", diags);
+    let kind_of = kind_name
+        .as_deref()
+        .and_then(|k| k.parse::<KindName>().ok());
     if let Some(k) = &kind_name {
-        if !KINDS.contains(&k.as_str()) {
-            let hint = did_you_mean(k, KINDS);
+        if kind_of.is_none() {
+            let hint = did_you_mean(k, KindName::VARIANTS.iter().copied());
             diags.error(
                 node.get("kind")?.pos,
-                format!("unknown kind `{k}`{hint}; kinds are {}", KINDS.join(", ")),
+                format!(
+                    "unknown kind `{k}`{hint}; kinds are {}",
+                    KindName::VARIANTS.join(", ")
+                ),
             );
         }
         for (key, kinds) in KIND_KEYS {
             if let Some(n) = node.get(key)
-                && KINDS.contains(&k.as_str())
-                && !kinds.contains(&k.as_str())
+                && let Some(kind) = kind_of
+                && !kinds.contains(&kind)
             {
+                let only: Vec<&str> = kinds.iter().map(|&k| k.into()).collect();
                 diags.error(
                     n.pos,
                     format!(
                         "`{key}` does not apply to kind {k} (only {})",
-                        kinds.join(", ")
+                        only.join(", ")
                     ),
                 );
             }
@@ -183,9 +185,9 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
         .get("suppress")
         .and_then(|n| duration_ms(n, diags, true));
 
-    let kind = match kind_name.as_deref() {
-        Some("match") => Some(Kind::Match),
-        Some("threshold") => {
+    let kind = match kind_of {
+        Some(KindName::Match) => Some(Kind::Match),
+        Some(KindName::Threshold) => {
             let window_ms =
                 required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
             let threshold = required(node, "threshold", diags).and_then(|n| count(n, diags));
@@ -194,7 +196,7 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
                 threshold: threshold?,
             })
         }
-        Some("distinct") => {
+        Some(KindName::Distinct) => {
             let window_ms =
                 required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
             let threshold = required(node, "threshold", diags).and_then(|n| count(n, diags));
@@ -205,7 +207,7 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
                 threshold: threshold?,
             })
         }
-        Some("sequence") => {
+        Some(KindName::Sequence) => {
             let within_ms =
                 required(node, "within", diags).and_then(|n| duration_ms(n, diags, false));
             let steps = required(node, "steps", diags).and_then(|n| steps(n, diags));
@@ -214,9 +216,9 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
                 steps: steps?,
             })
         }
-        Some("new_value") => new_value(node, diags).map(Kind::NewValue),
-        Some("impossible_travel") => travel(node, diags).map(Kind::ImpossibleTravel),
-        _ => None,
+        Some(KindName::NewValue) => new_value(node, diags).map(Kind::NewValue),
+        Some(KindName::ImpossibleTravel) => travel(node, diags).map(Kind::ImpossibleTravel),
+        None => None,
     };
     if !matches!(kind, None | Some(Kind::Match | Kind::Sequence { .. })) && filter.is_none() {
         diags.error(
@@ -671,6 +673,25 @@ mod tests {
     fn errors(text: &str) -> Vec<String> {
         let (_, diags) = load_file_text(Path::new("r.yaml"), text);
         diags.iter().map(ToString::to_string).collect()
+    }
+
+    /// Kind names come from `Kind`'s variants; an unknown one lists them all.
+    #[test]
+    fn kind_names_are_the_variants_and_an_unknown_one_lists_them() {
+        let lines = errors("id: a\ntitle: A\nseverity: low\nkind: treshold\nmatch: {}\n");
+        assert_eq!(
+            lines,
+            [
+                "r.yaml:4:7: rule a: unknown kind `treshold` (did you mean `threshold`?); kinds \
+                 are match, threshold, distinct, sequence, new_value, impossible_travel"
+            ]
+        );
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: a\ntitle: A\nseverity: low\nkind: new_value\nmatch: {}\nfield: ip\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(rules[0].kind.name(), "new_value");
     }
 
     #[test]

@@ -91,8 +91,16 @@ pub struct Origin {
     pub pos: Pos,
 }
 
-/// What a rule counts, per kind.
-#[derive(Clone, Debug)]
+/// What a rule counts, per kind. Its variants are the one table of rule kinds: strum makes
+/// [`KindName`] (a rule's `kind:`, the variant in snake_case) from them, `compile.rs` matches
+/// on that to read a kind's keys and the engine on `Kind` for its state, so a kind that
+/// either misses does not compile.
+#[derive(Clone, Debug, strum::EnumDiscriminants)]
+#[strum_discriminants(
+    name(KindName),
+    derive(strum::EnumString, strum::IntoStaticStr, strum::VariantNames),
+    strum(serialize_all = "snake_case")
+)]
 pub enum Kind {
     Match,
     Threshold {
@@ -148,14 +156,7 @@ impl Travel {
 
 impl Kind {
     pub fn name(&self) -> &'static str {
-        match self {
-            Kind::Match => "match",
-            Kind::Threshold { .. } => "threshold",
-            Kind::Distinct { .. } => "distinct",
-            Kind::Sequence { .. } => "sequence",
-            Kind::NewValue(_) => "new_value",
-            Kind::ImpossibleTravel(_) => "impossible_travel",
-        }
+        KindName::from(self).into()
     }
 
     /// How long state for one group can matter after its last event.

@@ -352,3 +352,49 @@ fn pysigma_reads_every_fixture_rule_as_authwatch_does() {
         }
     }
 }
+
+const ENTRA_RULES: &str = "\
+title: Entra sign-in with a wrong password
+name: entra_bad_password
+logsource:
+    product: azure
+    service: signinlogs
+detection:
+    selection:
+        ResultType: 50126
+        Status: Failure
+        AuthenticationRequirement: multiFactorAuthentication
+        UserPrincipalName|endswith: '@acme.example'
+    condition: selection
+level: low
+---
+title: Entra password spray from one address
+name: entra_spray
+correlation:
+    type: event_count
+    rules:
+        - entra_bad_password
+    group-by:
+        - IPAddress
+    timespan: 1h
+    condition:
+        gte: 5
+level: high
+";
+
+#[test]
+fn entra_records_are_read_through_the_sign_in_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("entra.yml"), ENTRA_RULES).unwrap();
+    let input = std::fs::read(repo().join("tests/fixtures/entra/attack.jsonl")).unwrap();
+    let rules = dir.path().to_str().unwrap();
+    let out = authwatch(&["replay", "--format", "entra", "--rules", rules, "-"], &input);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let alerts = alerts(&out);
+    // The fixture's five 50126 failures, all from one address.
+    let spray = by_rule(&alerts, "entra_spray");
+    assert_eq!(spray.len(), 1, "{alerts:#?}");
+    assert_eq!(spray[0]["count"], 5);
+    assert_eq!(spray[0]["group"]["IPAddress"], "203.0.113.66");
+    assert!(by_rule(&alerts, "entra_bad_password").is_empty(), "generate: false");
+}
