@@ -159,21 +159,40 @@ fn sigma_rules(count: usize, okta: bool) -> tempfile::TempDir {
         let t = OKTA_TYPES[i % OKTA_TYPES.len()];
         let (logsource, detection) = if okta {
             let detection = match i % 6 {
-                0 => format!("selection:\n        eventType: {t}\n        outcome.result: FAILURE\n    condition: selection"),
-                1 => format!("selection:\n        eventType:\n            - {t}\n            - user.session.end\n    condition: selection"),
-                2 => format!("selection:\n        eventType: {t}\n        displayMessage|contains: okta\n    condition: selection"),
-                3 => format!("selection:\n        eventType: {t}\n    filter:\n        securityContext.isProxy: 'false'\n    condition: selection and not filter"),
-                4 => format!("selection_a:\n        eventType: {t}\n    selection_b:\n        client.ipAddress|cidr: 203.0.113.0/24\n    condition: 1 of selection_*"),
-                _ => format!("selection:\n        eventType|re: '^{}$'\n    condition: selection", t.replace('.', "\\.")),
+                0 => format!(
+                    "selection:\n        eventType: {t}\n        outcome.result: FAILURE\n    condition: selection"
+                ),
+                1 => format!(
+                    "selection:\n        eventType:\n            - {t}\n            - user.session.end\n    condition: selection"
+                ),
+                2 => format!(
+                    "selection:\n        eventType: {t}\n        displayMessage|contains: okta\n    condition: selection"
+                ),
+                3 => format!(
+                    "selection:\n        eventType: {t}\n    filter:\n        securityContext.isProxy: 'false'\n    condition: selection and not filter"
+                ),
+                4 => format!(
+                    "selection_a:\n        eventType: {t}\n    selection_b:\n        client.ipAddress|cidr: 203.0.113.0/24\n    condition: 1 of selection_*"
+                ),
+                _ => format!(
+                    "selection:\n        eventType|re: '^{}$'\n    condition: selection",
+                    t.replace('.', "\\.")
+                ),
             };
             ("product: okta", detection)
         } else {
             // As identity rules do: an event type and what makes it suspicious.
             let ty = authwatch::event::EventType::ALL[i % 22].as_str();
             let detection = match i % 3 {
-                0 => format!("selection:\n        type: {ty}\n        reason: mfa_denied\n    condition: selection"),
-                1 => format!("selection:\n        type: {ty}\n        ip|cidr: 198.51.100.0/24\n    condition: selection"),
-                _ => format!("selection:\n        type: {ty}\n        username|startswith: admin\n    filter:\n        username|endswith: '@example.com'\n    condition: selection and not filter"),
+                0 => format!(
+                    "selection:\n        type: {ty}\n        reason: mfa_denied\n    condition: selection"
+                ),
+                1 => format!(
+                    "selection:\n        type: {ty}\n        ip|cidr: 198.51.100.0/24\n    condition: selection"
+                ),
+                _ => format!(
+                    "selection:\n        type: {ty}\n        username|startswith: admin\n    filter:\n        username|endswith: '@example.com'\n    condition: selection and not filter"
+                ),
             };
             ("product: authwatch", detection)
         };
@@ -181,7 +200,11 @@ fn sigma_rules(count: usize, okta: bool) -> tempfile::TempDir {
             "---\ntitle: Generated {i}\nname: sigma_{i}\nlogsource:\n    {logsource}\ndetection:\n    {detection}\nlevel: low\n"
         ));
         if i % 10 == 9 {
-            let group = if okta { "actor.alternateId" } else { "username" };
+            let group = if okta {
+                "actor.alternateId"
+            } else {
+                "username"
+            };
             text.push_str(&format!(
                 "---\ntitle: Count {i}\nname: count_{i}\ncorrelation:\n    type: event_count\n    rules: [sigma_{i}]\n    group-by: [{group}]\n    timespan: 10m\n    condition: {{gte: 5}}\n    generate: true\nlevel: high\n"
             ));
@@ -212,8 +235,7 @@ fn okta_lines(n: usize) -> Vec<Vec<u8>> {
         .map(|i| {
             let mut r = records[i % records.len()].clone();
             r["uuid"] = format!("bench-{i}").into();
-            r["published"] =
-                authwatch::event::format_ts(1_772_442_000_000 + i as i64 * 100).into();
+            r["published"] = authwatch::event::format_ts(1_772_442_000_000 + i as i64 * 100).into();
             serde_json::to_vec(&r).unwrap()
         })
         .collect()

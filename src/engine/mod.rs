@@ -580,7 +580,10 @@ fn make_alert(live: &LiveRule, key: &str, e: &Arc<Event>, fired: Fired) -> Alert
         user: e.user.clone(),
         username: e.username.clone(),
         ip: e.ip.map(|ip| ip.to_string()),
-        references: rule.sigma.as_ref().map_or_else(Vec::new, |s| s.references.clone()),
+        references: rule
+            .sigma
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.references.clone()),
         falsepositives: rule
             .sigma
             .as_ref()

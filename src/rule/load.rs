@@ -75,7 +75,8 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, Vec<Diagnostic>> {
         return Err(diagnostics);
     }
     rules.sort_by(|a, b| a.id.cmp(&b.id));
-    warnings.sort_by(|a, b| (&a.file, a.pos.line, a.pos.col).cmp(&(&b.file, b.pos.line, b.pos.col)));
+    warnings
+        .sort_by(|a, b| (&a.file, a.pos.line, a.pos.col).cmp(&(&b.file, b.pos.line, b.pos.col)));
     Ok(RuleSet {
         dir: dir.to_path_buf(),
         rules,

@@ -13,8 +13,8 @@ pub mod yaml;
 
 pub use diag::Diagnostic;
 pub use load::{RuleSet, load_dir, load_file_text};
-pub use sigma::SigmaPart;
 pub use matcher::Matcher;
+pub use sigma::SigmaPart;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -114,12 +114,18 @@ fn okta_events_fire_sigma_rules_beside_the_pack() {
     input.extend_from_slice(POLICY_EVENT.as_bytes());
     input.push(b'\n');
     let rules = dir.path().to_str().unwrap();
-    let out = authwatch(&["replay", "--format", "okta", "--rules", rules, "-"], &input);
+    let out = authwatch(
+        &["replay", "--format", "okta", "--rules", rules, "-"],
+        &input,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let alerts = alerts(&out);
 
     // The pack still fires on the same events.
-    assert!(!by_rule(&alerts, "brute-force-user").is_empty(), "{alerts:#?}");
+    assert!(
+        !by_rule(&alerts, "brute-force-user").is_empty(),
+        "{alerts:#?}"
+    );
 
     // A Sigma rule's alert carries its metadata and the runbook its `authwatch:` names.
     let mfa = by_rule(&alerts, "okta_mfa_factor_deactivated");
@@ -151,7 +157,10 @@ fn okta_events_fire_sigma_rules_beside_the_pack() {
     // alerts, whose runbook comes from its ATT&CK tag.
     let brute = by_rule(&alerts, "okta_brute_force_user");
     assert_eq!(brute.len(), 1, "{alerts:#?}");
-    assert_eq!(brute[0]["group"]["actor.alternateId"], "alice.martin@acme.example");
+    assert_eq!(
+        brute[0]["group"]["actor.alternateId"],
+        "alice.martin@acme.example"
+    );
     assert_eq!(brute[0]["count"], 5);
     let failures = by_rule(&alerts, "okta_login_failure");
     assert!(failures.len() >= 5, "{alerts:#?}");
@@ -255,7 +264,14 @@ fn the_conformance_rules_alert_exactly_as_they_expect() {
     let event = repo().join("tests/fixtures/sigma/conformance-event.json");
     let rules = dir.path().to_str().unwrap();
     let out = authwatch(
-        &["replay", "--format", "okta", "--rules", rules, event.to_str().unwrap()],
+        &[
+            "replay",
+            "--format",
+            "okta",
+            "--rules",
+            rules,
+            event.to_str().unwrap(),
+        ],
         b"",
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -290,9 +306,7 @@ fn normalize(v: &Value) -> Value {
     if let Some(obj) = v.as_object() {
         if obj.contains_key("field") && obj.contains_key("values") {
             let values = obj["values"].as_array().cloned().unwrap_or_default();
-            let one = |value: &Value| {
-                json!({"field": obj["field"], "modifiers": obj["modifiers"], "value": value})
-            };
+            let one = |value: &Value| json!({"field": obj["field"], "modifiers": obj["modifiers"], "value": value});
             if values.len() == 1 {
                 return one(&values[0]);
             }
@@ -315,11 +329,7 @@ fn normalize(v: &Value) -> Value {
                 };
             }
         }
-        return Value::Object(
-            obj.iter()
-                .map(|(k, x)| (k.clone(), normalize(x)))
-                .collect(),
-        );
+        return Value::Object(obj.iter().map(|(k, x)| (k.clone(), normalize(x))).collect());
     }
     match v {
         Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
@@ -342,7 +352,11 @@ fn pysigma_reads_every_fixture_rule_as_authwatch_does() {
             .arg(&path)
             .output()
             .expect("pySigma's Python runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let theirs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
         let ours = authwatch::rule::sigma::describe(&std::fs::read_to_string(&path).unwrap());
         assert_eq!(theirs.len(), ours.len(), "{fixture}: documents");
@@ -388,7 +402,10 @@ fn entra_records_are_read_through_the_sign_in_columns() {
     std::fs::write(dir.path().join("entra.yml"), ENTRA_RULES).unwrap();
     let input = std::fs::read(repo().join("tests/fixtures/entra/attack.jsonl")).unwrap();
     let rules = dir.path().to_str().unwrap();
-    let out = authwatch(&["replay", "--format", "entra", "--rules", rules, "-"], &input);
+    let out = authwatch(
+        &["replay", "--format", "entra", "--rules", rules, "-"],
+        &input,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let alerts = alerts(&out);
     // The fixture's five 50126 failures, all from one address.
@@ -396,5 +413,8 @@ fn entra_records_are_read_through_the_sign_in_columns() {
     assert_eq!(spray.len(), 1, "{alerts:#?}");
     assert_eq!(spray[0]["count"], 5);
     assert_eq!(spray[0]["group"]["IPAddress"], "203.0.113.66");
-    assert!(by_rule(&alerts, "entra_bad_password").is_empty(), "generate: false");
+    assert!(
+        by_rule(&alerts, "entra_bad_password").is_empty(),
+        "generate: false"
+    );
 }

@@ -81,7 +81,10 @@ pub fn parse(text: &str, names: &[String]) -> Result<Cond, CondError> {
     }
     let cond = p.or()?;
     if let Some(t) = p.tokens.get(p.at) {
-        return Err(error(format!("unexpected {} in the condition", describe(t))));
+        return Err(error(format!(
+            "unexpected {} in the condition",
+            describe(t)
+        )));
     }
     Ok(cond)
 }
@@ -175,7 +178,9 @@ impl Parser<'_> {
                 }
                 match self.names.iter().position(|n| *n == w) {
                     Some(i) => Ok(Cond::Sel(i)),
-                    None => Err(error(format!("the condition names `{w}`, which the detection does not define"))),
+                    None => Err(error(format!(
+                        "the condition names `{w}`, which the detection does not define"
+                    ))),
                 }
             }
         }

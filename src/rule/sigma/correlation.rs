@@ -131,7 +131,10 @@ pub fn compile(
     if !TYPES.contains(&kind_name.as_str()) {
         return Err(vec![problem(
             corr.get("type").unwrap_or(corr),
-            format!("unknown correlation type `{kind_name}`; types are {}", TYPES.join(", ")),
+            format!(
+                "unknown correlation type `{kind_name}`; types are {}",
+                TYPES.join(", ")
+            ),
         )]);
     }
     let generate = [corr.get("generate"), node.get("generate")]
@@ -184,7 +187,10 @@ pub fn compile(
                 }
             }
         }
-        _ => problems.push(problem(corr, "a correlation needs `rules`: the names or ids of the rules it counts")),
+        _ => problems.push(problem(
+            corr,
+            "a correlation needs `rules`: the names or ids of the rules it counts",
+        )),
     }
 
     let window_ms = match corr.get("timespan") {
@@ -213,17 +219,19 @@ pub fn compile(
             .map(|(k, format)| {
                 let source = aliases
                     .and_then(|a| a.get(name))
-                    .and_then(|a| a.get(k).or_else(|| {
-                        // An alias may name the rule by its other identifier.
-                        rules.iter().find(|r| &r.id == k).and_then(|r| {
-                            r.sigma.as_ref().and_then(|s| {
-                                [s.name.as_deref(), s.sigma_id.as_deref()]
-                                    .into_iter()
-                                    .flatten()
-                                    .find_map(|alt| a.get(alt))
+                    .and_then(|a| {
+                        a.get(k).or_else(|| {
+                            // An alias may name the rule by its other identifier.
+                            rules.iter().find(|r| &r.id == k).and_then(|r| {
+                                r.sigma.as_ref().and_then(|s| {
+                                    [s.name.as_deref(), s.sigma_id.as_deref()]
+                                        .into_iter()
+                                        .flatten()
+                                        .find_map(|alt| a.get(alt))
+                                })
                             })
                         })
-                    }))
+                    })
                     .map_or_else(|| name.to_string(), Node::scalar_text);
                 Source {
                     rule: k.clone(),
@@ -254,12 +262,20 @@ pub fn compile(
     let condition = corr.get("condition");
     let threshold = |problems: &mut Vec<Problem>| -> Option<u32> {
         let Some(c) = condition else {
-            problems.push(problem(corr, format!("a {kind_name} correlation needs a `condition` such as {{gte: 10}}")));
+            problems.push(problem(
+                corr,
+                format!("a {kind_name} correlation needs a `condition` such as {{gte: 10}}"),
+            ));
             return None;
         };
         count_threshold(c).map_err(|p| problems.push(p)).ok()
     };
-    let filter = Matcher::Any(keys.iter().zip(&hashes).map(|(k, h)| marked(k, h)).collect());
+    let filter = Matcher::Any(
+        keys.iter()
+            .zip(&hashes)
+            .map(|(k, h)| marked(k, h))
+            .collect(),
+    );
     let mut temporal = false;
     let kind = match kind_name.as_str() {
         "event_count" => threshold(&mut problems).map(|threshold| Kind::Threshold {
@@ -267,10 +283,15 @@ pub fn compile(
             threshold,
         }),
         "value_count" => {
-            let value = condition.and_then(|c| c.get("field")).map(Node::scalar_text);
+            let value = condition
+                .and_then(|c| c.get("field"))
+                .map(Node::scalar_text);
             match value {
                 None => {
-                    problems.push(problem(condition.unwrap_or(corr), "a value_count correlation needs `field` in its condition"));
+                    problems.push(problem(
+                        condition.unwrap_or(corr),
+                        "a value_count correlation needs `field` in its condition",
+                    ));
                     None
                 }
                 Some(name) => {
@@ -363,7 +384,13 @@ fn count_threshold(c: &Node) -> Result<u32, Problem> {
             continue;
         }
         let Value::Int(n) = value.value else {
-            return Err(problem(value, format!("`{op}` takes a whole number, found `{}`", value.scalar_text())));
+            return Err(problem(
+                value,
+                format!(
+                    "`{op}` takes a whole number, found `{}`",
+                    value.scalar_text()
+                ),
+            ));
         };
         match op.as_str() {
             "gte" => lower = Some(lower.map_or(n, |l| l.max(n))),
@@ -375,20 +402,29 @@ fn count_threshold(c: &Node) -> Result<u32, Problem> {
             "lte" => upper = Some((n, value)),
             "lt" => upper = Some((n.saturating_sub(1), value)),
             other => {
-                return Err(problem(key, format!("unknown condition `{other}`; use gt, gte, lt, lte, eq")));
+                return Err(problem(
+                    key,
+                    format!("unknown condition `{other}`; use gt, gte, lt, lte, eq"),
+                ));
             }
         }
     }
     let Some(lower) = lower else {
         return Err(match upper {
-            Some((_, n)) => unsupported(n, "a count condition with only an upper bound (lt, lte) waits for a window to close, which authwatch's windows do not"),
+            Some((_, n)) => unsupported(
+                n,
+                "a count condition with only an upper bound (lt, lte) waits for a window to close, which authwatch's windows do not",
+            ),
             None => problem(c, "the condition has no bound: use gte, gt or eq"),
         });
     };
     if let Some((up, n)) = upper
         && up < lower
     {
-        return Err(problem(n, "the upper bound is below the lower bound: the condition can never hold"));
+        return Err(problem(
+            n,
+            "the upper bound is below the lower bound: the condition can never hold",
+        ));
     }
     u32::try_from(lower.max(1)).map_err(|_| problem(c, "the count is too large"))
 }

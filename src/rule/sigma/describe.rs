@@ -62,7 +62,9 @@ fn selections(d: &Detection) -> serde_json::Map<String, J> {
 
 fn selection(s: &Selection) -> J {
     match s {
-        Selection::All(fields) => json!({"and": fields.iter().map(|f| item(f, false)).collect::<Vec<_>>()}),
+        Selection::All(fields) => {
+            json!({"and": fields.iter().map(|f| item(f, false)).collect::<Vec<_>>()})
+        }
         Selection::Any(items) => json!({"or": items.iter().map(selection).collect::<Vec<_>>()}),
         Selection::Keyword(test) => item(test, true),
     }
@@ -77,7 +79,10 @@ fn item(f: &FieldTest, keyword: bool) -> J {
     let values: Vec<Option<String>> = f
         .written
         .iter()
-        .map(|v| v.as_deref().map(|s| if literal { s.to_string() } else { canonical(s) }))
+        .map(|v| {
+            v.as_deref()
+                .map(|s| if literal { s.to_string() } else { canonical(s) })
+        })
         .collect();
     let modifiers: Vec<&str> = f
         .modifiers
@@ -100,7 +105,9 @@ fn item(f: &FieldTest, keyword: bool) -> J {
 fn condition(c: &Cond, d: &Detection) -> J {
     match c {
         Cond::Sel(i) => J::from(d.names[*i].clone()),
-        Cond::And(parts) => json!({"and": parts.iter().map(|p| condition(p, d)).collect::<Vec<_>>()}),
+        Cond::And(parts) => {
+            json!({"and": parts.iter().map(|p| condition(p, d)).collect::<Vec<_>>()})
+        }
         Cond::Or(parts) => json!({"or": parts.iter().map(|p| condition(p, d)).collect::<Vec<_>>()}),
         Cond::Not(inner) => json!({"not": condition(inner, d)}),
     }

@@ -129,8 +129,7 @@ pub fn compile(node: &Node, format: Option<Format>) -> Result<Detection, Vec<Pro
             // Sigma v1 `timeframe` belonged to aggregations; correlations have `timespan`.
             "timeframe" => problems.push(Problem {
                 pos: key.pos,
-                message: "`timeframe` (Sigma v1) is not supported: write a correlation rule"
-                    .into(),
+                message: "`timeframe` (Sigma v1) is not supported: write a correlation rule".into(),
                 unsupported: true,
             }),
             _ => match selection(value, format) {

@@ -65,7 +65,11 @@ fn split(path: &str) -> Vec<String> {
 const ENTRA_COLUMNS: &[(&str, &[&str])] = &[
     (
         "ResultType",
-        &["resultType", "properties.status.errorCode", "status.errorCode"],
+        &[
+            "resultType",
+            "properties.status.errorCode",
+            "status.errorCode",
+        ],
     ),
     (
         "ResultDescription",
@@ -75,7 +79,10 @@ const ENTRA_COLUMNS: &[(&str, &[&str])] = &[
             "status.failureReason",
         ],
     ),
-    ("IPAddress", &["callerIpAddress", "properties.ipAddress", "ipAddress"]),
+    (
+        "IPAddress",
+        &["callerIpAddress", "properties.ipAddress", "ipAddress"],
+    ),
     (
         "Location",
         &[
@@ -139,7 +146,10 @@ impl<'a> View<'a> {
     /// Cognito `AuthEvents`) the way the normalisers unwrap it.
     pub fn raw(record: &'a Value) -> View<'a> {
         for envelope in ["records", "AuthEvents"] {
-            if let Some([one]) = record.get(envelope).and_then(Value::as_array).map(Vec::as_slice)
+            if let Some([one]) = record
+                .get(envelope)
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
             {
                 return View::Raw(one);
             }
@@ -165,16 +175,20 @@ impl<'a> View<'a> {
                 false
             }
             (View::Raw(v), Locator::EntraStatus) => {
-                let code = ["resultType", "properties.status.errorCode", "status.errorCode"]
-                    .iter()
-                    .find_map(|p| {
-                        let mut out = None;
-                        walk(v, &split(p), &mut |x| {
-                            out = Some(x.to_string());
-                            true
-                        });
-                        out
+                let code = [
+                    "resultType",
+                    "properties.status.errorCode",
+                    "status.errorCode",
+                ]
+                .iter()
+                .find_map(|p| {
+                    let mut out = None;
+                    walk(v, &split(p), &mut |x| {
+                        out = Some(x.to_string());
+                        true
                     });
+                    out
+                });
                 match code {
                     Some(c) => f(if c == "0" { "Success" } else { "Failure" }),
                     None => false,
@@ -278,12 +292,18 @@ mod tests {
     #[test]
     fn logsources_map_to_formats() {
         assert_eq!(format_of(Some("okta"), Some("okta")), Some(Format::Okta));
-        assert_eq!(format_of(Some("azure"), Some("signinlogs")), Some(Format::Entra));
+        assert_eq!(
+            format_of(Some("azure"), Some("signinlogs")),
+            Some(Format::Entra)
+        );
         assert_eq!(
             format_of(Some("gcp"), Some("google_workspace.login")),
             Some(Format::GoogleWorkspace)
         );
-        assert_eq!(format_of(Some("aws"), Some("cognito")), Some(Format::Cognito));
+        assert_eq!(
+            format_of(Some("aws"), Some("cognito")),
+            Some(Format::Cognito)
+        );
         assert_eq!(format_of(Some("authwatch"), None), Some(Format::Native));
         assert_eq!(format_of(Some("windows"), Some("security")), None);
         assert_eq!(format_of(None, None), None);
@@ -312,7 +332,8 @@ mod tests {
 
     #[test]
     fn arrays_fan_out_and_workspace_parameters_are_found() {
-        let okta = json!({"target": [{"type": "User", "alternateId": "a"}, {"type": "AppInstance"}]});
+        let okta =
+            json!({"target": [{"type": "User", "alternateId": "a"}, {"type": "AppInstance"}]});
         assert_eq!(
             values(&okta, &locate(Format::Okta, "target.type")),
             ["User", "AppInstance"]
@@ -326,6 +347,9 @@ mod tests {
         assert_eq!(values(&ws, &at("is_suspicious")), ["true"]);
         assert_eq!(values(&ws, &at("eventService")), ["login"]);
         // Field names are found whatever their case, as SIEMs find them.
-        assert_eq!(values(&okta, &locate(Format::Okta, "TARGET.alternateid")), ["a"]);
+        assert_eq!(
+            values(&okta, &locate(Format::Okta, "TARGET.alternateid")),
+            ["a"]
+        );
     }
 }

@@ -78,9 +78,10 @@ pub struct SigmaPart {
 impl SigmaPart {
     /// Whether no configured format can ever feed the rule.
     pub fn idle_for(&self, formats: &[Format]) -> bool {
-        self.detections
-            .iter()
-            .all(|d| d.format.is_none_or(|f| f != Format::Native && !formats.contains(&f)))
+        self.detections.iter().all(|d| {
+            d.format
+                .is_none_or(|f| f != Format::Native && !formats.contains(&f))
+        })
     }
 
     /// The name an alert's `group` shows for a group-by field.
@@ -180,7 +181,11 @@ fn base_rule(node: &Node, origin: Origin, out: &mut SigmaFile) {
             let unsupported = problems.iter().any(|p| p.unsupported);
             for p in problems {
                 if p.unsupported {
-                    out.warnings.push((p.pos, id.clone(), format!("{}; the rule is skipped", p.message)));
+                    out.warnings.push((
+                        p.pos,
+                        id.clone(),
+                        format!("{}; the rule is skipped", p.message),
+                    ));
                 } else {
                     errors.push((p.pos, p.message));
                 }
@@ -200,8 +205,12 @@ fn base_rule(node: &Node, origin: Origin, out: &mut SigmaFile) {
     let hash = format!(
         "{:016x}",
         xxhash_rust::xxh3::xxh3_64(
-            format!("{}{}", detection_node.to_json(), logsource.map(Node::to_json).unwrap_or_default())
-                .as_bytes()
+            format!(
+                "{}{}",
+                detection_node.to_json(),
+                logsource.map(Node::to_json).unwrap_or_default()
+            )
+            .as_bytes()
         )
     );
     let compiled = Arc::new(Compiled {
@@ -246,7 +255,12 @@ pub fn resolve(dir: &Path, rules: &mut Vec<Rule>) -> (Vec<Diagnostic>, Vec<Diagn
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let pending: Vec<usize> = (0..rules.len())
-        .filter(|i| rules[*i].sigma.as_ref().is_some_and(|s| s.pending.is_some()))
+        .filter(|i| {
+            rules[*i]
+                .sigma
+                .as_ref()
+                .is_some_and(|s| s.pending.is_some())
+        })
         .collect();
     let cyclic = cycles(rules, &pending);
     let mut generated: Vec<String> = Vec::new();
@@ -254,7 +268,11 @@ pub fn resolve(dir: &Path, rules: &mut Vec<Rule>) -> (Vec<Diagnostic>, Vec<Diagn
     let mut compiled: Vec<(usize, Option<Rule>)> = Vec::new();
     for &i in &pending {
         let rule = &rules[i];
-        let node = rule.sigma.as_ref().and_then(|s| s.pending.clone()).expect("pending");
+        let node = rule
+            .sigma
+            .as_ref()
+            .and_then(|s| s.pending.clone())
+            .expect("pending");
         let result = if cyclic.contains(&i) {
             Err(vec![value::Problem {
                 pos: rule.origin.pos,
@@ -284,7 +302,11 @@ pub fn resolve(dir: &Path, rules: &mut Vec<Rule>) -> (Vec<Diagnostic>, Vec<Diagn
                             p.message
                         },
                     };
-                    if p.unsupported { warnings.push(d) } else { errors.push(d) }
+                    if p.unsupported {
+                        warnings.push(d)
+                    } else {
+                        errors.push(d)
+                    }
                 }
                 compiled.push((i, None));
             }
@@ -299,7 +321,9 @@ pub fn resolve(dir: &Path, rules: &mut Vec<Rule>) -> (Vec<Diagnostic>, Vec<Diagn
         }
     }
     for rule in rules.iter_mut() {
-        let Some(part) = &mut rule.sigma else { continue };
+        let Some(part) = &mut rule.sigma else {
+            continue;
+        };
         if referenced.contains(&rule.id) && !generated.contains(&rule.id) {
             if part.extract.is_none() {
                 // A Sigma rule that only feeds correlations: its detection runs with them.
@@ -312,7 +336,10 @@ pub fn resolve(dir: &Path, rules: &mut Vec<Rule>) -> (Vec<Diagnostic>, Vec<Diagn
         if part.runbook_from_tags
             && rule.runbook.is_none()
             && let Some(name) = parse::runbook_for_tags(&rule.tags)
-            && dir.join(super::load::RUNBOOK_DIR).join(format!("{name}.md")).is_file()
+            && dir
+                .join(super::load::RUNBOOK_DIR)
+                .join(format!("{name}.md"))
+                .is_file()
         {
             rule.runbook = Some(name.to_string());
         }

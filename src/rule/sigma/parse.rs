@@ -24,13 +24,17 @@ pub fn documents(text: &str) -> Vec<Result<Node, SyntaxError>> {
     let mut chunk = String::new();
     let flush = |chunk: &mut String, start_line: u64, out: &mut Vec<_>| {
         if !chunk.trim().is_empty() {
-            out.push(yaml::parse(chunk).map(|mut n| {
-                shift(&mut n, start_line);
-                n
-            }).map_err(|mut e| {
-                e.pos.line += start_line;
-                e
-            }));
+            out.push(
+                yaml::parse(chunk)
+                    .map(|mut n| {
+                        shift(&mut n, start_line);
+                        n
+                    })
+                    .map_err(|mut e| {
+                        e.pos.line += start_line;
+                        e
+                    }),
+            );
         }
         chunk.clear();
     };
@@ -90,7 +94,10 @@ pub fn meta(node: &Node, errors: &mut Vec<(Pos, String)>) -> Meta {
             Value::Str(s) => Some(s.clone()),
             Value::Int(_) | Value::Float(_) => Some(n.scalar_text()),
             other => {
-                errors.push((n.pos, format!("`{key}` must be a string, found {}", other.kind_name())));
+                errors.push((
+                    n.pos,
+                    format!("`{key}` must be a string, found {}", other.kind_name()),
+                ));
                 None
             }
         }
@@ -102,7 +109,10 @@ pub fn meta(node: &Node, errors: &mut Vec<(Pos, String)>) -> Meta {
                 Value::Seq(items) => items.iter().map(Node::scalar_text).collect(),
                 Value::Str(s) => vec![s.clone()],
                 other => {
-                    errors.push((n.pos, format!("`{key}` must be a list, found {}", other.kind_name())));
+                    errors.push((
+                        n.pos,
+                        format!("`{key}` must be a list, found {}", other.kind_name()),
+                    ));
                     Vec::new()
                 }
             },
@@ -127,7 +137,9 @@ pub fn meta(node: &Node, errors: &mut Vec<(Pos, String)>) -> Meta {
         severity
     });
     let authwatch = node.get("authwatch");
-    let runbook = authwatch.and_then(|a| a.get("runbook")).map(Node::scalar_text);
+    let runbook = authwatch
+        .and_then(|a| a.get("runbook"))
+        .map(Node::scalar_text);
     let enabled = authwatch
         .and_then(|a| a.get("enabled"))
         .is_none_or(|n| n.value != Value::Bool(false));
@@ -188,7 +200,10 @@ mod tests {
             runbook_for_tags(&tags(&["attack.credential_access", "attack.t1110.003"])),
             Some("password-spray")
         );
-        assert_eq!(runbook_for_tags(&tags(&["attack.t1110.001"])), Some("brute-force"));
+        assert_eq!(
+            runbook_for_tags(&tags(&["attack.t1110.001"])),
+            Some("brute-force")
+        );
         assert_eq!(runbook_for_tags(&tags(&["attack.t9999"])), None);
     }
 }

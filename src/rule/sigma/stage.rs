@@ -66,7 +66,11 @@ impl Stage {
         let indexes = Index::build(&detections);
         let feeders = correlations
             .iter()
-            .filter(|x| chained.iter().any(|c| c.extract.as_ref().is_some_and(|e| e.rules.contains(&x.id))))
+            .filter(|x| {
+                chained
+                    .iter()
+                    .any(|c| c.extract.as_ref().is_some_and(|e| e.rules.contains(&x.id)))
+            })
             .map(|x| (x.id.clone(), x.hash.clone()))
             .collect();
         let formats = detections
@@ -90,7 +94,10 @@ impl Stage {
         let raw = event.raw.take();
         // Only an event that brought its record can be read by a provider's rules.
         let format = match &raw {
-            Some(_) => event.source.as_deref().and_then(|s| Format::from_str(s).ok()),
+            Some(_) => event
+                .source
+                .as_deref()
+                .and_then(|s| Format::from_str(s).ok()),
             None => None,
         };
         let mut rules = Map::new();
@@ -134,7 +141,10 @@ impl Stage {
                 }
             }
             for x in &self.correlations {
-                let Some(first) = x.rules.iter().find_map(|k| hits.iter().find(|d| &d.key == k))
+                let Some(first) = x
+                    .rules
+                    .iter()
+                    .find_map(|k| hits.iter().find(|d| &d.key == k))
                 else {
                     continue;
                 };
@@ -308,7 +318,10 @@ impl Index {
         }
         if let Some(at) = &self.at {
             view.any(at, &mut |value| {
-                let found = if value.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+                let found = if value
+                    .bytes()
+                    .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+                {
                     self.by_value.get(&value.to_lowercase())
                 } else {
                     self.by_value.get(value)

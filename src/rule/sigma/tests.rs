@@ -54,7 +54,10 @@ fn every_modifier_and_value_form_matches_and_misses() {
         ("eventType: USER.SESSION.START", true),
         ("eventType: user.session", false),
         ("eventType: [user.session.end, user.session.start]", true),
-        ("eventType: user.session.start\noutcome.result: SUCCESS", false),
+        (
+            "eventType: user.session.start\noutcome.result: SUCCESS",
+            false,
+        ),
         // Wildcards and escapes.
         ("eventType: user.*.start", true),
         ("eventType: user.session.star?", true),
@@ -81,7 +84,10 @@ fn every_modifier_and_value_form_matches_and_misses() {
         ("displayMessage|re: '^User login'", true),
         ("displayMessage|re: '^user login'", false),
         ("displayMessage|re|i: '^user login'", true),
-        ("debugContext.debugData.risk|re: 'level=(HIGH|MEDIUM)'", true),
+        (
+            "debugContext.debugData.risk|re: 'level=(HIGH|MEDIUM)'",
+            true,
+        ),
         ("displayMessage|re|m: '^to Okta$'", false),
         ("displayMessage|re|s: 'User.*Okta'", true),
         // Networks.
@@ -110,17 +116,35 @@ fn every_modifier_and_value_form_matches_and_misses() {
         ("target.type: AppInstance", true),
         ("target.alternateId: Workday", false),
         // base64 and base64offset (with contains, as Sigma writes it).
-        ("debugContext.debugData.encoded|base64: my-secret-value", true),
+        (
+            "debugContext.debugData.encoded|base64: my-secret-value",
+            true,
+        ),
         ("debugContext.debugData.encoded|base64: other", false),
-        ("debugContext.debugData.behaviors|base64offset|contains: encodedCommand", true),
-        ("debugContext.debugData.behaviors|base64offset|contains: decodedCommand", false),
+        (
+            "debugContext.debugData.behaviors|base64offset|contains: encodedCommand",
+            true,
+        ),
+        (
+            "debugContext.debugData.behaviors|base64offset|contains: decodedCommand",
+            false,
+        ),
         // windash: `/enc` written as `-enc`.
-        ("debugContext.debugData.cmd|windash|contains: ' -enc '", true),
-        ("debugContext.debugData.cmd|windash|contains: ' -dec '", false),
+        (
+            "debugContext.debugData.cmd|windash|contains: ' -enc '",
+            true,
+        ),
+        (
+            "debugContext.debugData.cmd|windash|contains: ' -dec '",
+            false,
+        ),
         // fieldref: one field equal to another (case-insensitively).
         ("actor.alternateId|fieldref: target.alternateId", true),
         ("actor.displayName|fieldref: target.alternateId", false),
-        ("actor.alternateId|fieldref|startswith: actor.displayName", true),
+        (
+            "actor.alternateId|fieldref|startswith: actor.displayName",
+            true,
+        ),
     ];
     for (selection, want) in cases {
         let detection = format!(
@@ -131,11 +155,7 @@ fn every_modifier_and_value_form_matches_and_misses() {
                 .collect::<Vec<_>>()
                 .join("\n")
         );
-        assert_eq!(
-            matches(Format::Okta, &detection, &e),
-            *want,
-            "{selection}"
-        );
+        assert_eq!(matches(Format::Okta, &detection, &e), *want, "{selection}");
     }
 }
 
@@ -171,11 +191,7 @@ keywords: [login to okta]
     ];
     for (condition, want) in cases {
         let detection = format!("{selections}condition: {condition}\n");
-        assert_eq!(
-            matches(Format::Okta, &detection, &e),
-            *want,
-            "{condition}"
-        );
+        assert_eq!(matches(Format::Okta, &detection, &e), *want, "{condition}");
     }
     // A list of maps is one of them; a list of conditions is any of them.
     let list = "sel:\n  - {eventType: x}\n  - {outcome.result: failure}\ncondition: sel\n";
@@ -192,7 +208,11 @@ fn entra_and_workspace_records_are_read_through_their_columns() {
         "deviceDetail": {"isCompliant": false}, "userPrincipalName": "bob@contoso.com"}});
     let d = "sel:\n  ResultType: 50126\n  AuthenticationRequirement: singleFactorAuthentication\n  DeviceDetail.isCompliant: 'false'\n  Status: Failure\ncondition: sel\n";
     assert!(matches(Format::Entra, d, &signin));
-    assert!(!matches(Format::Entra, "sel: {ResultType: 0}\ncondition: sel\n", &signin));
+    assert!(!matches(
+        Format::Entra,
+        "sel: {ResultType: 0}\ncondition: sel\n",
+        &signin
+    ));
     let login = json!({"id": {"applicationName": "login"}, "events": [{"type": "login",
         "name": "login_failure", "parameters": [{"name": "login_type", "value": "google_password"}]}]});
     assert!(matches(
@@ -225,7 +245,10 @@ fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, crate::rule::RuleSet) {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     let set = crate::rule::load_dir(dir.path()).unwrap_or_else(|d| {
-        panic!("{:#?}", d.iter().map(ToString::to_string).collect::<Vec<_>>())
+        panic!(
+            "{:#?}",
+            d.iter().map(ToString::to_string).collect::<Vec<_>>()
+        )
     });
     (dir, set)
 }
@@ -302,7 +325,10 @@ fn a_sigma_rule_alerts_with_its_metadata_and_keeps_no_record() {
     assert_eq!(a.tags, ["attack.credential_access", "attack.t1110"]);
     assert_eq!(a.references, ["https://example.com/okta-failures"]);
     assert_eq!(a.falsepositives, ["Forgotten passwords"]);
-    assert!(a.evidence[0].raw.is_none(), "the record is dropped at arrival");
+    assert!(
+        a.evidence[0].raw.is_none(),
+        "the record is dropped at arrival"
+    );
     // No runbook folder here: the tag's default is not invented.
     assert_eq!(a.runbook_url, None);
 }
@@ -321,20 +347,31 @@ correlation:
 level: high
 ";
     let (_dir, set) = load(&[("fail.yml", FAILED_LOGIN), ("corr.yml", corr)]);
-    let base = set.rules.iter().find(|r| r.id == "okta_login_failure").unwrap();
+    let base = set
+        .rules
+        .iter()
+        .find(|r| r.id == "okta_login_failure")
+        .unwrap();
     assert!(!base.enabled, "generate: false by default");
     // Three failures 5 minutes apart end to end: inside an inclusive window of 5m.
     let lines: Vec<String> = [0, 2, 5]
         .iter()
         .map(|m| okta_line(&at(*m), "a@x.io", "203.0.113.1", "FAILURE"))
         .chain([okta_line(&at(20), "b@x.io", "203.0.113.1", "FAILURE")])
-        .chain([0, 3, 9].iter().map(|m| okta_line(&at(30 + m), "c@x.io", "203.0.113.1", "FAILURE")))
+        .chain(
+            [0, 3, 9]
+                .iter()
+                .map(|m| okta_line(&at(30 + m), "c@x.io", "203.0.113.1", "FAILURE")),
+        )
         .collect();
     let alerts = run(&set, &lines);
     let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
     assert_eq!(rules, ["okta_brute_force"], "{alerts:#?}");
     assert_eq!(alerts[0].count, 3);
-    assert_eq!(alerts[0].group.get("actor.alternateId"), Some(&json!("a@x.io")));
+    assert_eq!(
+        alerts[0].group.get("actor.alternateId"),
+        Some(&json!("a@x.io"))
+    );
     assert_eq!(alerts[0].severity, crate::rule::Severity::High);
 }
 
@@ -380,8 +417,20 @@ correlation:
     ];
     let (_dir, set) = load(&files);
     // `spray` generates: its rule alerts on its own too.
-    assert!(set.rules.iter().find(|r| r.id == "okta_login_failure").unwrap().enabled);
-    assert!(!set.rules.iter().find(|r| r.id == "okta_login_success").unwrap().enabled);
+    assert!(
+        set.rules
+            .iter()
+            .find(|r| r.id == "okta_login_failure")
+            .unwrap()
+            .enabled
+    );
+    assert!(
+        !set.rules
+            .iter()
+            .find(|r| r.id == "okta_login_success")
+            .unwrap()
+            .enabled
+    );
     let lines = vec![
         okta_line(&at(0), "a@x.io", "198.51.100.7", "FAILURE"),
         okta_line(&at(1), "b@x.io", "198.51.100.7", "FAILURE"),
@@ -397,14 +446,20 @@ correlation:
     let spray = by("spray");
     assert_eq!(spray.len(), 1, "{alerts:#?}");
     assert_eq!(spray[0].count, 3);
-    assert_eq!(spray[0].group.get("client.ipAddress"), Some(&json!("198.51.100.7")));
+    assert_eq!(
+        spray[0].group.get("client.ipAddress"),
+        Some(&json!("198.51.100.7"))
+    );
     let ordered = by("failed_then_ok");
     assert_eq!(ordered.len(), 1);
     assert_eq!(ordered[0].group.get("ip"), Some(&json!("198.51.100.7")));
     // c@x.io failed at 3 and succeeded at 4: both within 2m.
     let both = by("both");
     assert_eq!(both.len(), 1, "{alerts:#?}");
-    assert_eq!(both[0].group.get("actor.alternateId"), Some(&json!("c@x.io")));
+    assert_eq!(
+        both[0].group.get("actor.alternateId"),
+        Some(&json!("c@x.io"))
+    );
 }
 
 #[test]
@@ -437,7 +492,10 @@ correlation:
     let alerts = run(&set, &lines);
     let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
     assert_eq!(rules, ["many_users_brute"], "{alerts:#?}");
-    assert_eq!(alerts[0].group.get("client.ipAddress"), Some(&json!("198.51.100.7")));
+    assert_eq!(
+        alerts[0].group.get("client.ipAddress"),
+        Some(&json!("198.51.100.7"))
+    );
     assert_eq!(alerts[0].count, 2);
 }
 
@@ -478,9 +536,19 @@ detection:
     assert_eq!(ids, ["fine"]);
     let warnings: Vec<String> = set.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(warnings.len(), 3, "{warnings:#?}");
-    assert!(warnings[0].contains("mixed.yml:6:14: rule v1_count: Sigma v1 aggregations"), "{warnings:#?}");
-    assert!(warnings[1].contains("mixed.yml:13:5: rule unknown_mod: unsupported Sigma modifier `expand`"), "{warnings:#?}");
-    assert!(warnings[2].contains("mixed.yml:20:14: rule entra_keywords: keyword detections"), "{warnings:#?}");
+    assert!(
+        warnings[0].contains("mixed.yml:6:14: rule v1_count: Sigma v1 aggregations"),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings[1]
+            .contains("mixed.yml:13:5: rule unknown_mod: unsupported Sigma modifier `expand`"),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings[2].contains("mixed.yml:20:14: rule entra_keywords: keyword detections"),
+        "{warnings:#?}"
+    );
 }
 
 #[test]
@@ -576,7 +644,8 @@ fn a_reload_keeps_an_unchanged_correlations_window_and_restarts_a_changed_one() 
     feed(&mut engine, 2, &mut alerts);
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     // A changed detection is a changed rule: its correlation starts over.
-    let stricter = FAILED_LOGIN.replace("outcome.result: FAILURE", "outcome.result|startswith: FAIL");
+    let stricter =
+        FAILED_LOGIN.replace("outcome.result: FAILURE", "outcome.result|startswith: FAIL");
     let (_c, changed) = load(&[("fail.yml", &stricter), ("corr.yml", &corr(3))]);
     let diff = engine.reload(changed.enabled(), &options);
     assert_eq!(diff.changed, ["brute"]);
@@ -584,24 +653,36 @@ fn a_reload_keeps_an_unchanged_correlations_window_and_restarts_a_changed_one() 
     feed(&mut engine, 4, &mut alerts);
     assert_eq!(alerts.len(), 1);
     feed(&mut engine, 5, &mut alerts);
-    assert_eq!(alerts.len(), 2, "three failures counted by the new detection");
+    assert_eq!(
+        alerts.len(),
+        2,
+        "three failures counted by the new detection"
+    );
 }
 
 #[test]
 fn detections_pin_the_field_the_stage_indexes_them_by() {
     let pin = |d: &str| {
         let node = yaml::parse(d).unwrap();
-        detection::compile(&node, Some(Format::Okta)).unwrap().pinned()
+        detection::compile(&node, Some(Format::Okta))
+            .unwrap()
+            .pinned()
     };
     assert_eq!(
         pin("sel: {eventType: [User.Session.Start, x], outcome.result: FAILURE}\ncondition: sel\n"),
-        Some(("eventType".into(), vec!["user.session.start".into(), "x".into()]))
+        Some((
+            "eventType".into(),
+            vec!["user.session.start".into(), "x".into()]
+        ))
     );
     assert_eq!(
         pin("a: {eventType: a}\nb: {eventType: b}\nf: {x: 1}\ncondition: (a or b) and not f\n"),
         Some(("eventType".into(), vec!["a".into(), "b".into()]))
     );
-    assert_eq!(pin("a: {eventType: a}\nb: {x: b}\ncondition: a or b\n"), None);
+    assert_eq!(
+        pin("a: {eventType: a}\nb: {x: b}\ncondition: a or b\n"),
+        None
+    );
     assert_eq!(pin("a: {eventType: a}\ncondition: not a\n"), None);
     assert_eq!(pin("a: {eventType|contains: a}\ncondition: a\n"), None);
     assert_eq!(pin("a: {eventType|neq: a}\ncondition: a\n"), None);

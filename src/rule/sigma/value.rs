@@ -148,11 +148,19 @@ impl Test {
             } => {
                 let mut theirs = Vec::new();
                 view.any(other, &mut |s| {
-                    theirs.push(if *cased { s.to_string() } else { s.to_lowercase() });
+                    theirs.push(if *cased {
+                        s.to_string()
+                    } else {
+                        s.to_lowercase()
+                    });
                     false
                 });
                 view.any(at, &mut |s| {
-                    let s = if *cased { s.to_string() } else { s.to_lowercase() };
+                    let s = if *cased {
+                        s.to_string()
+                    } else {
+                        s.to_lowercase()
+                    };
                     theirs.iter().any(|t| match how {
                         Placement::Whole => s == *t,
                         Placement::Contains => s.contains(t.as_str()),
@@ -213,7 +221,10 @@ pub fn compile(
         _ => vec![value],
     };
     if items.is_empty() {
-        return Err(problem(format!("`{field}` has an empty list of values"), false));
+        return Err(problem(
+            format!("`{field}` has an empty list of values"),
+            false,
+        ));
     }
     let mut values = Vec::new();
     let mut written = Vec::new();
