@@ -7,6 +7,9 @@ use super::value::{self, FieldTest, Problem, Test};
 use crate::normalize::Format;
 use crate::rule::yaml::{Node, Value};
 
+/// A field and the lowercase values it must hold for a detection to match at all.
+pub type Pin = (String, Vec<String>);
+
 /// A compiled detection, ready to test events of its format.
 #[derive(Clone, Debug)]
 pub struct Detection {
@@ -44,11 +47,11 @@ impl Detection {
 impl Detection {
     /// A field and the values (lowercase) it must hold for the detection to match at all,
     /// when the condition says so; the stage indexes detections by it.
-    pub fn pinned(&self) -> Option<(String, Vec<String>)> {
+    pub fn pinned(&self) -> Option<Pin> {
         union(self.conditions.iter().map(|c| self.pin(c)))
     }
 
-    fn pin(&self, cond: &Cond) -> Option<(String, Vec<String>)> {
+    fn pin(&self, cond: &Cond) -> Option<Pin> {
         match cond {
             Cond::Sel(i) => self.selections[*i].pin(),
             Cond::And(parts) => parts.iter().find_map(|p| self.pin(p)),
@@ -60,9 +63,9 @@ impl Detection {
 
 /// The pins of alternatives: one field for all of them, with every value any allows.
 fn union(
-    pins: impl Iterator<Item = Option<(String, Vec<String>)>>,
-) -> Option<(String, Vec<String>)> {
-    let mut out: Option<(String, Vec<String>)> = None;
+    pins: impl Iterator<Item = Option<Pin>>,
+) -> Option<Pin> {
+    let mut out: Option<Pin> = None;
     for pin in pins {
         let (field, values) = pin?;
         match &mut out {
@@ -75,7 +78,7 @@ fn union(
 }
 
 impl Selection {
-    fn pin(&self) -> Option<(String, Vec<String>)> {
+    fn pin(&self) -> Option<Pin> {
         match self {
             Selection::All(fields) => fields.iter().find_map(|f| {
                 if f.negate || f.all {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::correlation::{Extract, TEMPORAL_FIELD};
+use super::detection::Pin;
 use super::logsource::{Locator, View, locate};
 use super::{ATTRS_KEY, Compiled};
 use crate::event::{Event, EventType};
@@ -261,7 +262,7 @@ impl Index {
         formats
             .into_iter()
             .map(|format| {
-                let mine: Vec<(usize, Option<(String, Vec<String>)>)> = detections
+                let mine: Vec<(usize, Option<Pin>)> = detections
                     .iter()
                     .enumerate()
                     .filter(|(_, d)| d.format == Some(format))
