@@ -62,9 +62,7 @@ impl Detection {
 }
 
 /// The pins of alternatives: one field for all of them, with every value any allows.
-fn union(
-    pins: impl Iterator<Item = Option<Pin>>,
-) -> Option<Pin> {
+fn union(pins: impl Iterator<Item = Option<Pin>>) -> Option<Pin> {
     let mut out: Option<Pin> = None;
     for pin in pins {
         let (field, values) = pin?;
