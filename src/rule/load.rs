@@ -63,7 +63,8 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, Vec<Diagnostic>> {
             }),
         }
     }
-    let (mut sigma_errors, mut sigma_warnings) = super::sigma::resolve(dir, &mut rules);
+    let (mut sigma_errors, mut sigma_warnings) =
+        super::sigma::resolve(&dir.join(RUNBOOK_DIR), &mut rules);
     diagnostics.append(&mut sigma_errors);
     warnings.append(&mut sigma_warnings);
     check_unique_ids(&rules, &mut diagnostics);

@@ -251,7 +251,7 @@ fn base_rule(node: &Node, origin: Origin, out: &mut SigmaFile) {
 /// After every file is read: correlations are compiled against the rules they name, base
 /// rules that only feed correlations are switched off (`generate: false`), and runbooks are
 /// taken from the tags where the rules directory has one. Returns (errors, warnings).
-pub fn resolve(dir: &Path, rules: &mut Vec<Rule>) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+pub fn resolve(runbook_dir: &Path, rules: &mut Vec<Rule>) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let pending: Vec<usize> = (0..rules.len())
@@ -336,10 +336,7 @@ pub fn resolve(dir: &Path, rules: &mut Vec<Rule>) -> (Vec<Diagnostic>, Vec<Diagn
         if part.runbook_from_tags
             && rule.runbook.is_none()
             && let Some(name) = parse::runbook_for_tags(&rule.tags)
-            && dir
-                .join(super::load::RUNBOOK_DIR)
-                .join(format!("{name}.md"))
-                .is_file()
+            && runbook_dir.join(format!("{name}.md")).is_file()
         {
             rule.runbook = Some(name.to_string());
         }
