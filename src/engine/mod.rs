@@ -269,11 +269,17 @@ impl Engine {
     }
 
     /// Takes one event in arrival order; alerts for every event whose turn came are appended.
-    pub fn process(&mut self, mut event: Event, out: &mut Vec<Alert>) {
+    pub fn process(&mut self, event: Event, out: &mut Vec<Alert>) {
+        self.process_shared(Arc::new(event), out)
+    }
+
+    /// [`Engine::process`] for an event already in the `Arc` the engine holds it in (sources
+    /// that decode on another thread allocate it there, so detection copies nothing).
+    pub fn process_shared(&mut self, mut event: Arc<Event>, out: &mut Vec<Alert>) {
         if event.fingerprint == 0 {
             // Built in code rather than read from bytes: the fingerprint is the event's
             // identity in stored state and alert ids, so it must not be left blank.
-            event = event.with_computed_fingerprint();
+            Arc::make_mut(&mut event).compute_fingerprint();
         }
         if let Some(id) = &event.id
             && self.dedup.is_duplicate(id, event.ts)
@@ -281,7 +287,7 @@ impl Engine {
             self.stats.duplicates += 1;
             return;
         }
-        if self.reorder.push(Arc::new(event)) == Admit::Late {
+        if self.reorder.push(event) == Admit::Late {
             self.stats.late += 1;
             return;
         }
