@@ -7,6 +7,7 @@
 
 mod alert;
 mod baseline;
+mod bucket;
 mod dedup;
 mod distinct;
 mod group;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use crate::event::{Event, EventType, format_ts};
 use crate::rule::{Kind, Rule};
 use baseline::Novelty;
+use bucket::{CountGroup, SketchGroup};
 use dedup::Dedup;
 use distinct::DistinctGroup;
 use group::{GroupKey, group_json};
@@ -171,6 +173,9 @@ enum Groups {
     },
     NewValue(Table<BaselineGroup>),
     Travel(Table<TravelGroup>),
+    /// Bucketed `threshold` (counts) and `distinct` (sketches).
+    Counts(Table<CountGroup>),
+    Sketches(Table<SketchGroup>),
 }
 
 impl Groups {
@@ -182,6 +187,8 @@ impl Groups {
             Groups::Sequence { table, .. } => table,
             Groups::NewValue(t) => t,
             Groups::Travel(t) => t,
+            Groups::Counts(t) => t,
+            Groups::Sketches(t) => t,
         }
     }
 
@@ -193,6 +200,8 @@ impl Groups {
             Groups::Sequence { table, .. } => table,
             Groups::NewValue(t) => t,
             Groups::Travel(t) => t,
+            Groups::Counts(t) => t,
+            Groups::Sketches(t) => t,
         }
     }
 }
@@ -239,6 +248,10 @@ impl Engine {
                     },
                     Kind::NewValue(_) => Groups::NewValue(Table::new(cap)),
                     Kind::ImpossibleTravel(_) => Groups::Travel(Table::new(cap)),
+                    Kind::Bucketed(b) if b.distinct.is_some() => {
+                        Groups::Sketches(Table::new(cap))
+                    }
+                    Kind::Bucketed(_) => Groups::Counts(Table::new(cap)),
                 },
                 shape: shape::rule_shape(&rule),
                 rule,
@@ -491,6 +504,18 @@ fn observe(live: &mut LiveRule, key: &str, e: &Arc<Event>) -> Option<Alert> {
             let fired = g.observe(e, here, limits)?;
             take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
         }
+        (Groups::Counts(table), Kind::Bucketed(opts)) => {
+            let g = table.entry(key);
+            let fired = g.observe(e, opts)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
+        }
+        (Groups::Sketches(table), Kind::Bucketed(opts)) => {
+            let field = opts.distinct.as_ref()?;
+            let value = field.get(e)?.to_text();
+            let g = table.entry(key);
+            let fired = g.observe(&value, e, opts)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
+        }
         _ => unreachable!("a rule's state always matches its kind"),
     };
     Some(make_alert(live, key, e, fired))
@@ -576,6 +601,18 @@ fn summary(
                 describe_duration(*within_ms)
             )
         }
+        Kind::Bucketed(b) => match &b.distinct {
+            None => format!(
+                "{count} {what} for {who} within {} (counted in {} buckets)",
+                describe_duration(b.window_ms),
+                describe_duration(b.bucket_ms)
+            ),
+            Some(field) => format!(
+                "about {count} distinct {field} in {what} for {who} within {} (estimated, ±{:.1}%)",
+                describe_duration(b.window_ms),
+                crate::rule::APPROXIMATE_ERROR * 100.0
+            ),
+        },
         Kind::NewValue(_) | Kind::ImpossibleTravel(_) => match &fired.note {
             Note::NewValue { value, known } => {
                 format!("{what} from new {value} for {who} ({})", known.describe())

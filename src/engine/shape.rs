@@ -62,6 +62,12 @@ fn encode(rule: &Rule) -> Shape {
         Kind::NewValue(n) => json!({"kind": "new_value", "field": n.field.to_string()}),
         // Trips are judged on the last place alone; the options only decide when to alert.
         Kind::ImpossibleTravel(_) => json!({"kind": "impossible_travel"}),
+        // A new form with its own tag: the shapes of the kinds above are unchanged (no new
+        // SHAPE_VERSION), and counts or sketches never meet another kind's state.
+        Kind::Bucketed(b) => json!({
+            "kind": "bucketed", "distinct": b.distinct.as_ref().map(ToString::to_string),
+            "window_ms": b.window_ms, "bucket_ms": b.bucket_ms, "threshold": b.threshold,
+        }),
     };
     Shape {
         version: SHAPE_VERSION,

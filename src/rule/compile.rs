@@ -5,11 +5,13 @@ use std::sync::Arc;
 use super::diag::{Diagnostics, did_you_mean};
 use super::matcher::{Matcher, compile_match};
 use super::yaml::{Node, Value};
-use super::{Expectation, Kind, NewValue, Origin, Rule, RuleTest, Severity, Step, Travel};
+use super::{
+    Bucketed, Expectation, Kind, NewValue, Origin, Rule, RuleTest, Severity, Step, Travel,
+};
 use crate::event::{Event, Field, decode_value};
 
 /// Every key a rule may have. Unknown keys are errors (a typo must not silently disable logic).
-const RULE_KEYS: [&str; 24] = [
+const RULE_KEYS: [&str; 26] = [
     "id",
     "title",
     "description",
@@ -34,6 +36,8 @@ const RULE_KEYS: [&str; 24] = [
     "ignore_asns",
     "suppress",
     "tests",
+    "bucket",
+    "approximate",
 ];
 
 const KINDS: [&str; 6] = [
@@ -46,7 +50,7 @@ const KINDS: [&str; 6] = [
 ];
 
 /// Keys that only some kinds take.
-const KIND_KEYS: [(&str, &[&str]); 12] = [
+const KIND_KEYS: [(&str, &[&str]); 14] = [
     ("window", &["threshold", "distinct"]),
     ("threshold", &["threshold", "distinct"]),
     ("distinct", &["distinct"]),
@@ -59,7 +63,17 @@ const KIND_KEYS: [(&str, &[&str]); 12] = [
     ("max_speed_kmh", &["impossible_travel"]),
     ("min_distance_km", &["impossible_travel"]),
     ("ignore_asns", &["impossible_travel"]),
+    ("bucket", &["threshold", "distinct"]),
+    ("approximate", &["distinct"]),
 ];
+
+/// Buckets a group may keep (`window / bucket`): a day in 1-minute buckets, and far more than
+/// any detection needs; beyond, the bucket is too fine for the window to be cheap.
+const MAX_BUCKETS: i64 = 1_440;
+
+/// The relative standard error of `approximate: true` distinct counts (HyperLogLog++ with
+/// 2^10 registers: 1.04 / sqrt(1024)); exact while a group has seen few values.
+pub const APPROXIMATE_ERROR: f64 = 0.0325;
 
 /// `new_value` without `learn_for`: alerts may start as soon as `min_history` is reached.
 const DEFAULT_LEARN_FOR_MS: i64 = 0;
@@ -185,6 +199,17 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
 
     let kind = match kind_name.as_deref() {
         Some("match") => Some(Kind::Match),
+        Some(k @ ("threshold" | "distinct")) if node.get("bucket").is_some() => {
+            bucketed(node, k, diags).map(Kind::Bucketed)
+        }
+        Some("distinct") if node.get("approximate").is_some() => {
+            let n = node.get("approximate")?;
+            diags.error(
+                n.pos,
+                "`approximate` needs `bucket`: an estimated distinct count is kept per time bucket (like bucket: 1h)",
+            );
+            None
+        }
         Some("threshold") => {
             let window_ms =
                 required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
@@ -198,7 +223,8 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
             let window_ms =
                 required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
             let threshold = required(node, "threshold", diags).and_then(|n| count(n, diags));
-            let field = required(node, "distinct", diags).and_then(|n| field(n, diags));
+            let field =
+                required(node, "distinct", diags).and_then(|n| grouping_field(n, diags));
             Some(Kind::Distinct {
                 field: field?,
                 window_ms: window_ms?,
@@ -252,8 +278,59 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
     })
 }
 
+/// `threshold` or `distinct` with `bucket:` (the long-window form).
+fn bucketed(node: &Node, kind: &str, diags: &mut Diagnostics<'_>) -> Option<Bucketed> {
+    let window_ms = required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
+    let threshold = required(node, "threshold", diags).and_then(|n| count(n, diags));
+    let bucket_node = node.get("bucket")?;
+    let bucket_ms = duration_ms(bucket_node, diags, false);
+    let distinct = if kind == "distinct" {
+        let field =
+            required(node, "distinct", diags).and_then(|n| grouping_field(n, diags));
+        match node.get("approximate").map(|n| (n, &n.value)) {
+            Some((_, Value::Bool(true))) => {}
+            Some((n, _)) => diags.error(
+                n.pos,
+                "`approximate` takes true: a bucketed distinct count is an estimate (±3.25%), and the rule must say it accepts that",
+            ),
+            None => diags.error(
+                bucket_node.pos,
+                "a bucketed distinct count is an estimate (±3.25%): add `approximate: true`, or drop `bucket` for an exact count",
+            ),
+        }
+        Some(field?)
+    } else {
+        None
+    };
+    let (window_ms, bucket_ms) = (window_ms?, bucket_ms?);
+    if bucket_ms > window_ms {
+        diags.error(
+            bucket_node.pos,
+            format!(
+                "`bucket` ({}) is longer than `window` ({}); use a bucket a fraction of the window, like a 24th",
+                bucket_node.scalar_text(),
+                node.get("window").map(Node::scalar_text).unwrap_or_default()
+            ),
+        );
+        return None;
+    }
+    if window_ms / bucket_ms > MAX_BUCKETS {
+        diags.error(
+            bucket_node.pos,
+            format!("`bucket` makes more than {MAX_BUCKETS} buckets of the window; use a longer bucket"),
+        );
+        return None;
+    }
+    Some(Bucketed {
+        window_ms,
+        bucket_ms,
+        threshold: threshold?,
+        distinct,
+    })
+}
+
 fn new_value(node: &Node, diags: &mut Diagnostics<'_>) -> Option<NewValue> {
-    let field = required(node, "field", diags).and_then(|n| field(n, diags));
+    let field = required(node, "field", diags).and_then(|n| grouping_field(n, diags));
     let learn_for_ms = node
         .get("learn_for")
         .map_or(Some(DEFAULT_LEARN_FOR_MS), |n| duration_ms(n, diags, true));
@@ -439,9 +516,23 @@ fn field(n: &Node, diags: &mut Diagnostics<'_>) -> Option<Field> {
 
 fn fields(n: &Node, diags: &mut Diagnostics<'_>) -> Vec<Field> {
     match n.as_seq() {
-        Some(items) => items.iter().filter_map(|i| field(i, diags)).collect(),
-        None => field(n, diags).into_iter().collect(),
+        Some(items) => items
+            .iter()
+            .filter_map(|i| grouping_field(i, diags))
+            .collect(),
+        None => grouping_field(n, diags).into_iter().collect(),
     }
+}
+
+/// A field a rule groups or counts by: any field, or the address's network (`ip/24`).
+fn grouping_field(n: &Node, diags: &mut Diagnostics<'_>) -> Option<Field> {
+    let path = n.as_str().unwrap_or_default();
+    if path.starts_with("ip/") {
+        return Field::parse_grouping(path)
+            .map_err(|err| diags.error(n.pos, err))
+            .ok();
+    }
+    field(n, diags)
 }
 
 /// A duration such as `15m`; bare numbers are refused because their unit would be a guess.
@@ -779,5 +870,108 @@ field: geo.country
                 .any(|l| l.starts_with("r.yaml:9:8: rule b: `field` does not apply")),
             "{lines:#?}"
         );
+    }
+
+    #[test]
+    fn network_groupings_compile_and_bad_prefixes_are_positioned() {
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: a\ntitle: A\nseverity: low\nkind: distinct\nmatch: {type: login.failure}\ngroup_by: [tenant, ip/24]\ndistinct: ip/64\nwindow: 1h\nthreshold: 3\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(rules[0].group_by[1].to_string(), "ip/24");
+        let lines = errors(
+            "\
+id: b
+title: B
+severity: low
+kind: threshold
+match: {type: login.failure, ip/24: 198.51.100.0}
+group_by: [tenant, ip/33/64, geo.asn, ip/0]
+window: 1h
+threshold: 3
+",
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with(
+                "r.yaml:6:20: rule b: `ip/33/64` is not a network prefix; write `ip/<length>`"
+            )),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("r.yaml:6:39: rule b: `ip/0` is not a network prefix")),
+            "{lines:#?}"
+        );
+        // In `match` a network is a `cidr`, not a field.
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("r.yaml:5:30: rule b: unknown field `ip/24`")),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn bucketed_counts_compile_and_their_misuse_is_positioned() {
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: a\ntitle: A\nseverity: low\nkind: distinct\nmatch: {type: login.failure}\ngroup_by: [tenant, ip/24]\ndistinct: username\nwindow: 1d\nbucket: 1h\napproximate: true\nthreshold: 30\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let Kind::Bucketed(b) = &rules[0].kind else {
+            panic!("bucketed")
+        };
+        assert_eq!((b.buckets(), rules[0].kind.name()), (25, "distinct"));
+        assert_eq!(rules[0].suppress_ms, 86_400_000);
+        let lines = errors(
+            "\
+- id: b
+  title: B
+  severity: low
+  kind: distinct
+  match: {type: login.failure}
+  distinct: username
+  window: 1d
+  bucket: 1h
+  threshold: 30
+- id: c
+  title: C
+  severity: low
+  kind: threshold
+  match: {type: login.failure}
+  window: 1h
+  bucket: 2h
+  approximate: true
+  threshold: 3
+- id: d
+  title: D
+  severity: low
+  kind: distinct
+  match: {type: login.failure}
+  distinct: username
+  window: 1h
+  approximate: true
+  threshold: 3
+- id: e
+  title: E
+  severity: low
+  kind: threshold
+  match: {type: login.failure}
+  window: 7d
+  bucket: 1s
+  threshold: 3
+",
+        );
+        for want in [
+            "r.yaml:8:11: rule b: a bucketed distinct count is an estimate",
+            "r.yaml:16:11: rule c: `bucket` (2h) is longer than `window` (1h)",
+            "r.yaml:17:16: rule c: `approximate` does not apply to kind threshold",
+            "r.yaml:26:16: rule d: `approximate` needs `bucket`",
+            "r.yaml:34:11: rule e: `bucket` makes more than 1440 buckets",
+        ] {
+            assert!(lines.iter().any(|l| l.starts_with(want)), "{want}\n{lines:#?}");
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod yaml;
 
 pub use diag::Diagnostic;
 pub use load::{RuleSet, load_dir, load_file_text};
+pub use compile::APPROXIMATE_ERROR;
 pub use matcher::Matcher;
 
 use std::fmt;
@@ -108,6 +109,28 @@ pub enum Kind {
     NewValue(NewValue),
     /// Consecutive located events of a group too far apart for the time between them.
     ImpossibleTravel(Travel),
+    /// `threshold` or `distinct` with `bucket:`: counted in time buckets, so a window of hours
+    /// or days costs a few bytes a bucket, not an event a count.
+    Bucketed(Bucketed),
+}
+
+/// Options of a bucketed `threshold` / `distinct` (docs/rules.md, "Long windows").
+#[derive(Clone, Debug)]
+pub struct Bucketed {
+    pub window_ms: i64,
+    pub bucket_ms: i64,
+    pub threshold: u32,
+    /// `distinct`: the field whose distinct values are estimated (HyperLogLog, the rule opted
+    /// in with `approximate: true`); `None` for `threshold`, which counts events exactly.
+    pub distinct: Option<Field>,
+}
+
+impl Bucketed {
+    /// The buckets a group keeps: enough that events `window` apart always fall in buckets
+    /// held together (so nothing the exact window would count is missed).
+    pub fn buckets(&self) -> i64 {
+        self.window_ms / self.bucket_ms + 1
+    }
 }
 
 /// `new_value` options (SPEC §2).
@@ -151,6 +174,8 @@ impl Kind {
             Kind::Sequence { .. } => "sequence",
             Kind::NewValue(_) => "new_value",
             Kind::ImpossibleTravel(_) => "impossible_travel",
+            Kind::Bucketed(b) if b.distinct.is_some() => "distinct",
+            Kind::Bucketed(_) => "threshold",
         }
     }
 
@@ -163,6 +188,8 @@ impl Kind {
             // A baseline lives as long as its values are remembered, not a window.
             Kind::NewValue(n) => n.forget_after_ms,
             Kind::ImpossibleTravel(t) => t.horizon_ms(),
+            // The oldest bucket can start up to one bucket before the window.
+            Kind::Bucketed(b) => b.window_ms.saturating_add(b.bucket_ms),
         }
     }
 
@@ -171,6 +198,7 @@ impl Kind {
     pub fn default_suppress_ms(&self) -> i64 {
         match self {
             Kind::NewValue(_) | Kind::ImpossibleTravel(_) => 0,
+            Kind::Bucketed(b) => b.window_ms,
             other => other.horizon_ms(),
         }
     }
