@@ -9,6 +9,7 @@ mod alert;
 mod baseline;
 mod bucket;
 mod dedup;
+mod drift;
 mod distinct;
 mod group;
 mod held;
@@ -38,6 +39,7 @@ use crate::rule::{Kind, Rule};
 use baseline::Novelty;
 use bucket::{CountGroup, SketchGroup};
 use dedup::Dedup;
+use drift::DriftGroup;
 use distinct::DistinctGroup;
 use group::{GroupKey, group_json};
 use matchkind::MatchGroup;
@@ -159,6 +161,8 @@ pub enum Note {
     },
     /// `impossible_travel`: from where to where, how far, how fast.
     Trip(String),
+    /// `new_value` over several fields: each new value and what its baseline held.
+    Changed(String),
 }
 
 /// Per-group state of one rule.
@@ -176,6 +180,8 @@ enum Groups {
     /// Bucketed `threshold` (counts) and `distinct` (sketches).
     Counts(Table<CountGroup>),
     Sketches(Table<SketchGroup>),
+    /// `new_value` over several fields.
+    Drift(Table<DriftGroup>),
 }
 
 impl Groups {
@@ -189,6 +195,7 @@ impl Groups {
             Groups::Travel(t) => t,
             Groups::Counts(t) => t,
             Groups::Sketches(t) => t,
+            Groups::Drift(t) => t,
         }
     }
 
@@ -202,6 +209,7 @@ impl Groups {
             Groups::Travel(t) => t,
             Groups::Counts(t) => t,
             Groups::Sketches(t) => t,
+            Groups::Drift(t) => t,
         }
     }
 }
@@ -252,6 +260,7 @@ impl Engine {
                         Groups::Sketches(Table::new(cap))
                     }
                     Kind::Bucketed(_) => Groups::Counts(Table::new(cap)),
+                    Kind::NewValues(_) => Groups::Drift(Table::new(cap)),
                 },
                 shape: shape::rule_shape(&rule),
                 rule,
@@ -516,6 +525,21 @@ fn observe(live: &mut LiveRule, key: &str, e: &Arc<Event>) -> Option<Alert> {
             let fired = g.observe(&value, e, opts)?;
             take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
         }
+        (Groups::Drift(table), Kind::NewValues(opts)) => {
+            // An event with none of the fields creates no state.
+            if opts.fields.iter().all(|f| f.get(e).is_none()) {
+                return None;
+            }
+            let g = table.entry(key);
+            let changed = g.observe(e, opts)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(())?;
+            Fired {
+                count: 1,
+                first_ts: e.ts,
+                triggers: vec![Arc::clone(e)],
+                note: Note::Changed(changed),
+            }
+        }
         _ => unreachable!("a rule's state always matches its kind"),
     };
     Some(make_alert(live, key, e, fired))
@@ -613,12 +637,16 @@ fn summary(
                 crate::rule::APPROXIMATE_ERROR * 100.0
             ),
         },
+        Kind::NewValues(_) => match &fired.note {
+            Note::Changed(changed) => format!("{what} for {who} with new {changed}"),
+            _ => format!("{what} for {who}"),
+        },
         Kind::NewValue(_) | Kind::ImpossibleTravel(_) => match &fired.note {
             Note::NewValue { value, known } => {
                 format!("{what} from new {value} for {who} ({})", known.describe())
             }
             Note::Trip(trip) => format!("impossible travel for {who}: {trip}"),
-            Note::None => format!("{what} for {who}"),
+            Note::None | Note::Changed(_) => format!("{what} for {who}"),
         },
     }
 }

@@ -68,6 +68,12 @@ fn encode(rule: &Rule) -> Shape {
             "kind": "bucketed", "distinct": b.distinct.as_ref().map(ToString::to_string),
             "window_ms": b.window_ms, "bucket_ms": b.bucket_ms, "threshold": b.threshold,
         }),
+        // Like new_value: the fields are what the baselines hold; min_new only decides when
+        // to alert.
+        Kind::NewValues(n) => json!({
+            "kind": "new_values",
+            "fields": n.fields.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }),
     };
     Shape {
         version: SHAPE_VERSION,

@@ -6,12 +6,12 @@ use super::diag::{Diagnostics, did_you_mean};
 use super::matcher::{Matcher, compile_match};
 use super::yaml::{Node, Value};
 use super::{
-    Bucketed, Expectation, Kind, NewValue, Origin, Rule, RuleTest, Severity, Step, Travel,
+    Bucketed, Expectation, Kind, NewValue, NewValues, Origin, Rule, RuleTest, Severity, Step, Travel,
 };
 use crate::event::{Event, Field, decode_value};
 
 /// Every key a rule may have. Unknown keys are errors (a typo must not silently disable logic).
-const RULE_KEYS: [&str; 26] = [
+const RULE_KEYS: [&str; 27] = [
     "id",
     "title",
     "description",
@@ -38,6 +38,7 @@ const RULE_KEYS: [&str; 26] = [
     "tests",
     "bucket",
     "approximate",
+    "min_new",
 ];
 
 const KINDS: [&str; 6] = [
@@ -50,7 +51,7 @@ const KINDS: [&str; 6] = [
 ];
 
 /// Keys that only some kinds take.
-const KIND_KEYS: [(&str, &[&str]); 14] = [
+const KIND_KEYS: [(&str, &[&str]); 15] = [
     ("window", &["threshold", "distinct"]),
     ("threshold", &["threshold", "distinct"]),
     ("distinct", &["distinct"]),
@@ -65,6 +66,7 @@ const KIND_KEYS: [(&str, &[&str]); 14] = [
     ("ignore_asns", &["impossible_travel"]),
     ("bucket", &["threshold", "distinct"]),
     ("approximate", &["distinct"]),
+    ("min_new", &["new_value"]),
 ];
 
 /// Buckets a group may keep (`window / bucket`): a day in 1-minute buckets, and far more than
@@ -240,7 +242,7 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
                 steps: steps?,
             })
         }
-        Some("new_value") => new_value(node, diags).map(Kind::NewValue),
+        Some("new_value") => new_value_kind(node, diags),
         Some("impossible_travel") => travel(node, diags).map(Kind::ImpossibleTravel),
         _ => None,
     };
@@ -329,8 +331,50 @@ fn bucketed(node: &Node, kind: &str, diags: &mut Diagnostics<'_>) -> Option<Buck
     })
 }
 
+/// `new_value` over one field, or over a list of them (`min_new` of which must be new).
+fn new_value_kind(node: &Node, diags: &mut Diagnostics<'_>) -> Option<Kind> {
+    let list = node.get("field").and_then(Node::as_seq);
+    let min_new_node = node.get("min_new");
+    let Some(items) = list.filter(|items| items.len() > 1) else {
+        if let Some(n) = min_new_node {
+            diags.error(
+                n.pos,
+                "`min_new` needs `field` to be a list of at least two fields, like [geo.country, user_agent]",
+            );
+        }
+        return new_value(node, diags).map(Kind::NewValue);
+    };
+    let fields: Vec<Field> = items.iter().filter_map(|i| grouping_field(i, diags)).collect();
+    for (i, item) in items.iter().enumerate() {
+        if fields.len() == items.len() && fields[..i].contains(&fields[i]) {
+            diags.error(item.pos, format!("`{}` is listed twice", fields[i]));
+        }
+    }
+    let min_new = min_new_node.map_or(Some(1), |n| count(n, diags))?;
+    if min_new as usize > items.len() {
+        diags.error(
+            min_new_node?.pos,
+            format!(
+                "`min_new` is {min_new} but `field` lists {} fields; at most that many can be new",
+                items.len()
+            ),
+        );
+    }
+    let base = new_value(node, diags)?;
+    (fields.len() == items.len()).then_some(Kind::NewValues(NewValues {
+        base,
+        fields,
+        min_new,
+    }))
+}
+
 fn new_value(node: &Node, diags: &mut Diagnostics<'_>) -> Option<NewValue> {
-    let field = required(node, "field", diags).and_then(|n| grouping_field(n, diags));
+    let field_node = required(node, "field", diags);
+    let field = match field_node.and_then(Node::as_seq) {
+        // A list (checked by the caller): the shared options take its first field.
+        Some(items) => items.first().and_then(|n| grouping_field(n, diags)),
+        None => field_node.and_then(|n| grouping_field(n, diags)),
+    };
     let learn_for_ms = node
         .get("learn_for")
         .map_or(Some(DEFAULT_LEARN_FOR_MS), |n| duration_ms(n, diags, true));
@@ -970,6 +1014,44 @@ threshold: 3
             "r.yaml:17:16: rule c: `approximate` does not apply to kind threshold",
             "r.yaml:26:16: rule d: `approximate` needs `bucket`",
             "r.yaml:34:11: rule e: `bucket` makes more than 1440 buckets",
+        ] {
+            assert!(lines.iter().any(|l| l.starts_with(want)), "{want}\n{lines:#?}");
+        }
+    }
+
+    #[test]
+    fn new_value_over_several_fields_and_its_misuse() {
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: a\ntitle: A\nseverity: low\nkind: new_value\nmatch: {type: token.refresh}\ngroup_by: [tenant, session]\nfield: [geo.country, geo.asn, user_agent]\nmin_new: 2\nforget_after: 1d\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let Kind::NewValues(n) = &rules[0].kind else {
+            panic!("new_values")
+        };
+        assert_eq!((n.fields.len(), n.min_new, n.base.forget_after_ms), (3, 2, 86_400_000));
+        let lines = errors(
+            "\
+- id: b
+  title: B
+  severity: low
+  kind: new_value
+  match: {type: token.refresh}
+  field: device
+  min_new: 2
+- id: c
+  title: C
+  severity: low
+  kind: new_value
+  match: {type: token.refresh}
+  field: [geo.country, user_agent, geo.country]
+  min_new: 4
+",
+        );
+        for want in [
+            "r.yaml:7:12: rule b: `min_new` needs `field` to be a list",
+            "r.yaml:13:36: rule c: `geo.country` is listed twice",
+            "r.yaml:14:12: rule c: `min_new` is 4 but `field` lists 3 fields",
         ] {
             assert!(lines.iter().any(|l| l.starts_with(want)), "{want}\n{lines:#?}");
         }

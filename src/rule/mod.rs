@@ -112,6 +112,19 @@ pub enum Kind {
     /// `threshold` or `distinct` with `bucket:`: counted in time buckets, so a window of hours
     /// or days costs a few bytes a bucket, not an event a count.
     Bucketed(Bucketed),
+    /// `new_value` over several fields at once (`field: [geo.country, user_agent]`): alerts
+    /// when at least `min_new` of them take a value new for the group in one event.
+    NewValues(NewValues),
+}
+
+/// `new_value` with a list of fields (docs/rules.md, "Several fields at once").
+#[derive(Clone, Debug)]
+pub struct NewValues {
+    /// The options every field's baseline shares; its `field` is the first of `fields`.
+    pub base: NewValue,
+    pub fields: Vec<Field>,
+    /// How many fields must be new in the same event (default 1).
+    pub min_new: u32,
 }
 
 /// Options of a bucketed `threshold` / `distinct` (docs/rules.md, "Long windows").
@@ -176,6 +189,7 @@ impl Kind {
             Kind::ImpossibleTravel(_) => "impossible_travel",
             Kind::Bucketed(b) if b.distinct.is_some() => "distinct",
             Kind::Bucketed(_) => "threshold",
+            Kind::NewValues(_) => "new_value",
         }
     }
 
@@ -187,6 +201,7 @@ impl Kind {
             Kind::Sequence { within_ms, .. } => *within_ms,
             // A baseline lives as long as its values are remembered, not a window.
             Kind::NewValue(n) => n.forget_after_ms,
+            Kind::NewValues(n) => n.base.forget_after_ms,
             Kind::ImpossibleTravel(t) => t.horizon_ms(),
             // The oldest bucket can start up to one bucket before the window.
             Kind::Bucketed(b) => b.window_ms.saturating_add(b.bucket_ms),
@@ -197,7 +212,7 @@ impl Kind {
     /// value alerts once by nature (it is learned), and every impossible trip is news.
     pub fn default_suppress_ms(&self) -> i64 {
         match self {
-            Kind::NewValue(_) | Kind::ImpossibleTravel(_) => 0,
+            Kind::NewValue(_) | Kind::NewValues(_) | Kind::ImpossibleTravel(_) => 0,
             Kind::Bucketed(b) => b.window_ms,
             other => other.horizon_ms(),
         }
