@@ -170,7 +170,12 @@ impl SketchGroup {
     /// Heap bytes of the sketches (memory per group, measured in the tests).
     #[cfg(test)]
     pub fn sketch_bytes(&self) -> usize {
-        self.merged.size_of() + self.buckets.iter().map(|(_, s, _)| s.size_of()).sum::<usize>()
+        self.merged.size_of()
+            + self
+                .buckets
+                .iter()
+                .map(|(_, s, _)| s.size_of())
+                .sum::<usize>()
     }
 }
 

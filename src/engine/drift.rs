@@ -39,7 +39,8 @@ impl DriftGroup {
     /// baselines had learned enough to say so), describes them: `geo.country=SG (seen
     /// before: DE), user_agent=... (seen before: 1 value)`.
     pub fn observe(&mut self, e: &Event, opts: &NewValues) -> Option<String> {
-        self.fields.resize_with(opts.fields.len(), BaselineGroup::default);
+        self.fields
+            .resize_with(opts.fields.len(), BaselineGroup::default);
         self.last_seen = self.last_seen.max(e.ts);
         let mut changed = Vec::new();
         for (field, baseline) in opts.fields.iter().zip(&mut self.fields) {
@@ -48,7 +49,11 @@ impl DriftGroup {
             let mut field_opts = opts.base.clone();
             field_opts.field = field.clone();
             if let Some(known) = baseline.observe(ValueId::of(&value), e.ts, &field_opts) {
-                changed.push(format!("{field}={} ({})", value.to_text(), known.describe()));
+                changed.push(format!(
+                    "{field}={} ({})",
+                    value.to_text(),
+                    known.describe()
+                ));
             }
         }
         (changed.len() >= opts.min_new as usize).then(|| changed.join(", "))
@@ -93,15 +98,30 @@ mod tests {
     fn a_session_moving_country_network_and_browser_alerts_once() {
         let o = opts(2);
         let mut g = DriftGroup::default();
-        assert!(g.observe(&refresh(0, "DE", 3320, "Firefox/133"), &o).is_none());
-        assert!(g.observe(&refresh(600_000, "DE", 3320, "Firefox/133"), &o).is_none());
+        assert!(
+            g.observe(&refresh(0, "DE", 3320, "Firefox/133"), &o)
+                .is_none()
+        );
+        assert!(
+            g.observe(&refresh(600_000, "DE", 3320, "Firefox/133"), &o)
+                .is_none()
+        );
         let said = g
             .observe(&refresh(2_400_000, "SG", 14061, "Chrome/131"), &o)
             .unwrap();
-        assert!(said.starts_with("geo.country=SG (seen before: DE), geo.asn=14061 (seen before: 3320)"), "{said}");
+        assert!(
+            said.starts_with("geo.country=SG (seen before: DE), geo.asn=14061 (seen before: 3320)"),
+            "{said}"
+        );
         // Learned: the hijacker's next refresh, and the user's own, say nothing new.
-        assert!(g.observe(&refresh(2_500_000, "SG", 14061, "Chrome/131"), &o).is_none());
-        assert!(g.observe(&refresh(2_600_000, "DE", 3320, "Firefox/133"), &o).is_none());
+        assert!(
+            g.observe(&refresh(2_500_000, "SG", 14061, "Chrome/131"), &o)
+                .is_none()
+        );
+        assert!(
+            g.observe(&refresh(2_600_000, "DE", 3320, "Firefox/133"), &o)
+                .is_none()
+        );
     }
 
     #[test]
@@ -109,12 +129,18 @@ mod tests {
         let o = opts(2);
         let mut g = DriftGroup::default();
         assert!(g.observe(&refresh(0, "DE", 3320, "App/5"), &o).is_none());
-        assert!(g.observe(&refresh(60_000, "DE", 6805, "App/5"), &o).is_none());
+        assert!(
+            g.observe(&refresh(60_000, "DE", 6805, "App/5"), &o)
+                .is_none()
+        );
         // With min_new 1 the same move alerts.
         let mut g = DriftGroup::default();
         let o = opts(1);
         assert!(g.observe(&refresh(0, "DE", 3320, "App/5"), &o).is_none());
-        assert!(g.observe(&refresh(60_000, "DE", 6805, "App/5"), &o).is_some());
+        assert!(
+            g.observe(&refresh(60_000, "DE", 6805, "App/5"), &o)
+                .is_some()
+        );
     }
 
     #[test]

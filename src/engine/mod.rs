@@ -9,8 +9,8 @@ mod alert;
 mod baseline;
 mod bucket;
 mod dedup;
-mod drift;
 mod distinct;
+mod drift;
 mod group;
 mod held;
 mod held_log;
@@ -20,6 +20,7 @@ mod reload;
 mod reorder;
 mod sequence;
 mod shape;
+mod spike;
 mod table;
 mod travel;
 mod window;
@@ -39,12 +40,13 @@ use crate::rule::{Kind, Rule};
 use baseline::Novelty;
 use bucket::{CountGroup, SketchGroup};
 use dedup::Dedup;
-use drift::DriftGroup;
 use distinct::DistinctGroup;
+use drift::DriftGroup;
 use group::{GroupKey, group_json};
 use matchkind::MatchGroup;
 use reorder::{Admit, Bounds, Reorder};
 use sequence::SequenceGroup;
+use spike::SpikeGroup;
 use table::Table;
 use travel::TravelGroup;
 use window::WindowGroup;
@@ -163,6 +165,8 @@ pub enum Note {
     Trip(String),
     /// `new_value` over several fields: each new value and what its baseline held.
     Changed(String),
+    /// `spike`: what the group usually counts.
+    Baseline(String),
 }
 
 /// Per-group state of one rule.
@@ -182,6 +186,7 @@ enum Groups {
     Sketches(Table<SketchGroup>),
     /// `new_value` over several fields.
     Drift(Table<DriftGroup>),
+    Spike(Table<SpikeGroup>),
 }
 
 impl Groups {
@@ -196,6 +201,7 @@ impl Groups {
             Groups::Counts(t) => t,
             Groups::Sketches(t) => t,
             Groups::Drift(t) => t,
+            Groups::Spike(t) => t,
         }
     }
 
@@ -210,6 +216,7 @@ impl Groups {
             Groups::Counts(t) => t,
             Groups::Sketches(t) => t,
             Groups::Drift(t) => t,
+            Groups::Spike(t) => t,
         }
     }
 }
@@ -256,11 +263,10 @@ impl Engine {
                     },
                     Kind::NewValue(_) => Groups::NewValue(Table::new(cap)),
                     Kind::ImpossibleTravel(_) => Groups::Travel(Table::new(cap)),
-                    Kind::Bucketed(b) if b.distinct.is_some() => {
-                        Groups::Sketches(Table::new(cap))
-                    }
+                    Kind::Bucketed(b) if b.distinct.is_some() => Groups::Sketches(Table::new(cap)),
                     Kind::Bucketed(_) => Groups::Counts(Table::new(cap)),
                     Kind::NewValues(_) => Groups::Drift(Table::new(cap)),
+                    Kind::Spike(_) => Groups::Spike(Table::new(cap)),
                 },
                 shape: shape::rule_shape(&rule),
                 rule,
@@ -540,6 +546,22 @@ fn observe(live: &mut LiveRule, key: &str, e: &Arc<Event>) -> Option<Alert> {
                 note: Note::Changed(changed),
             }
         }
+        (Groups::Spike(table), Kind::Spike(opts)) => {
+            let g = table.entry(key);
+            let (mut fired, usual) = g.observe(e, opts)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(())?;
+            fired.note = Note::Baseline(format!(
+                "usually {:.1} (σ {:.1}) {}",
+                usual.mean,
+                usual.sd,
+                match opts.seasonality {
+                    crate::rule::Seasonality::None => "in such a window",
+                    crate::rule::Seasonality::HourOfDay => "at this hour",
+                    crate::rule::Seasonality::WeekdayHour => "at this hour of a weekday or weekend",
+                }
+            ));
+            fired
+        }
         _ => unreachable!("a rule's state always matches its kind"),
     };
     Some(make_alert(live, key, e, fired))
@@ -637,6 +659,13 @@ fn summary(
                 crate::rule::APPROXIMATE_ERROR * 100.0
             ),
         },
+        Kind::Spike(spike) => match &fired.note {
+            Note::Baseline(usual) => format!(
+                "{count} {what} for {who} within {}, {usual}",
+                describe_duration(spike.window_ms)
+            ),
+            _ => format!("{count} {what} for {who}"),
+        },
         Kind::NewValues(_) => match &fired.note {
             Note::Changed(changed) => format!("{what} for {who} with new {changed}"),
             _ => format!("{what} for {who}"),
@@ -646,7 +675,7 @@ fn summary(
                 format!("{what} from new {value} for {who} ({})", known.describe())
             }
             Note::Trip(trip) => format!("impossible travel for {who}: {trip}"),
-            Note::None | Note::Changed(_) => format!("{what} for {who}"),
+            Note::None | Note::Changed(_) | Note::Baseline(_) => format!("{what} for {who}"),
         },
     }
 }

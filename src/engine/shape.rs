@@ -74,6 +74,12 @@ fn encode(rule: &Rule) -> Shape {
             "kind": "new_values",
             "fields": n.fields.iter().map(ToString::to_string).collect::<Vec<_>>(),
         }),
+        // A learned baseline takes weeks: only the window and the seasons (what each slot
+        // means) are its shape; factor, deviations, floor and learning period only decide
+        // when to alert, and retuning them keeps what was learned.
+        Kind::Spike(s) => json!({
+            "kind": "spike", "window_ms": s.window_ms, "seasonality": s.seasonality.as_str(),
+        }),
     };
     Shape {
         version: SHAPE_VERSION,

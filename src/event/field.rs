@@ -52,8 +52,14 @@ impl NetPrefix {
         let parts: Vec<&str> = text.split('/').collect();
         let prefix = match parts.as_slice() {
             [one] => match number(one) {
-                Some(n @ 1..=32) => NetPrefix { v4: n, v6: DEFAULT_V6_PREFIX },
-                Some(n @ 33..=128) => NetPrefix { v4: DEFAULT_V4_PREFIX, v6: n },
+                Some(n @ 1..=32) => NetPrefix {
+                    v4: n,
+                    v6: DEFAULT_V6_PREFIX,
+                },
+                Some(n @ 33..=128) => NetPrefix {
+                    v4: DEFAULT_V4_PREFIX,
+                    v6: n,
+                },
                 _ => return Err(format!("`ip/{text}` is not a network prefix; {usage}")),
             },
             [a, b] => match (number(a), number(b)) {
@@ -332,7 +338,11 @@ mod tests {
         let net = |path: &str, ip: &str| {
             let e = decode_line(format!(r#"{{"ts":1,"type":"other","ip":"{ip}"}}"#).as_bytes())
                 .unwrap();
-            Field::parse_grouping(path).unwrap().get(&e).unwrap().to_text()
+            Field::parse_grouping(path)
+                .unwrap()
+                .get(&e)
+                .unwrap()
+                .to_text()
         };
         assert_eq!(net("ip/24", "198.51.100.77"), "198.51.100.0/24");
         assert_eq!(net("ip/24", "2001:db8:1:2::9"), "2001:db8:1::/48");
@@ -347,9 +357,20 @@ mod tests {
             assert_eq!(Field::parse_grouping(path).unwrap().to_string(), path);
         }
         // `ip/48` and `ip/24/48` are `ip/24`: the same grouping, one name.
-        assert_eq!(Field::parse_grouping("ip/24/48").unwrap().to_string(), "ip/24");
+        assert_eq!(
+            Field::parse_grouping("ip/24/48").unwrap().to_string(),
+            "ip/24"
+        );
         assert_eq!(Field::parse_grouping("ip/48").unwrap().to_string(), "ip/24");
-        for bad in ["ip/0", "ip/129", "ip/", "ip/x", "ip/33/64", "ip/24/0", "ip/24/48/1"] {
+        for bad in [
+            "ip/0",
+            "ip/129",
+            "ip/",
+            "ip/x",
+            "ip/33/64",
+            "ip/24/0",
+            "ip/24/48/1",
+        ] {
             let err = Field::parse_grouping(bad).unwrap_err();
             assert!(err.contains("not a network prefix"), "{bad}: {err}");
         }

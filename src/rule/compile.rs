@@ -6,12 +6,13 @@ use super::diag::{Diagnostics, did_you_mean};
 use super::matcher::{Matcher, compile_match};
 use super::yaml::{Node, Value};
 use super::{
-    Bucketed, Expectation, Kind, NewValue, NewValues, Origin, Rule, RuleTest, Severity, Step, Travel,
+    Bucketed, Expectation, Kind, NewValue, NewValues, Origin, Rule, RuleTest, Seasonality,
+    Severity, Spike, Step, Travel,
 };
 use crate::event::{Event, Field, decode_value};
 
 /// Every key a rule may have. Unknown keys are errors (a typo must not silently disable logic).
-const RULE_KEYS: [&str; 27] = [
+const RULE_KEYS: [&str; 31] = [
     "id",
     "title",
     "description",
@@ -39,26 +40,31 @@ const RULE_KEYS: [&str; 27] = [
     "bucket",
     "approximate",
     "min_new",
+    "factor",
+    "deviations",
+    "min_count",
+    "seasonality",
 ];
 
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
     "match",
     "threshold",
     "distinct",
     "sequence",
     "new_value",
     "impossible_travel",
+    "spike",
 ];
 
 /// Keys that only some kinds take.
-const KIND_KEYS: [(&str, &[&str]); 15] = [
-    ("window", &["threshold", "distinct"]),
+const KIND_KEYS: [(&str, &[&str]); 19] = [
+    ("window", &["threshold", "distinct", "spike"]),
     ("threshold", &["threshold", "distinct"]),
     ("distinct", &["distinct"]),
     ("within", &["sequence"]),
     ("steps", &["sequence"]),
     ("field", &["new_value"]),
-    ("learn_for", &["new_value"]),
+    ("learn_for", &["new_value", "spike"]),
     ("min_history", &["new_value"]),
     ("forget_after", &["new_value"]),
     ("max_speed_kmh", &["impossible_travel"]),
@@ -67,7 +73,14 @@ const KIND_KEYS: [(&str, &[&str]); 15] = [
     ("bucket", &["threshold", "distinct"]),
     ("approximate", &["distinct"]),
     ("min_new", &["new_value"]),
+    ("factor", &["spike"]),
+    ("deviations", &["spike"]),
+    ("min_count", &["spike"]),
+    ("seasonality", &["spike"]),
 ];
+
+/// `spike` without `learn_for`: a week, so every hour of every day has been seen once.
+const DEFAULT_SPIKE_LEARN_FOR_MS: i64 = 7 * DAY_MS;
 
 /// Buckets a group may keep (`window / bucket`): a day in 1-minute buckets, and far more than
 /// any detection needs; beyond, the bucket is too fine for the window to be cheap.
@@ -225,8 +238,7 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
             let window_ms =
                 required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
             let threshold = required(node, "threshold", diags).and_then(|n| count(n, diags));
-            let field =
-                required(node, "distinct", diags).and_then(|n| grouping_field(n, diags));
+            let field = required(node, "distinct", diags).and_then(|n| grouping_field(n, diags));
             Some(Kind::Distinct {
                 field: field?,
                 window_ms: window_ms?,
@@ -244,6 +256,7 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
         }
         Some("new_value") => new_value_kind(node, diags),
         Some("impossible_travel") => travel(node, diags).map(Kind::ImpossibleTravel),
+        Some("spike") => spike(node, diags).map(Kind::Spike),
         _ => None,
     };
     if !matches!(kind, None | Some(Kind::Match | Kind::Sequence { .. })) && filter.is_none() {
@@ -287,8 +300,7 @@ fn bucketed(node: &Node, kind: &str, diags: &mut Diagnostics<'_>) -> Option<Buck
     let bucket_node = node.get("bucket")?;
     let bucket_ms = duration_ms(bucket_node, diags, false);
     let distinct = if kind == "distinct" {
-        let field =
-            required(node, "distinct", diags).and_then(|n| grouping_field(n, diags));
+        let field = required(node, "distinct", diags).and_then(|n| grouping_field(n, diags));
         match node.get("approximate").map(|n| (n, &n.value)) {
             Some((_, Value::Bool(true))) => {}
             Some((n, _)) => diags.error(
@@ -319,7 +331,9 @@ fn bucketed(node: &Node, kind: &str, diags: &mut Diagnostics<'_>) -> Option<Buck
     if window_ms / bucket_ms > MAX_BUCKETS {
         diags.error(
             bucket_node.pos,
-            format!("`bucket` makes more than {MAX_BUCKETS} buckets of the window; use a longer bucket"),
+            format!(
+                "`bucket` makes more than {MAX_BUCKETS} buckets of the window; use a longer bucket"
+            ),
         );
         return None;
     }
@@ -344,7 +358,10 @@ fn new_value_kind(node: &Node, diags: &mut Diagnostics<'_>) -> Option<Kind> {
         }
         return new_value(node, diags).map(Kind::NewValue);
     };
-    let fields: Vec<Field> = items.iter().filter_map(|i| grouping_field(i, diags)).collect();
+    let fields: Vec<Field> = items
+        .iter()
+        .filter_map(|i| grouping_field(i, diags))
+        .collect();
     for (i, item) in items.iter().enumerate() {
         if fields.len() == items.len() && fields[..i].contains(&fields[i]) {
             diags.error(item.pos, format!("`{}` is listed twice", fields[i]));
@@ -399,6 +416,79 @@ fn new_value(node: &Node, diags: &mut Diagnostics<'_>) -> Option<NewValue> {
         learn_for_ms: learn_for_ms?,
         min_history: min_history?,
         forget_after_ms: forget_after_ms?,
+    })
+}
+
+fn spike(node: &Node, diags: &mut Diagnostics<'_>) -> Option<Spike> {
+    let window_ms = required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
+    let learn_for_ms = node
+        .get("learn_for")
+        .map_or(Some(DEFAULT_SPIKE_LEARN_FOR_MS), |n| {
+            duration_ms(n, diags, true)
+        });
+    let factor = node.get("factor").map(|n| {
+        number(n, diags, false).filter(|f| {
+            let ok = *f > 1.0;
+            if !ok {
+                diags.error(n.pos, "`factor` must be above 1 (the count is compared with factor × the usual count)");
+            }
+            ok
+        })
+    });
+    let deviations = node.get("deviations").map(|n| number(n, diags, false));
+    if factor.is_none() && deviations.is_none() {
+        diags.error(
+            node.pos,
+            "a spike rule needs `factor` (like 4: four times the usual count) or `deviations` (like 4: four standard deviations above it), or both",
+        );
+    }
+    let min_count = required(node, "min_count", diags).and_then(|n| count(n, diags));
+    let seasonality = match node.get("seasonality") {
+        None => Some(Seasonality::WeekdayHour),
+        Some(n) => {
+            let text = n.scalar_text();
+            let parsed = Seasonality::parse(&text);
+            if parsed.is_none() {
+                let hint = did_you_mean(&text, Seasonality::NAMES);
+                diags.error(
+                    n.pos,
+                    format!(
+                        "unknown seasonality `{text}`{hint}; use one of {}",
+                        Seasonality::NAMES.join(", ")
+                    ),
+                );
+            }
+            parsed
+        }
+    };
+    let window_ms = window_ms?;
+    if let Some(s) = seasonality
+        && s != Seasonality::None
+        && window_ms > 3_600_000
+        && let Some(n) = node.get("window")
+    {
+        diags.error(
+            n.pos,
+            format!(
+                "a window longer than 1h cannot follow the hour of day (seasonality {}); use a window of at most 1h, or seasonality: none",
+                s.as_str()
+            ),
+        );
+        return None;
+    }
+    Some(Spike {
+        window_ms,
+        learn_for_ms: learn_for_ms?,
+        factor: match factor {
+            Some(f) => Some(f?),
+            None => None,
+        },
+        deviations: match deviations {
+            Some(d) => Some(d?),
+            None => None,
+        },
+        min_count: min_count?,
+        seasonality: seasonality?,
     })
 }
 
@@ -1015,7 +1105,10 @@ threshold: 3
             "r.yaml:26:16: rule d: `approximate` needs `bucket`",
             "r.yaml:34:11: rule e: `bucket` makes more than 1440 buckets",
         ] {
-            assert!(lines.iter().any(|l| l.starts_with(want)), "{want}\n{lines:#?}");
+            assert!(
+                lines.iter().any(|l| l.starts_with(want)),
+                "{want}\n{lines:#?}"
+            );
         }
     }
 
@@ -1029,7 +1122,10 @@ threshold: 3
         let Kind::NewValues(n) = &rules[0].kind else {
             panic!("new_values")
         };
-        assert_eq!((n.fields.len(), n.min_new, n.base.forget_after_ms), (3, 2, 86_400_000));
+        assert_eq!(
+            (n.fields.len(), n.min_new, n.base.forget_after_ms),
+            (3, 2, 86_400_000)
+        );
         let lines = errors(
             "\
 - id: b
@@ -1053,7 +1149,67 @@ threshold: 3
             "r.yaml:13:36: rule c: `geo.country` is listed twice",
             "r.yaml:14:12: rule c: `min_new` is 4 but `field` lists 3 fields",
         ] {
-            assert!(lines.iter().any(|l| l.starts_with(want)), "{want}\n{lines:#?}");
+            assert!(
+                lines.iter().any(|l| l.starts_with(want)),
+                "{want}\n{lines:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn spike_rules_compile_with_defaults_and_their_misuse_is_positioned() {
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: a\ntitle: A\nseverity: low\nkind: spike\nmatch: {type: login.failure}\ngroup_by: [tenant]\nwindow: 1h\nfactor: 4\nmin_count: 30\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let Kind::Spike(s) = &rules[0].kind else {
+            panic!("spike")
+        };
+        assert_eq!(s.learn_for_ms, 7 * 86_400_000);
+        assert_eq!(s.seasonality, crate::rule::Seasonality::WeekdayHour);
+        assert_eq!((s.factor, s.deviations), (Some(4.0), None));
+        let lines = errors(
+            "\
+- id: b
+  title: B
+  severity: low
+  kind: spike
+  match: {type: login.failure}
+  window: 1h
+  min_count: 3
+- id: c
+  title: C
+  severity: low
+  kind: spike
+  match: {type: login.failure}
+  window: 1d
+  factor: 0.5
+  min_count: 0
+  seasonality: hour_of_week
+- id: d
+  title: D
+  severity: low
+  kind: spike
+  match: {type: login.failure}
+  window: 2h
+  deviations: 3
+  min_count: 10
+  threshold: 5
+",
+        );
+        for want in [
+            "r.yaml:1:3: rule b: a spike rule needs `factor`",
+            "r.yaml:14:11: rule c: `factor` must be above 1",
+            "r.yaml:15:14: rule c: expected a whole number of at least 1",
+            "r.yaml:16:16: rule c: unknown seasonality `hour_of_week`",
+            "r.yaml:22:11: rule d: a window longer than 1h cannot follow the hour of day",
+            "r.yaml:25:14: rule d: `threshold` does not apply to kind spike",
+        ] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(want)),
+                "{want}\n{lines:#?}"
+            );
         }
     }
 }

@@ -339,7 +339,11 @@ mod tests {
         // Past sled's own lock, which the closed store's threads release a moment late.
         let raw = loop {
             match sled::open(dir.path()) {
-                Err(e) if open_error(dir.path(), e.clone()).to_string().contains("in use") => {
+                Err(e)
+                    if open_error(dir.path(), e.clone())
+                        .to_string()
+                        .contains("in use") =>
+                {
                     std::thread::sleep(std::time::Duration::from_millis(20))
                 }
                 other => break other.err().map(|e| e.to_string()).unwrap_or_default(),
