@@ -26,7 +26,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { self.0.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { self.0.realloc(ptr, layout, new_size) }
     }
 }
@@ -198,7 +201,10 @@ const KINDS: [(&str, &str); 8] = [
 ];
 
 fn kind_rule(name: &str, body: &str) -> rule::Rule {
-    let text = format!("id: bench-{}\ntitle: T\nseverity: low\n{body}", name.replace('_', "-"));
+    let text = format!(
+        "id: bench-{}\ntitle: T\nseverity: low\n{body}",
+        name.replace('_', "-")
+    );
     let (mut rules, diags) = rule::load_file_text(Path::new("bench.yaml"), &text);
     assert!(diags.is_empty(), "{name}: {diags:?}");
     rules.remove(0)
@@ -231,7 +237,10 @@ fn kinds(c: &mut Criterion) {
     // whose rule counts nothing (the lateness buffer's events), over its groups.
     let (idle, _, keep) = heap_after(&rules[KINDS.len() - 1].1, &events);
     drop(keep);
-    println!("kind memory over {} events: (bytes held - idle engine) / groups", events.len());
+    println!(
+        "kind memory over {} events: (bytes held - idle engine) / groups",
+        events.len()
+    );
     for (name, rule) in &rules[..KINDS.len() - 1] {
         let (bytes, groups, engine) = heap_after(rule, &events);
         drop(engine);
@@ -246,7 +255,12 @@ fn kinds(c: &mut Criterion) {
     for (name, rule) in &rules {
         group.bench_function(*name, |b| {
             b.iter_batched(
-                || (Engine::new(vec![rule.clone()], &EngineOptions::default()), events.clone()),
+                || {
+                    (
+                        Engine::new(vec![rule.clone()], &EngineOptions::default()),
+                        events.clone(),
+                    )
+                },
                 |(mut engine, events)| {
                     let mut alerts = Vec::new();
                     for e in events {

@@ -267,6 +267,7 @@ impl Engine {
                     Kind::Bucketed(_) => Groups::Counts(Table::new(cap)),
                     Kind::NewValues(_) => Groups::Drift(Table::new(cap)),
                     Kind::Spike(_) => Groups::Spike(Table::new(cap)),
+                    Kind::ClearedDistinct(_) => Groups::Distinct(Table::new(cap)),
                 },
                 shape: shape::rule_shape(&rule),
                 rule,
@@ -398,7 +399,8 @@ impl Engine {
         for &i in &self.by_type[e.kind.index()] {
             let live = &mut self.rules[i];
             let counting = !matches!(live.rule.kind, Kind::Match);
-            if !live.rule.filter.matches(e) || !self.key.build(&live.rule.group_by, e, counting) {
+            let wanted = live.rule.filter.matches(e) || clears(&live.rule, e);
+            if !wanted || !self.key.build(&live.rule.group_by, e, counting) {
                 continue;
             }
             if let Some(alert) = observe(live, self.key.as_str(), e) {
@@ -422,8 +424,27 @@ impl Engine {
     }
 }
 
+/// True when `e` clears a value of a `cleared_by` rule (and is not counted by it).
+fn clears(rule: &Rule, e: &Event) -> bool {
+    matches!(&rule.kind, Kind::ClearedDistinct(c) if c.cleared_by.matches(e))
+}
+
 /// The types a rule can match (all of them when its `match` does not pin `type`).
 fn rule_types(rule: &Rule) -> Vec<EventType> {
+    let mut types = counted_types(rule);
+    if let Kind::ClearedDistinct(c) = &rule.kind {
+        types.extend(
+            c.cleared_by
+                .possible_types()
+                .unwrap_or_else(|| EventType::ALL.to_vec()),
+        );
+        types.sort();
+        types.dedup();
+    }
+    types
+}
+
+fn counted_types(rule: &Rule) -> Vec<EventType> {
     let pinned = match &rule.kind {
         Kind::Sequence { steps, .. } => rule.filter.possible_types().or_else(|| {
             let per_step: Option<Vec<Vec<EventType>>> =
@@ -562,6 +583,19 @@ fn observe(live: &mut LiveRule, key: &str, e: &Arc<Event>) -> Option<Alert> {
             ));
             fired
         }
+        (Groups::Distinct(table), Kind::ClearedDistinct(opts)) => {
+            let value = opts.field.get(e)?.to_text();
+            if !rule.filter.matches(e) {
+                // A clearing event: the value leaves the count; it never creates a group.
+                if let Some(g) = table.get_mut(key) {
+                    g.clear(&value);
+                }
+                return None;
+            }
+            let g = table.entry(key);
+            let fired = g.observe(&value, e, opts.window_ms, opts.threshold)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
+        }
         _ => unreachable!("a rule's state always matches its kind"),
     };
     Some(make_alert(live, key, e, fired))
@@ -622,6 +656,14 @@ fn summary(
                 describe_duration(*window_ms)
             )
         }
+        Kind::ClearedDistinct(c) => format!(
+            "{count} distinct {} in {what} for {who} within {}, none followed by {}",
+            c.field,
+            describe_duration(c.window_ms),
+            c.cleared_by
+                .single_type()
+                .map_or("a clearing event", |t| t.as_str())
+        ),
         Kind::Distinct {
             field, window_ms, ..
         } => format!(

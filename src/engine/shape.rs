@@ -80,6 +80,11 @@ fn encode(rule: &Rule) -> Shape {
         Kind::Spike(s) => json!({
             "kind": "spike", "window_ms": s.window_ms, "seasonality": s.seasonality.as_str(),
         }),
+        Kind::ClearedDistinct(c) => json!({
+            "kind": "distinct_cleared", "field": c.field.to_string(),
+            "window_ms": c.window_ms, "threshold": c.threshold,
+            "cleared_by": matcher(&c.cleared_by),
+        }),
     };
     Shape {
         version: SHAPE_VERSION,

@@ -6,13 +6,13 @@ use super::diag::{Diagnostics, did_you_mean};
 use super::matcher::{Matcher, compile_match};
 use super::yaml::{Node, Value};
 use super::{
-    Bucketed, Expectation, Kind, NewValue, NewValues, Origin, Rule, RuleTest, Seasonality,
-    Severity, Spike, Step, Travel,
+    Bucketed, ClearedDistinct, Expectation, Kind, NewValue, NewValues, Origin, Rule, RuleTest,
+    Seasonality, Severity, Spike, Step, Travel,
 };
 use crate::event::{Event, Field, decode_value};
 
 /// Every key a rule may have. Unknown keys are errors (a typo must not silently disable logic).
-const RULE_KEYS: [&str; 31] = [
+const RULE_KEYS: [&str; 32] = [
     "id",
     "title",
     "description",
@@ -44,6 +44,7 @@ const RULE_KEYS: [&str; 31] = [
     "deviations",
     "min_count",
     "seasonality",
+    "cleared_by",
 ];
 
 const KINDS: [&str; 7] = [
@@ -57,7 +58,7 @@ const KINDS: [&str; 7] = [
 ];
 
 /// Keys that only some kinds take.
-const KIND_KEYS: [(&str, &[&str]); 19] = [
+const KIND_KEYS: [(&str, &[&str]); 20] = [
     ("window", &["threshold", "distinct", "spike"]),
     ("threshold", &["threshold", "distinct"]),
     ("distinct", &["distinct"]),
@@ -77,6 +78,7 @@ const KIND_KEYS: [(&str, &[&str]); 19] = [
     ("deviations", &["spike"]),
     ("min_count", &["spike"]),
     ("seasonality", &["spike"]),
+    ("cleared_by", &["distinct"]),
 ];
 
 /// `spike` without `learn_for`: a week, so every hour of every day has been seen once.
@@ -214,6 +216,26 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
 
     let kind = match kind_name.as_deref() {
         Some("match") => Some(Kind::Match),
+        Some("distinct") if node.get("cleared_by").is_some() && node.get("bucket").is_some() => {
+            diags.error(
+                node.get("cleared_by")?.pos,
+                "`cleared_by` needs an exact count (an estimate cannot forget a value): drop `bucket` and `approximate`",
+            );
+            None
+        }
+        Some("distinct") if node.get("cleared_by").is_some() => {
+            let window_ms =
+                required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
+            let threshold = required(node, "threshold", diags).and_then(|n| count(n, diags));
+            let field = required(node, "distinct", diags).and_then(|n| grouping_field(n, diags));
+            let cleared_by = node.get("cleared_by").map(|m| compile_match(m, diags));
+            Some(Kind::ClearedDistinct(ClearedDistinct {
+                field: field?,
+                window_ms: window_ms?,
+                threshold: threshold?,
+                cleared_by: cleared_by?,
+            }))
+        }
         Some(k @ ("threshold" | "distinct")) if node.get("bucket").is_some() => {
             bucketed(node, k, diags).map(Kind::Bucketed)
         }
@@ -1205,6 +1227,58 @@ threshold: 3
             "r.yaml:16:16: rule c: unknown seasonality `hour_of_week`",
             "r.yaml:22:11: rule d: a window longer than 1h cannot follow the hour of day",
             "r.yaml:25:14: rule d: `threshold` does not apply to kind spike",
+        ] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(want)),
+                "{want}\n{lines:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cleared_by_takes_a_match_and_an_exact_count() {
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: a\ntitle: A\nseverity: low\nkind: distinct\nmatch: {type: login.failure}\ngroup_by: [tenant, ip]\ndistinct: username\ncleared_by: {type: login.success}\nwindow: 1h\nthreshold: 8\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        assert!(matches!(rules[0].kind, Kind::ClearedDistinct(_)));
+        let lines = errors(
+            "\
+- id: b
+  title: B
+  severity: low
+  kind: distinct
+  match: {type: login.failure}
+  distinct: username
+  cleared_by: {type: login.sucess}
+  window: 1d
+  bucket: 1h
+  approximate: true
+  threshold: 8
+- id: c
+  title: C
+  severity: low
+  kind: threshold
+  match: {type: login.failure}
+  cleared_by: {type: login.success}
+  window: 1h
+  threshold: 8
+- id: d
+  title: D
+  severity: low
+  kind: distinct
+  match: {type: login.failure}
+  distinct: username
+  cleared_by: {type: login.sucess}
+  window: 1h
+  threshold: 8
+",
+        );
+        for want in [
+            "r.yaml:7:15: rule b: `cleared_by` needs an exact count",
+            "r.yaml:17:15: rule c: `cleared_by` does not apply to kind threshold",
+            "r.yaml:26:22: rule d: unknown event type `login.sucess`",
         ] {
             assert!(
                 lines.iter().any(|l| l.starts_with(want)),

@@ -117,6 +117,18 @@ pub enum Kind {
     NewValues(NewValues),
     /// The count in `window` compared with what the group usually sees then (learned).
     Spike(Spike),
+    /// `distinct` with `cleared_by:`: a value leaves the count when an event matching
+    /// `cleared_by` comes for the same group and value (a typo followed by a login).
+    ClearedDistinct(ClearedDistinct),
+}
+
+/// `distinct` with `cleared_by` (docs/rules.md, "Cleared values").
+#[derive(Clone, Debug)]
+pub struct ClearedDistinct {
+    pub field: Field,
+    pub window_ms: i64,
+    pub threshold: u32,
+    pub cleared_by: Matcher,
 }
 
 /// `spike` options (docs/rules.md, "Thresholds relative to a learned baseline").
@@ -264,6 +276,7 @@ impl Kind {
             Kind::Bucketed(_) => "threshold",
             Kind::NewValues(_) => "new_value",
             Kind::Spike(_) => "spike",
+            Kind::ClearedDistinct(_) => "distinct",
         }
     }
 
@@ -278,6 +291,7 @@ impl Kind {
             Kind::NewValues(n) => n.base.forget_after_ms,
             // A learned baseline outlives its window: a group silent for a week is dropped.
             Kind::Spike(s) => s.window_ms.max(SPIKE_KEEP_MS),
+            Kind::ClearedDistinct(c) => c.window_ms,
             Kind::ImpossibleTravel(t) => t.horizon_ms(),
             // The oldest bucket can start up to one bucket before the window.
             Kind::Bucketed(b) => b.window_ms.saturating_add(b.bucket_ms),

@@ -1,7 +1,8 @@
 //! Issue 17: the default pack catches the evasive attacks (rotating proxies, low and slow,
 //! stolen sessions, slow MFA fatigue) and stays silent on busy but benign days (a
 //! password-expiry morning behind the NAT, an identity-provider outage, a help-desk MFA
-//! re-enrolment), on generated weeks of a 1,000-person organisation.
+//! re-enrolment), on generated weeks of an organisation: 3,000 people for the benign weeks
+//! (1,200 of them behind the office NAT), 1,000 for the attacked ones.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -16,6 +17,9 @@ use crate::support::rules_dir;
 
 const USERS: u32 = 1_000;
 const DAYS: u32 = 14;
+/// A large office NAT is the hard negative of the per-network rules: a dozen typos an hour.
+const BENIGN_USERS: u32 = 3_000;
+const BENIGN_DAYS: u32 = 11;
 
 /// Benign floods on working days of the second week (the learned baselines are in place).
 fn benign_floods() -> Vec<(Scenario, u32)> {
@@ -82,7 +86,12 @@ fn fired(rule: &str) -> Vec<&'static Alert> {
 
 #[test]
 fn two_benign_weeks_with_an_expiry_morning_an_outage_and_a_reenrolment_raise_no_alert() {
-    let events = org(benign_floods()).generate();
+    let events = Org {
+        users: BENIGN_USERS,
+        days: BENIGN_DAYS,
+        ..org(benign_floods())
+    }
+    .generate();
     // The floods are there: 150 expired-password failures from the one NAT address.
     let expired = events
         .iter()
@@ -96,7 +105,7 @@ fn two_benign_weeks_with_an_expiry_morning_an_outage_and_a_reenrolment_raise_no_
     });
     assert!(
         alerts.is_empty(),
-        "{} events over {DAYS} days of {USERS} users raised {per_rule:?}: {:#?}",
+        "{} events over {BENIGN_DAYS} days of {BENIGN_USERS} users raised {per_rule:?}: {:#?}",
         events.len(),
         alerts.iter().map(|a| &a.summary).collect::<Vec<_>>()
     );
@@ -127,7 +136,7 @@ fn every_alert_in_the_attacked_weeks_is_about_an_attack() {
 fn credential_stuffing_through_residential_proxies_is_caught_per_tenant_and_per_network_operator() {
     let tenant = fired("credential-stuffing-tenant");
     assert_eq!(tenant.len(), 1, "one alert for the campaign");
-    assert!(tenant[0].count >= 40);
+    assert!(tenant[0].count >= 100 && tenant[0].summary.contains("estimated"));
     // 8 proxy networks, 50 usernames each: every one of them crosses 25.
     let asns: BTreeSet<String> = fired("credential-stuffing-asn")
         .iter()
@@ -157,7 +166,11 @@ fn a_low_and_slow_spray_is_caught_per_network_within_the_day() {
             "203.0.113.0/24".to_string()
         ])
     );
-    assert!(spray.iter().all(|a| a.summary.contains("estimated")));
+    assert!(
+        spray
+            .iter()
+            .all(|a| a.summary.contains("none followed by login.success"))
+    );
     // A handful an hour from rotating addresses: the hourly per-ip rule saw nothing.
     assert!(fired("password-spray-ip").is_empty());
 }
