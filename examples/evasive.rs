@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --release --example evasive -- demo | cargo run --release -- replay -   # demo/README.md
 //! cargo run --release --example evasive -- benign 3000 14 > /tmp/benign.jsonl     # users, days
+//! cargo run --release --example evasive -- attacked 3000 2 > /tmp/attacked.jsonl  # users, weeks
 //! cargo run --release --example evasive -- rate 3000 4                            # users, weeks
 //! ```
 //!
@@ -51,6 +52,26 @@ fn weekly_floods(weeks: u32) -> Vec<(Scenario, u32)> {
         .collect()
 }
 
+fn benign_weeks(users: u32, weeks: u32) -> Org {
+    Org {
+        seed: 17,
+        users,
+        days: weeks * 7,
+        scenarios: weekly_floods(weeks),
+    }
+}
+
+/// The same weeks with the five attacks in the second week, once the baselines are learned.
+fn attacked(mut org: Org) -> Org {
+    org.scenarios.extend(
+        Scenario::ATTACKS
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (s, 8 + i as u32 % 3)),
+    );
+    org
+}
+
 fn per_rule(org: &Org) -> (usize, BTreeMap<String, u64>) {
     let rules = authwatch::rule::load_dir(Path::new("rules"))
         .unwrap_or_else(|d| panic!("the pack loads: {d:?}"))
@@ -86,23 +107,16 @@ fn main() -> anyhow::Result<()> {
             };
             std::io::stdout().write_all(&to_json_lines(&org.generate()))?;
         }
+        Some("attacked") => {
+            let (users, weeks) = (number(1, 3_000)?, number(2, 2)?.max(2));
+            let org = attacked(benign_weeks(users, weeks));
+            std::io::stdout().write_all(&to_json_lines(&org.generate()))?;
+        }
         Some("rate") => {
-            let (users, weeks) = (number(1, 3_000)?, number(2, 4)?);
-            let benign = Org {
-                seed: 17,
-                users,
-                days: weeks * 7,
-                scenarios: weekly_floods(weeks),
-            };
+            let (users, weeks) = (number(1, 3_000)?, number(2, 4)?.max(2));
+            let benign = benign_weeks(users, weeks);
             let (events, quiet) = per_rule(&benign);
-            let mut attacked = benign.clone();
-            attacked.scenarios.extend(
-                Scenario::ATTACKS
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &s)| (s, 8 + i as u32 % 3)),
-            );
-            let (_, loud) = per_rule(&attacked);
+            let (_, loud) = per_rule(&attacked(benign));
             let user_days = f64::from(users) * f64::from(weeks * 7) / 1_000.0;
             println!(
                 "{events} benign events, {users} users, {} days, floods: {:?}",
@@ -123,7 +137,7 @@ fn main() -> anyhow::Result<()> {
             let total: u64 = quiet.values().sum();
             println!("total benign alerts: {total}");
         }
-        _ => anyhow::bail!("usage: evasive demo | benign USERS DAYS | rate USERS WEEKS"),
+        _ => anyhow::bail!("usage: evasive demo | benign USERS DAYS | attacked USERS WEEKS | rate USERS WEEKS"),
     }
     Ok(())
 }

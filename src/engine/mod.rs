@@ -696,7 +696,7 @@ fn summary(
                 describe_duration(b.bucket_ms)
             ),
             Some(field) => format!(
-                "about {count} distinct {field} in {what} for {who} within {} (estimated, ±{:.1}%)",
+                "about {count} distinct {field} in {what} for {who} within {} (estimated, ±{:.2}%)",
                 describe_duration(b.window_ms),
                 crate::rule::APPROXIMATE_ERROR * 100.0
             ),
@@ -708,10 +708,15 @@ fn summary(
             ),
             _ => format!("{count} {what} for {who}"),
         },
-        Kind::NewValues(_) => match &fired.note {
-            Note::Changed(changed) => format!("{what} for {who} with new {changed}"),
-            _ => format!("{what} for {who}"),
-        },
+        Kind::NewValues(_) => {
+            // The event that brought the new values names itself (the rule may take several
+            // types: a login, a refresh).
+            let kind = fired.triggers.last().map_or(what, |t| t.kind.as_str());
+            match &fired.note {
+                Note::Changed(changed) => format!("{kind} for {who} with new {changed}"),
+                _ => format!("{kind} for {who}"),
+            }
+        }
         Kind::NewValue(_) | Kind::ImpossibleTravel(_) => match &fired.note {
             Note::NewValue { value, known } => {
                 format!("{what} from new {value} for {who} ({})", known.describe())
