@@ -137,7 +137,9 @@ fn main() -> anyhow::Result<()> {
             let total: u64 = quiet.values().sum();
             println!("total benign alerts: {total}");
         }
-        _ => anyhow::bail!("usage: evasive demo | benign USERS DAYS | attacked USERS WEEKS | rate USERS WEEKS"),
+        _ => anyhow::bail!(
+            "usage: evasive demo | benign USERS DAYS | attacked USERS WEEKS | rate USERS WEEKS"
+        ),
     }
     Ok(())
 }

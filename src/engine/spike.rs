@@ -8,15 +8,13 @@
 //! count it is compared with (the two slots' means in the same shares). Each closed window
 //! teaches its slot an exponentially weighted mean and variance (windows without events teach
 //! a 0). A group holds a mean, a variance and a sample count per slot (9 bytes a slot, 432 for
-//! 48 slots) plus a few counters: under a kilobyte whatever the traffic.
+//! 48 slots) plus a few counters, and no events (the alert's evidence is the event that made
+//! the count stand out; the summary gives the numbers): under a kilobyte whatever the traffic.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::bucket::EVIDENCE_KEPT;
-use super::held::Held;
 use super::table::GroupState;
 use super::{Fired, Note};
 use crate::event::Event;
@@ -43,7 +41,6 @@ pub struct SpikeGroup {
     previous: u32,
     /// When the history began (learning counts from here).
     since: i64,
-    recent: VecDeque<Held>,
     pub last_fired: Option<i64>,
     pub last_seen: i64,
 }
@@ -53,11 +50,10 @@ impl GroupState for SpikeGroup {
         self.last_seen
     }
     fn events(&self) -> Vec<&Arc<Event>> {
-        self.recent.iter().map(|h| &h.0).collect()
+        Vec::new()
     }
-    fn forget(&mut self, about: &dyn Fn(&Event) -> bool) {
-        self.recent.retain(|e| !about(e));
-    }
+    /// Holds no events; a subject's counts go whole with its group key.
+    fn forget(&mut self, _: &dyn Fn(&Event) -> bool) {}
     fn is_empty(&self) -> bool {
         self.seen.is_empty() && self.last_fired.is_none()
     }
@@ -89,10 +85,6 @@ impl SpikeGroup {
         self.last_seen = e.ts;
         self.roll_to(e.ts.div_euclid(opts.window_ms), opts);
         self.count = self.count.saturating_add(1);
-        self.recent.push_back(Held(Arc::clone(e)));
-        if self.recent.len() > EVIDENCE_KEPT {
-            self.recent.pop_front();
-        }
         if e.ts - self.since < opts.learn_for_ms {
             return None;
         }
@@ -120,8 +112,9 @@ impl SpikeGroup {
             (
                 Fired {
                     count: sliding as u64,
-                    first_ts: self.recent.front().map_or(e.ts, |h| h.ts),
-                    triggers: self.recent.iter().map(|h| Arc::clone(h)).collect(),
+                    // The count covers the last window: first_seen is its start.
+                    first_ts: e.ts.saturating_sub(opts.window_ms).max(self.since),
+                    triggers: vec![Arc::clone(e)],
                     note: Note::None,
                 },
                 Usual {
@@ -157,15 +150,13 @@ impl SpikeGroup {
         self.var[slot] = (1.0 - alpha) * (self.var[slot] + diff * step);
     }
 
-    /// Bytes a group holds: the struct, its slot arrays and the evidence pointers (the events
-    /// themselves are shared with every other rule holding them).
+    /// Bytes a group holds: the struct and its slot arrays.
     #[cfg(test)]
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<SpikeGroup>()
             + self.mean.len() * 4
             + self.var.len() * 4
             + self.seen.len()
-            + self.recent.capacity() * std::mem::size_of::<Held>()
     }
 }
 
