@@ -132,7 +132,7 @@ fn normalisers(c: &mut Criterion) {
     let mut group = c.benchmark_group("normalize");
     group.throughput(Throughput::Elements(PROVIDER_LINES as u64));
     group.sample_size(10);
-    for format in Format::ALL.into_iter().filter(|f| *f != Format::Native) {
+    for format in Format::all().filter(|f| *f != Format::Native) {
         let file = match format {
             Format::Keycloak => "attack.log",
             _ => "attack.jsonl",

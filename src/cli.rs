@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
 
-/// `--output` values (SPEC §7).
-const OUTPUTS: [&str; 3] = ["json", "table", "ocsf"];
+use crate::normalize::Format;
+use crate::sink::AlertFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,9 +29,9 @@ pub enum Command {
         /// Move the state directory aside (to <dir>.old-<time>) and start afresh.
         #[arg(long)]
         reset_state: bool,
-        /// How `stdout` sinks print alerts: json, table or ocsf (overrides their `format`;
-        /// default: a table on a terminal, JSON lines otherwise).
-        #[arg(long, value_name = "FORMAT", value_parser = OUTPUTS)]
+        /// How `stdout` sinks print alerts (overrides their `format`; default: a table on a
+        /// terminal, JSON lines otherwise).
+        #[arg(long, value_name = "FORMAT", value_parser = PossibleValuesParser::new(AlertFormat::NAMES))]
         output: Option<String>,
     },
     /// Process recorded events and print alerts (JSON lines, a table on a terminal); a
@@ -41,8 +42,7 @@ pub enum Command {
         files: Vec<PathBuf>,
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
-        /// Input format: native, auth0, okta, keycloak, entra, google_workspace, cognito or ocsf.
-        #[arg(long, value_name = "F")]
+        #[arg(long, value_name = "F", help = format!("Input format: {}", Format::NAMES.join(", ")))]
         format: Option<String>,
         /// Out-of-order tolerance in event time, like 60s.
         #[arg(long, value_name = "DURATION")]
@@ -61,7 +61,7 @@ pub enum Command {
         now: Option<String>,
         /// How alerts are printed: json (SPEC §3 lines), table (for a person) or ocsf (OCSF
         /// Detection Findings). Default: a table on a terminal, JSON lines otherwise.
-        #[arg(long, value_name = "FORMAT", value_parser = OUTPUTS)]
+        #[arg(long, value_name = "FORMAT", value_parser = PossibleValuesParser::new(AlertFormat::NAMES))]
         output: Option<String>,
     },
     /// Erase everything the state holds about one user (by `user` id and by `username`).

@@ -27,6 +27,7 @@ pub mod normalize;
 pub mod outbox;
 pub mod pipeline;
 pub mod rule;
+pub mod secret;
 pub mod shared;
 pub mod sink;
 pub mod source;

@@ -40,6 +40,17 @@ impl Decoder {
         self.admission.check(&event)?;
         Ok(event)
     }
+
+    /// Decodes a record that may hold several events (an Entra Event Hubs body), handing each
+    /// to `each` in the record's order; any other record gives exactly [`Decoder::decode`].
+    pub fn decode_each(&self, record: &[u8], mut each: impl FnMut(Result<Event, BadInput>)) {
+        crate::normalize::normalize_each(self.format, record, |decoded| {
+            each(decoded.and_then(|event| {
+                self.admission.check(&event)?;
+                Ok(event)
+            }))
+        });
+    }
 }
 
 /// Bad lines of one reason logged one by one before they are only counted.
@@ -125,14 +136,19 @@ impl Pipeline {
         if record.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        self.counts.records += 1;
-        match self.decode.decode(record) {
-            Ok(event) => self.accept(event),
-            Err(bad) => {
-                self.reject(&bad, origin, line_no);
-                Ok(())
+        let decode = self.decode;
+        let mut fed = Ok(());
+        decode.decode_each(record, |decoded| {
+            if fed.is_err() {
+                return;
             }
-        }
+            self.counts.records += 1;
+            match decoded {
+                Ok(event) => fed = self.accept(event),
+                Err(bad) => self.reject(&bad, origin, line_no),
+            }
+        });
+        fed
     }
 
     /// Feeds one record in a format other than the source's (an HTTP route fixes the format

@@ -20,7 +20,6 @@ use crate::engine::{Engine, EngineOptions, RunbookLinks};
 use crate::enrich::{Enricher, Verify};
 use crate::event::{Admission, format_ts};
 use crate::normalize::Format;
-use crate::pipeline::Decoder;
 use crate::rule::{self, RuleSet};
 use crate::state::{self, SledStore};
 
@@ -70,8 +69,8 @@ pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_CONFIG: u8 = 78;
 
 /// `--output`, which clap has already held to the names `AlertFormat` reads.
-fn output_format(output: Option<&str>) -> Option<config::AlertFormat> {
-    output.and_then(config::AlertFormat::parse)
+fn output_format(output: Option<&str>) -> Option<crate::sink::AlertFormat> {
+    output.and_then(crate::sink::AlertFormat::parse)
 }
 
 pub fn execute(command: Command) -> ExitCode {
@@ -221,15 +220,10 @@ fn enricher(config: &Config) -> Result<Enricher, Failure> {
         .map_err(|errors| Failure::Invalid(errors.iter().map(ToString::to_string).collect()))
 }
 
-/// The decoder for an input format name, admitting events by the given clock and bound.
-fn decoder(format: &str, admission: Admission) -> Result<Decoder, Failure> {
-    let parsed = format.parse::<Format>();
-    parsed.map(|f| Decoder::new(f, admission)).map_err(|_| {
-        Failure::Invalid(vec![format!(
-            "unknown format `{format}`; use one of {}",
-            config::FORMATS.join(", ")
-        )])
-    })
+/// `--format`: a name of [`Format::NAMES`].
+fn input_format(name: &str) -> Result<Format, Failure> {
+    name.parse()
+        .map_err(|e: crate::normalize::UnknownFormat| Failure::Invalid(vec![e.to_string()]))
 }
 
 #[cfg(test)]

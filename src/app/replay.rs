@@ -2,28 +2,49 @@
 //! (and a progress bar when stderr is a terminal).
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, IsTerminal};
+use std::io::{self, BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
 use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{
-    Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
+    Failure, bound_restored_clock, engine_options, enricher, input_format, load_config, load_rules,
     open_state, rules_dir,
 };
-use crate::config::AlertFormat;
 use crate::engine::{self, Engine};
 use crate::event::{Admission, Clock, parse_rfc3339_ms};
-use crate::pipeline::Pipeline;
-use crate::sink::{Router, StdoutSink, terminal_default};
-use crate::source::lines::{LineReader, Record};
+use crate::pipeline::{Decoder, Pipeline};
+use crate::sink::{AlertFormat, Router, StdoutSink, terminal_default};
+use crate::source::{Item, decoding, stdin};
 use crate::state::StateWrites;
 use crate::state::{self, Store};
 
 /// Progress is redrawn every this many records (drawing per line would cost more than parsing).
 const PROGRESS_EVERY: u64 = 4096;
+/// Bytes read from an input at once.
+const READ_BUFFER: usize = 1 << 20;
+/// Batches between the reader, the decode stage and detection (each up to `BATCH_RECORDS`).
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// An input that counts the bytes read from it, for the progress bar.
+struct Counted {
+    inner: Box<dyn Read + Send>,
+    read: Arc<AtomicU64>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
 
 /// What `replay` was asked to do.
 pub struct Options<'a> {
@@ -62,7 +83,11 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
         clock,
         max_skew_ms: cfg.max_clock_skew_ms,
     };
-    let decode = decoder(opts.format.unwrap_or(&cfg.format), admission)?;
+    let format = match opts.format {
+        Some(name) => input_format(name)?,
+        None => cfg.format,
+    };
+    let decode = Decoder::new(format, admission);
     let enricher = enricher(&cfg)?;
     let mut engine = Engine::new(set.enabled(), &engine_options(&cfg, &set));
     let store = match opts.state {
@@ -98,29 +123,55 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
     let mut done_bytes = 0;
     for input in &inputs {
         let name = input.display().to_string();
-        let reader: Box<dyn BufRead> = if name == "-" {
-            Box::new(BufReader::new(io::stdin().lock()))
+        let reader: Box<dyn Read + Send> = if name == "-" {
+            Box::new(io::stdin())
         } else {
             let file = File::open(input).with_context(|| format!("cannot open {name}"))?;
-            Box::new(BufReader::with_capacity(1 << 16, file))
+            Box::new(file)
         };
-        let mut lines = LineReader::new(reader);
-        let mut buf = Vec::new();
-        while let Some(record) = lines
-            .next_record(&mut buf)
-            .with_context(|| format!("reading {name}"))?
-        {
-            match record {
-                Record::Line => pipeline.feed(&buf, &name, lines.line_no)?,
-                Record::TooLong(len) => pipeline.too_long(len, &name, lines.line_no),
+        // Read and decoded on threads of their own, detected on here (`source::decoding`).
+        let read = Arc::new(AtomicU64::new(0));
+        let counted = Counted {
+            inner: reader,
+            read: read.clone(),
+        };
+        let (tx, lines) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+        let reader = thread::spawn(move || {
+            stdin::read_batches(BufReader::with_capacity(READ_BUFFER, counted), tx)
+        });
+        let (batches, _) = decoding::start(
+            decode,
+            name.clone(),
+            decoding::workers(cfg.decode_threads),
+            lines,
+        );
+        let mut since_progress = 0;
+        for batch in batches {
+            since_progress += batch.items.len() as u64;
+            for item in batch.items {
+                match item {
+                    Item::Event(event) => pipeline.feed_decoded(*event)?,
+                    Item::Bad(bad, origin, n) => pipeline.rejected(&bad, &origin, n),
+                    Item::TooLong(len, n) => pipeline.too_long(len, &name, n),
+                    Item::Line(..) | Item::CheckpointNow(_) | Item::AckWhenDurable(_) => {
+                        unreachable!(
+                            "the decode stage decodes lines; a file asks for no checkpoint"
+                        )
+                    }
+                }
             }
-            if lines.line_no.is_multiple_of(PROGRESS_EVERY)
+            if since_progress >= PROGRESS_EVERY
                 && let Some(p) = &progress
             {
-                p.set_position(done_bytes + lines.offset);
+                p.set_position(done_bytes + read.load(Ordering::Relaxed));
+                since_progress = 0;
             }
         }
-        done_bytes += lines.offset;
+        reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the reader of {name} panicked"))?
+            .with_context(|| format!("reading {name}"))?;
+        done_bytes += read.load(Ordering::Relaxed);
     }
     pipeline.finish()?;
     if let Some(store) = &store {

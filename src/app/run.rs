@@ -14,22 +14,21 @@ use std::time::Duration;
 use super::detect::{BATCHES_IN_FLIGHT, Detector, Ended};
 use super::reload::Reloader;
 use super::{
-    Failure, bound_restored_clock, decoder, engine_options, enricher, load_config, load_rules,
-    open_state,
+    Failure, bound_restored_clock, engine_options, enricher, load_config, load_rules, open_state,
 };
 use crate::config::Source;
-use crate::config::{AlertFormat, Routing, SinkKind};
 use crate::engine::{self, Engine};
 use crate::event::{Admission, Clock};
 use crate::http::{self, Server};
 use crate::outbox::Delivery;
+use crate::pipeline::Decoder;
 use crate::pipeline::Pipeline;
 use crate::shared::{Shared, watch_signals};
-use crate::sink::Router;
+use crate::sink::{AlertFormat, Router, Routing, SinkKind};
 use crate::source::file::{self, FileSource};
 use crate::source::kafka::KafkaSource;
 use crate::source::pull::{self, PullSource};
-use crate::source::{self, Batch, stdin};
+use crate::source::{self, Batch, decoding, stdin};
 use crate::state::{self, CheckpointWriter, Guarded, StoreGuard};
 
 /// Runtime threads for network IO; detection has its own thread.
@@ -46,7 +45,7 @@ pub fn run(
     if let Some(format) = output {
         cfg.sinks
             .iter_mut()
-            .filter(|s| s.kind == SinkKind::Stdout)
+            .filter(|s| matches!(s.kind, SinkKind::Stdout(_)))
             .for_each(|s| s.format = Some(format));
     }
     let set = load_rules(&cfg.rules_dir)?;
@@ -54,7 +53,7 @@ pub fn run(
         clock: Clock::Wall,
         max_skew_ms: cfg.max_clock_skew_ms,
     };
-    let decode = decoder(&cfg.format, admission)?;
+    let decode = Decoder::new(cfg.format, admission);
     let enricher = enricher(&cfg)?;
     let store = open_state(&cfg.state_dir, reset_state)?;
     // From here every store call has a deadline and any store error ends the daemon.
@@ -114,6 +113,7 @@ pub fn run(
         on_durable = Some(durable);
         routes = routes.merge(source::http::routes(
             ingest.clone(),
+            decode,
             tx.clone(),
             shared.clone(),
             checkpoints,
@@ -189,6 +189,16 @@ pub fn run(
             (thread::spawn(move || source.run(tx)), origin)
         }
     };
+    // Lines read from standard input or a file are decoded beside detection, on threads of
+    // their own (`source::decoding`); Kafka decodes on its source thread, HTTP in its
+    // handlers, and an API poll's few records go to detection as they are.
+    let rx = match &cfg.source {
+        Source::Stdin | Source::File { .. } => {
+            let workers = decoding::workers(cfg.decode_threads);
+            decoding::start(decode, origin.clone(), workers, rx).0
+        }
+        _ => rx,
+    };
     tracing::info!(rules = set.enabled().len(), source = %origin, "authwatch started");
     shared.ready.store(true, Ordering::Relaxed);
 
@@ -201,7 +211,7 @@ pub fn run(
             cfg.rules_dir.clone(),
             engine_options(&cfg, &set),
         ))
-        .with_labels(source_kind(&cfg.source), &cfg.format)
+        .with_labels(source_kind(&cfg.source), cfg.format.as_str())
         .with_queue_capacity(queue);
     shared.metrics.rules_loaded.set(set.enabled().len() as i64);
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);

@@ -5,8 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::raw::{RawHttp, RawSource};
-use super::secret::{self, Secret};
+use serde::Deserialize;
+
+use crate::secret::{self, Secret};
 
 /// Largest request body accepted. Identity providers send small batches (an Okta event hook
 /// carries at most a few dozen events, an Auth0 log stream request a few hundred KiB), so
@@ -43,6 +44,38 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// The header Okta event hooks carry their secret in unless the hook names another one.
 pub const DEFAULT_OKTA_HEADER: &str = "Authorization";
+
+/// `[source] kind = "http"` as written: route credentials and limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngest {
+    /// Refused with a reason: each route fixes its format.
+    pub format: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
+    pub auth0_token_env: Option<String>,
+    pub auth0_token_file: Option<String>,
+    pub okta_header: Option<String>,
+    pub okta_secret_env: Option<String>,
+    pub okta_secret_file: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub queue_batches: Option<usize>,
+    pub max_events_per_body: Option<usize>,
+    pub ack_timeout: Option<String>,
+}
+
+/// `[http]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub listen: Option<String>,
+    // Connection limits and the metrics listener (see `http_server`).
+    pub metrics_listen: Option<String>,
+    pub header_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+    pub metrics_top_offenders: Option<bool>,
+}
 
 /// Validated HTTP ingest settings. A route whose credential is not configured answers 404:
 /// no route ever accepts events without a credential.
@@ -139,7 +172,7 @@ fn duration(
 }
 
 /// Reads the http keys of `[source]`; `None` (with errors) when they cannot make a source.
-pub fn http_source(raw: &RawSource, error: &mut dyn FnMut(String)) -> Option<HttpIngest> {
+pub fn http_source(raw: &RawIngest, error: &mut dyn FnMut(String)) -> Option<HttpIngest> {
     let at = "[source]";
     let mut failed = false;
     let mut report = |message: String| {
@@ -206,6 +239,13 @@ pub fn http_source(raw: &RawSource, error: &mut dyn FnMut(String)) -> Option<Htt
     .unwrap_or(DEFAULT_MAX_EVENTS_PER_BODY);
     let ack_timeout = duration(at, "ack_timeout", raw.ack_timeout.as_deref(), &mut report)
         .unwrap_or(DEFAULT_ACK_TIMEOUT);
+    if raw.format.is_some() {
+        error(
+            "[source] format does not apply to kind = \"http\": each route fixes its format \
+             (/v1/events native, /v1/ingest/auth0, /v1/ingest/okta)"
+                .into(),
+        );
+    }
     (!failed).then_some(HttpIngest {
         token,
         auth0_token,
@@ -216,30 +256,6 @@ pub fn http_source(raw: &RawSource, error: &mut dyn FnMut(String)) -> Option<Htt
         max_events_per_body,
         ack_timeout,
     })
-}
-
-/// Reports http-only keys given for another source kind: they would silently do nothing.
-pub fn reject_http_keys(raw: &RawSource, error: &mut dyn FnMut(String)) {
-    // The API sources (`super::pull`) read their token from the same two keys.
-    let api = super::pull::Provider::from_kind(&raw.kind).is_some();
-    let given = [
-        ("token_env", raw.token_env.is_some() && !api),
-        ("token_file", raw.token_file.is_some() && !api),
-        ("auth0_token_env", raw.auth0_token_env.is_some()),
-        ("auth0_token_file", raw.auth0_token_file.is_some()),
-        ("okta_header", raw.okta_header.is_some()),
-        ("okta_secret_env", raw.okta_secret_env.is_some()),
-        ("okta_secret_file", raw.okta_secret_file.is_some()),
-        ("max_body_bytes", raw.max_body_bytes.is_some()),
-        ("queue_batches", raw.queue_batches.is_some()),
-        ("max_events_per_body", raw.max_events_per_body.is_some()),
-        ("ack_timeout", raw.ack_timeout.is_some()),
-    ];
-    for (key, _) in given.iter().filter(|(_, set)| *set) {
-        error(format!(
-            "[source] {key} applies to kind = \"http\" only; remove it or change the kind"
-        ));
-    }
 }
 
 fn at_least_one(
@@ -367,13 +383,12 @@ mod tests {
         assert!(err.0[0].contains("needs a credential"), "{err}");
         let err = parse(
             Path::new("a.toml"),
-            "[source]\nkind = \"stdin\"\ntoken_env = \"X\"\nqueue_batches = 2\n",
+            "[source]\nkind = \"stdin\"\nformat = \"okta\"\ntoken_env = \"X\"\n",
         )
         .unwrap_err();
-        assert_eq!(err.0.len(), 2, "{err}");
-        assert!(
-            err.0[0].contains("token_env applies to kind = \"http\" only"),
-            "{err}"
+        assert_eq!(
+            err.0,
+            ["a.toml:4:1: unknown field `token_env` for source kind `stdin`, expected `format`"]
         );
     }
 }

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::raw::RawSource;
-use super::secret::{self, Secret};
+use crate::secret::{self, Secret};
 
 /// The consumer group when `group_id` is not given.
 pub const DEFAULT_GROUP_ID: &str = "authwatch";
@@ -80,6 +79,24 @@ pub struct KafkaSasl {
     pub password: Secret,
 }
 
+/// `[source] kind = "kafka"` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafka {
+    pub format: Option<String>,
+    /// false: read what the partitions hold now, then stop.
+    pub follow: Option<bool>,
+    pub brokers: Option<String>,
+    pub topics: Option<Vec<String>>,
+    pub group_id: Option<String>,
+    pub dead_letter_topic: Option<String>,
+    pub idle_partition_timeout: Option<String>,
+    pub tls: Option<RawKafkaTls>,
+    pub sasl: Option<RawKafkaSasl>,
+    /// librdkafka settings; numbers and booleans are accepted as written.
+    pub properties: Option<BTreeMap<String, toml::Value>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawKafkaTls {
@@ -103,7 +120,7 @@ const MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 /// Validates a `[source]` of kind `kafka`; `None` when something is wrong (every error is
 /// reported through `error`).
-pub fn kafka_source(raw: &RawSource, error: &mut dyn FnMut(String)) -> Option<KafkaConfig> {
+pub fn kafka_source(raw: &RawKafka, error: &mut dyn FnMut(String)) -> Option<KafkaConfig> {
     let mut errors = 0;
     let mut report = |msg: String| {
         errors += 1;
@@ -189,29 +206,6 @@ pub fn kafka_source(raw: &RawSource, error: &mut dyn FnMut(String)) -> Option<Ka
         idle_partition,
     };
     (errors == 0).then_some(config)
-}
-
-/// Errors for Kafka keys under a `[source]` of another kind: they would be silently ignored.
-pub fn reject_kafka_keys(raw: &RawSource, error: &mut dyn FnMut(String)) {
-    let given = [
-        ("brokers", raw.brokers.is_some()),
-        ("topics", raw.topics.is_some()),
-        ("group_id", raw.group_id.is_some()),
-        ("dead_letter_topic", raw.dead_letter_topic.is_some()),
-        ("properties", raw.properties.is_some()),
-        ("tls", raw.tls.is_some()),
-        ("sasl", raw.sasl.is_some()),
-        (
-            "idle_partition_timeout",
-            raw.idle_partition_timeout.is_some(),
-        ),
-    ];
-    for (key, _) in given.iter().filter(|(_, g)| *g) {
-        error(format!(
-            "[source] `{key}` applies to kind = \"kafka\" only, not kind = \"{}\"",
-            raw.kind
-        ));
-    }
 }
 
 fn existing_file(
@@ -380,15 +374,28 @@ mod tests {
     }
 
     #[test]
-    fn kafka_keys_on_another_kind_are_errors() {
+    fn kafka_keys_on_another_kind_are_errors_at_their_line() {
         let err = parse(
             Path::new("a.toml"),
-            "[source]\nkind = \"stdin\"\nbrokers = \"k:9092\"\n",
+            "[rules]\ndir = \"r\"\n[source]\nkind = \"stdin\"\n  brokers = \"k:9092\"\n",
         )
         .unwrap_err();
+        assert_eq!(
+            err.0,
+            ["a.toml:5:3: unknown field `brokers` for source kind `stdin`, expected `format`"]
+        );
+        // In a sub-table of the right kind, the key's line too; a type error names the kind.
+        let err =
+            kafka("[source]\nkind = \"kafka\"\nbrokers = \"k\"\n[source.tls]\nca_fil = \"x\"\n")
+                .unwrap_err();
         assert!(
-            err.0[0].contains("`brokers` applies to kind = \"kafka\""),
-            "{err}"
+            err[0].starts_with("a.toml:5:1: unknown field `ca_fil` for source kind `kafka`"),
+            "{err:?}"
+        );
+        let err = kafka("[source]\nkind = \"kafka\"\nbrokers = 3\n").unwrap_err();
+        assert_eq!(
+            err,
+            ["a.toml:1:1: source kind `kafka`: invalid type: integer `3`, expected a string"]
         );
     }
 }

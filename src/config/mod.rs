@@ -6,8 +6,6 @@ mod kafka;
 pub mod kafka_client;
 mod pull;
 mod raw;
-mod secret;
-mod sinks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,15 +13,12 @@ use std::path::{Path, PathBuf};
 use raw::RawConfig;
 
 use crate::engine::{DEFAULT_LATENESS_MS, DEFAULT_MAX_GROUPS_PER_RULE};
-use crate::rule::Severity;
+use crate::normalize::Format;
+pub use crate::secret::Secret;
+use crate::sink::{SinkConfig, SinkKind, StdoutConfig};
 pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest, HttpServer};
 pub use kafka::{DEFAULT_GROUP_ID, DEFAULT_IDLE_PARTITION_MS, KafkaConfig, KafkaSasl, KafkaTls};
 pub use pull::{Provider, PullConfig};
-pub use secret::Secret;
-pub use sinks::{
-    AlertFormat, DeliveryPolicy, ElasticsearchConfig, EmailConfig, PagerDutyConfig, SinkConfig,
-    SinkKind, SlackConfig, SmtpTls, SplunkHecConfig, SyslogConfig, WebhookConfig, split_host_port,
-};
 
 /// SPEC §5 defaults, used when there is no configuration file.
 pub const DEFAULT_RULES_DIR: &str = "rules";
@@ -46,6 +41,9 @@ pub const DEFAULT_IO_TIMEOUT_MS: i64 = 30_000;
 /// this long. The loop turns at least every 200 ms, and a store call that takes longer than
 /// `io_timeout` ends the process first.
 pub const DEFAULT_STALL_TIMEOUT_MS: i64 = 60_000;
+/// `[daemon] decode_threads` at most: past the cores of any machine it would run on, more
+/// threads only hold more batches.
+pub const MAX_DECODE_THREADS: usize = 64;
 
 /// After a rotation, the old file is read until it has not changed for this long before the
 /// new one: a writer appends to the renamed file until it reopens the path, which logrotate's
@@ -53,22 +51,10 @@ pub const DEFAULT_STALL_TIMEOUT_MS: i64 = 60_000;
 /// cost of alerts from the new file coming two seconds later, once per rotation.
 pub const DEFAULT_ROTATE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Input formats that can be named in `[source] format` and `--format`.
-pub const FORMATS: [&str; 8] = [
-    "native",
-    "auth0",
-    "okta",
-    "keycloak",
-    "entra",
-    "google_workspace",
-    "cognito",
-    "ocsf",
-];
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub source: Source,
-    pub format: String,
+    pub format: Format,
     pub state_dir: PathBuf,
     /// How often engine state and the source position are written to the store.
     pub checkpoint_interval_ms: i64,
@@ -90,6 +76,9 @@ pub struct Config {
     pub io_timeout_ms: i64,
     /// `[daemon] stall_timeout`: no detection progress this long fails `/healthz`.
     pub stall_timeout_ms: i64,
+    /// `[daemon] decode_threads`: threads decoding lines beside detection (stdin, file,
+    /// replay); `None`: one per CPU available but detection's, at least one.
+    pub decode_threads: Option<usize>,
     pub sinks: Vec<SinkConfig>,
     /// `[geoip]`: MaxMind databases that locate events which carry an ip but no `geo`.
     pub geoip: GeoipConfig,
@@ -126,40 +115,11 @@ pub enum Source {
     Pull(Box<PullConfig>),
 }
 
-/// Which alerts a sink receives.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Routing {
-    pub min_severity: Option<Severity>,
-    /// Rule ids to include; empty means all.
-    pub include_rules: Vec<String>,
-    /// Rule ids to leave out (written `!id`).
-    pub exclude_rules: Vec<String>,
-    /// The alert must carry one of these tags (or a tag below one, `attack.t1110` covers
-    /// `attack.t1110.001`); empty means any.
-    pub tags: Vec<String>,
-}
-
-impl Routing {
-    pub fn accepts(&self, rule: &str, severity: Severity, tags: &[String]) -> bool {
-        self.min_severity.is_none_or(|min| severity >= min)
-            && (self.include_rules.is_empty() || self.include_rules.iter().any(|r| r == rule))
-            && !self.exclude_rules.iter().any(|r| r == rule)
-            && (self.tags.is_empty()
-                || tags.iter().any(|t| {
-                    self.tags.iter().any(|want| {
-                        t == want
-                            || t.strip_prefix(want.as_str())
-                                .is_some_and(|rest| rest.starts_with('.'))
-                    })
-                }))
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
             source: Source::Stdin,
-            format: "native".into(),
+            format: Format::Native,
             state_dir: DEFAULT_STATE_DIR.into(),
             checkpoint_interval_ms: DEFAULT_CHECKPOINT_INTERVAL_MS,
             max_groups_per_rule: DEFAULT_MAX_GROUPS_PER_RULE,
@@ -174,8 +134,9 @@ impl Default for Config {
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
             io_timeout_ms: DEFAULT_IO_TIMEOUT_MS,
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
+            decode_threads: None,
             geoip: GeoipConfig::default(),
-            sinks: vec![SinkConfig::new("stdout", SinkKind::Stdout)],
+            sinks: vec![SinkConfig::new("stdout", SinkKind::Stdout(StdoutConfig))],
         }
     }
 }
@@ -207,8 +168,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
         let message = e.message().to_string();
+        let at = e.span().map(|s| raw::error_offset(text, s, &message));
+        let (line, col) = at.map_or((1, 1), |at| line_col(text, at));
         ConfigErrors(vec![format!("{file}:{line}:{col}: {message}")])
     })?;
     let mut errors = Vec::new();
@@ -231,85 +193,9 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
     let mut config = Config::default();
-    let http_kind = raw.source.as_ref().is_some_and(|s| s.kind == "http");
+    let http_kind = matches!(raw.source, Some(raw::RawSource::Http(_)));
     if let Some(source) = raw.source {
-        if source.kind != "http" {
-            ingest::reject_http_keys(&source, error);
-        }
-        if source.kind != "kafka" {
-            kafka::reject_kafka_keys(&source, error);
-        }
-        let provider = pull::Provider::from_kind(&source.kind);
-        if provider.is_none() {
-            pull::reject_pull_keys(&source, error);
-        }
-        match source.kind.as_str() {
-            "stdin" => config.source = Source::Stdin,
-            "file" => match &source.path {
-                Some(path) => {
-                    let rotate_wait = match source.rotate_wait.as_deref() {
-                        None => DEFAULT_ROTATE_WAIT,
-                        Some(text) => humantime::parse_duration(text).unwrap_or_else(|_| {
-                            error(format!(
-                                "[source] rotate_wait `{text}` must be a duration like 2s"
-                            ));
-                            DEFAULT_ROTATE_WAIT
-                        }),
-                    };
-                    config.source = Source::File {
-                        path: path.into(),
-                        follow: source.follow.unwrap_or(true),
-                        rotate_wait,
-                    }
-                }
-                None => error("[source] kind = \"file\" needs `path`".into()),
-            },
-            "http" => {
-                if let Some(ingest) = ingest::http_source(&source, error) {
-                    config.source = Source::Http(ingest);
-                }
-                if source.format.is_some() {
-                    error(
-                        "[source] format does not apply to kind = \"http\": each route fixes \
-                         its format (/v1/events native, /v1/ingest/auth0, /v1/ingest/okta)"
-                            .into(),
-                    );
-                }
-            }
-            "kafka" => {
-                if let Some(k) = kafka::kafka_source(&source, error) {
-                    // librdkafka parses every property now, without connecting: a misspelt
-                    // key or a bad value is a configuration error at `check`, not a failure
-                    // at start. (Here, not in `kafka.rs`: the settings are built from the
-                    // validated `KafkaConfig`, so the check follows the validation.)
-                    if let Err(e) = kafka_client::check_properties(&k) {
-                        error(format!("[source.properties] {e}"));
-                    }
-                    config.source = Source::Kafka(Box::new(k));
-                }
-            }
-            "okta_api" | "auth0_api" => {
-                let provider = provider.expect("an API kind");
-                if let Some(p) = pull::pull_source(provider, &source, error) {
-                    config.source = Source::Pull(Box::new(p));
-                }
-                config.format = provider.format().to_string();
-            }
-            other => error(format!(
-                "[source] unknown kind `{other}`; use one of stdin, file, kafka, http, okta_api, \
-                 auth0_api"
-            )),
-        }
-        if let Some(format) = source.format.filter(|_| provider.is_none()) {
-            if FORMATS.contains(&format.as_str()) {
-                config.format = format;
-            } else {
-                error(format!(
-                    "[source] unknown format `{format}`; use one of {}",
-                    FORMATS.join(", ")
-                ));
-            }
-        }
+        source_kind(source, &mut config, error);
     }
     if let Some(state) = raw.state {
         if let Some(dir) = state.dir {
@@ -386,9 +272,17 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
             ));
         }
     }
-    let (shutdown_timeout, stall_timeout) = raw
-        .daemon
-        .map_or((None, None), |d| (d.shutdown_timeout, d.stall_timeout));
+    let (shutdown_timeout, stall_timeout, decode_threads) =
+        raw.daemon.map_or((None, None, None), |d| {
+            (d.shutdown_timeout, d.stall_timeout, d.decode_threads)
+        });
+    match decode_threads {
+        Some(n @ 1..=MAX_DECODE_THREADS) => config.decode_threads = Some(n),
+        Some(n) => error(format!(
+            "[daemon] decode_threads {n} must be from 1 to {MAX_DECODE_THREADS}"
+        )),
+        None => {}
+    }
     if let Some(timeout) = shutdown_timeout {
         match humantime::parse_duration(&timeout) {
             Ok(d) => config.shutdown_timeout_ms = d.as_millis() as i64,
@@ -435,9 +329,83 @@ fn validate(raw: RawConfig, error: &mut dyn FnMut(String)) -> Config {
         ));
     }
     if !raw.sink.is_empty() {
-        config.sinks = sinks::sinks(raw.sink, error);
+        config.sinks = crate::sink::sinks(raw.sink, error);
     }
     config
+}
+
+/// `[source]`: the kind's own keys (serde has refused those of other kinds) and `format`.
+fn source_kind(source: raw::RawSource, config: &mut Config, error: &mut dyn FnMut(String)) {
+    use raw::RawSource as Raw;
+    let format = match source {
+        Raw::Stdin(stdin) => {
+            config.source = Source::Stdin;
+            stdin.format
+        }
+        Raw::File(file) => {
+            match &file.path {
+                Some(path) => {
+                    let rotate_wait = match file.rotate_wait.as_deref() {
+                        None => DEFAULT_ROTATE_WAIT,
+                        Some(text) => humantime::parse_duration(text).unwrap_or_else(|_| {
+                            error(format!(
+                                "[source] rotate_wait `{text}` must be a duration like 2s"
+                            ));
+                            DEFAULT_ROTATE_WAIT
+                        }),
+                    };
+                    config.source = Source::File {
+                        path: path.into(),
+                        follow: file.follow.unwrap_or(true),
+                        rotate_wait,
+                    }
+                }
+                None => error("[source] kind = \"file\" needs `path`".into()),
+            }
+            file.format
+        }
+        Raw::Http(http) => {
+            if let Some(ingest) = ingest::http_source(&http, error) {
+                config.source = Source::Http(ingest);
+            }
+            None
+        }
+        Raw::Kafka(kafka) => {
+            if let Some(k) = kafka::kafka_source(&kafka, error) {
+                // librdkafka parses every property now, without connecting: a misspelt
+                // key or a bad value is a configuration error at `check`, not a failure
+                // at start. (Here, not in `kafka.rs`: the settings are built from the
+                // validated `KafkaConfig`, so the check follows the validation.)
+                if let Err(e) = kafka_client::check_properties(&k) {
+                    error(format!("[source.properties] {e}"));
+                }
+                config.source = Source::Kafka(Box::new(k));
+            }
+            kafka.format
+        }
+        Raw::OktaApi(api) => pull_kind(Provider::Okta, &api, config, error),
+        Raw::Auth0Api(api) => pull_kind(Provider::Auth0, &api, config, error),
+    };
+    if let Some(format) = format {
+        match format.parse() {
+            Ok(format) => config.format = format,
+            Err(e) => error(format!("[source] {e}")),
+        }
+    }
+}
+
+/// An API source; its format follows from the provider (`None`: nothing more to read).
+fn pull_kind(
+    provider: Provider,
+    raw: &pull::RawPull,
+    config: &mut Config,
+    error: &mut dyn FnMut(String),
+) -> Option<String> {
+    if let Some(p) = pull::pull_source(provider, raw, error) {
+        config.source = Source::Pull(Box::new(p));
+    }
+    config.format = provider.format();
+    None
 }
 
 /// A `[geoip]` path that must name an existing file (its content is checked when opened).
@@ -465,6 +433,7 @@ fn database_path(key: &str, path: String, error: &mut dyn FnMut(String)) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rule::Severity;
 
     #[test]
     fn an_empty_file_means_the_embedded_defaults() {
@@ -499,9 +468,9 @@ rules = ["!impersonation-started"]
         assert_eq!(c.lateness_ms, 30_000);
         assert_eq!(
             c.sinks[0].kind,
-            SinkKind::File {
+            SinkKind::File(crate::sink::FileConfig {
                 path: "/tmp/alerts.jsonl".into()
-            }
+            })
         );
         assert!(
             !c.sinks[0]
@@ -526,6 +495,21 @@ rules = ["!impersonation-started"]
         )
         .unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
+    }
+
+    #[test]
+    fn decode_threads_are_read_and_bounded() {
+        let c = parse(Path::new("a.toml"), "[daemon]\ndecode_threads = 3\n").unwrap();
+        assert_eq!(c.decode_threads, Some(3));
+        assert_eq!(parse(Path::new("a.toml"), "").unwrap().decode_threads, None);
+        for n in [0, MAX_DECODE_THREADS + 1] {
+            let err = parse(
+                Path::new("a.toml"),
+                &format!("[daemon]\ndecode_threads = {n}\n"),
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("decode_threads"), "{err}");
+        }
     }
 
     #[test]
@@ -571,16 +555,6 @@ rules = ["!impersonation-started"]
     }
 
     #[test]
-    fn tags_route_by_prefix_on_dot_boundaries() {
-        let r = Routing {
-            tags: vec!["attack.t1110".into()],
-            ..Routing::default()
-        };
-        assert!(r.accepts("x", Severity::Low, &["attack.t1110.001".into()]));
-        assert!(!r.accepts("x", Severity::Low, &["attack.t11101".into()]));
-    }
-
-    #[test]
     fn clock_skew_and_lateness_buffer_bounds_are_read_and_checked() {
         let c = Config::default();
         assert_eq!(c.max_clock_skew_ms, 300_000);
@@ -604,15 +578,18 @@ rules = ["!impersonation-started"]
 
     #[test]
     fn every_input_format_is_a_source_format() {
-        let names: Vec<&str> = crate::normalize::Format::ALL
-            .iter()
-            .map(|f| f.as_str())
-            .collect();
-        assert_eq!(names, FORMATS);
-        for name in FORMATS {
-            let toml = format!("[source]\nkind = \"stdin\"\nformat = \"{name}\"\n");
-            assert_eq!(parse(Path::new("a.toml"), &toml).unwrap().format, name);
+        for format in Format::all() {
+            let toml = format!("[source]\nkind = \"stdin\"\nformat = \"{format}\"\n");
+            assert_eq!(parse(Path::new("a.toml"), &toml).unwrap().format, format);
         }
-        assert!(parse(Path::new("a.toml"), "[source]\nformat = \"azure\"\n").is_err());
+        let err = parse(
+            Path::new("a.toml"),
+            "[source]\nkind = \"stdin\"\nformat = \"azure\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.0[0].contains("unknown format `azure`, expected one of native, "),
+            "{err}"
+        );
     }
 }

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use reqwest::Url;
+use serde::Deserialize;
 
-use super::raw::RawSource;
-use super::secret::{self, Secret};
+use crate::normalize::Format;
+use crate::secret::{self, Secret};
 
 /// How often a caught-up source asks for new events. Okta and Auth0 both show events within
 /// seconds; ten seconds keeps alerts prompt at 6 requests a minute, far inside either
@@ -40,10 +41,10 @@ impl Provider {
     }
 
     /// The input format of its events.
-    pub fn format(self) -> &'static str {
+    pub fn format(self) -> Format {
         match self {
-            Provider::Okta => "okta",
-            Provider::Auth0 => "auth0",
+            Provider::Okta => Format::Okta,
+            Provider::Auth0 => Format::Auth0,
         }
     }
 
@@ -54,14 +55,22 @@ impl Provider {
             Provider::Auth0 => 100,
         }
     }
+}
 
-    pub fn from_kind(kind: &str) -> Option<Provider> {
-        match kind {
-            "okta_api" => Some(Provider::Okta),
-            "auth0_api" => Some(Provider::Auth0),
-            _ => None,
-        }
-    }
+/// `[source] kind = "okta_api"` or `"auth0_api"` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPull {
+    /// Only the provider's own format is accepted (it is implied).
+    pub format: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
+    pub url: Option<String>,
+    pub poll_interval: Option<String>,
+    pub page_size: Option<usize>,
+    pub request_timeout: Option<String>,
+    pub max_response_bytes: Option<usize>,
+    pub max_backoff: Option<String>,
 }
 
 /// A validated API source.
@@ -88,7 +97,7 @@ pub struct PullConfig {
 /// Reads the API keys of `[source]`; `None` (with errors) when they cannot make a source.
 pub fn pull_source(
     provider: Provider,
-    raw: &RawSource,
+    raw: &RawPull,
     error: &mut dyn FnMut(String),
 ) -> Option<PullConfig> {
     let at = "[source]";
@@ -126,7 +135,7 @@ pub fn pull_source(
     if raw
         .format
         .as_deref()
-        .is_some_and(|f| f != provider.format())
+        .is_some_and(|f| f != provider.format().as_str())
     {
         report(format!(
             "{at} kind = \"{kind}\" reads format `{}` only; remove `format`",
@@ -232,24 +241,6 @@ fn duration(
     }
 }
 
-/// Reports API-only keys given for another source kind: they would silently do nothing.
-pub fn reject_pull_keys(raw: &RawSource, error: &mut dyn FnMut(String)) {
-    let given = [
-        ("url", raw.url.is_some()),
-        ("poll_interval", raw.poll_interval.is_some()),
-        ("page_size", raw.page_size.is_some()),
-        ("request_timeout", raw.request_timeout.is_some()),
-        ("max_response_bytes", raw.max_response_bytes.is_some()),
-        ("max_backoff", raw.max_backoff.is_some()),
-    ];
-    for (key, _) in given.iter().filter(|(_, g)| *g) {
-        error(format!(
-            "[source] {key} applies to kind = \"okta_api\" and \"auth0_api\" only, not kind = \"{}\"",
-            raw.kind
-        ));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -275,7 +266,7 @@ mod tests {
             let Source::Pull(pull) = parsed.source else {
                 panic!("{:?}", parsed.source)
             };
-            assert_eq!(parsed.format, format);
+            assert_eq!(parsed.format.as_str(), format);
             assert_eq!(pull.token, Secret::new("t0ken"));
             assert_eq!(pull.page_size, page);
             assert_eq!(pull.poll_interval, DEFAULT_POLL_INTERVAL);
@@ -307,12 +298,12 @@ mod tests {
         assert!(err.to_string().contains("needs `url`"), "{err}");
         let err = parse(
             Path::new("a.toml"),
-            "[source]\nkind = \"stdin\"\nurl = \"https://a.okta.com\"\npoll_interval = \"5s\"\n",
+            "[source]\nkind = \"file\"\npath = \"x\"\nurl = \"https://a.okta.com\"\n",
         )
         .unwrap_err();
-        assert_eq!(err.0.len(), 2, "{err}");
+        assert_eq!(err.0.len(), 1, "{err}");
         assert!(
-            err.0[0].contains("url applies to kind = \"okta_api\""),
+            err.0[0].starts_with("a.toml:4:1: unknown field `url` for source kind `file`, expected one of `format`, `path`"),
             "{err}"
         );
     }

@@ -134,22 +134,9 @@ impl Flow {
 /// Modified properties of `Update user` that hold a mail address.
 const MAIL_PROPERTIES: [&str; 3] = ["Mail", "OtherMails", "Email"];
 
-/// Splits an Event Hubs body (`{"records": [...]}`) into its records, each as its own JSON
-/// bytes; `None` when the value is not such a body. Sources that can hand several records
-/// on from one message or request use this before decoding (a line decoder gives one event).
-pub fn split_records(body: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let records = records(&value)?;
-    Some(
-        records
-            .iter()
-            .map(|r| serde_json::to_vec(r).unwrap_or_default())
-            .collect(),
-    )
-}
-
-/// The `records` array of an Event Hubs body.
-fn records(v: &Value) -> Option<&Vec<Value>> {
+/// The `records` array of an Event Hubs body (`{"records": [...]}`); `None` when the value
+/// is not such a body. [`super::normalize_each`] makes one event of each.
+pub(super) fn records(v: &Value) -> Option<&Vec<Value>> {
     let obj = v.as_object()?;
     obj.get("records")?.as_array()
 }
@@ -167,8 +154,8 @@ pub(crate) fn from_value(v: &Value) -> Result<Event, BadInput> {
             many => Err(BadInput::new(
                 BadReason::Unmappable,
                 format!(
-                    "an Event Hubs body with {} records: give one record per line \
-                     (`jq -c '.records[]'`) or use a source that splits bodies",
+                    "an Event Hubs body with {} records where one event is expected: give \
+                     one record per line (`jq -c '.records[]'`)",
                     many.len()
                 ),
             )),
@@ -750,19 +737,32 @@ mod tests {
         let body = json!({"records": [record("SignInLogs", 0, json!({})), record("SignInLogs", 50126, json!({}))]});
         let err = from_value(&body).unwrap_err();
         assert_eq!(err.reason, BadReason::Unmappable);
-        let parts = split_records(body.to_string().as_bytes()).unwrap();
-        assert_eq!(parts.len(), 2);
-        let kinds: Vec<T> = parts
-            .iter()
-            .map(|p| {
-                from_value(&serde_json::from_slice(p).unwrap())
-                    .unwrap()
-                    .kind
-            })
-            .collect();
-        assert_eq!(kinds, [T::LoginSuccess, T::LoginFailure]);
-        assert!(split_records(b"{\"time\":1}").is_none());
-        assert!(split_records(b"not json").is_none());
+        let mut kinds = Vec::new();
+        let each = |r: Result<Event, BadInput>| kinds.push(r.map(|e| (e.kind, e.fingerprint)));
+        crate::normalize::normalize_each(
+            super::super::Format::Entra,
+            body.to_string().as_bytes(),
+            each,
+        );
+        let [Ok((first, a)), Ok((second, b))] = kinds.as_slice() else {
+            panic!("two events: {kinds:?}");
+        };
+        assert_eq!([*first, *second], [T::LoginSuccess, T::LoginFailure]);
+        assert_ne!(a, b, "each record has its own fingerprint");
+        // A bad record is one bad input among good ones; an empty body is one bad input.
+        let body = json!({"records": [record("SignInLogs", 0, json!({})), 7]});
+        let mut reasons = Vec::new();
+        let each = |r: Result<Event, BadInput>| reasons.push(r.err().map(|b| b.reason));
+        crate::normalize::normalize_each(
+            super::super::Format::Entra,
+            body.to_string().as_bytes(),
+            each,
+        );
+        assert_eq!(reasons, [None, Some(BadReason::NotAnObject)]);
+        let mut empty = Vec::new();
+        let each = |r: Result<Event, BadInput>| empty.push(r.err().map(|b| b.reason));
+        crate::normalize::normalize_each(super::super::Format::Entra, b"{\"records\": []}", each);
+        assert_eq!(empty, [Some(BadReason::Unmappable)]);
     }
 
     #[test]

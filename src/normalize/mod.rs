@@ -28,8 +28,24 @@ pub use country::country_code;
 pub const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// The format of a source (`[source] format` in the configuration, `--format` on replay).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+/// Its variants are the one list of formats: their names (serde's and strum's, both the
+/// variant in snake_case), the order documentation lists them in, and every `match` below.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Format {
     /// Canonical events as SPEC §1 defines them.
     Native,
@@ -51,44 +67,16 @@ pub enum Format {
 
 impl Format {
     /// Every format, in the order the documentation lists them.
-    pub const ALL: [Format; 8] = [
-        Format::Native,
-        Format::Auth0,
-        Format::Okta,
-        Format::Keycloak,
-        Format::Entra,
-        Format::GoogleWorkspace,
-        Format::Cognito,
-        Format::Ocsf,
-    ];
-
-    /// A plain function decoding one line in this format, for callers that keep a decoder
-    /// as a `fn` pointer (sources, replay).
-    pub fn decoder(self) -> fn(&[u8]) -> Result<Event, BadInput> {
-        match self {
-            Format::Native => |line| normalize(Format::Native, line),
-            Format::Auth0 => |line| normalize(Format::Auth0, line),
-            Format::Okta => |line| normalize(Format::Okta, line),
-            Format::Keycloak => |line| normalize(Format::Keycloak, line),
-            Format::Entra => |line| normalize(Format::Entra, line),
-            Format::GoogleWorkspace => |line| normalize(Format::GoogleWorkspace, line),
-            Format::Cognito => |line| normalize(Format::Cognito, line),
-            Format::Ocsf => |line| normalize(Format::Ocsf, line),
-        }
+    pub fn all() -> impl Iterator<Item = Format> {
+        <Format as strum::IntoEnumIterator>::iter()
     }
+
+    /// Every format's name, in the same order.
+    pub const NAMES: &[&str] = <Format as strum::VariantNames>::VARIANTS;
 
     /// The name used in configuration, on the command line and in `event.source`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Native => "native",
-            Format::Auth0 => "auth0",
-            Format::Okta => "okta",
-            Format::Keycloak => "keycloak",
-            Format::Entra => "entra",
-            Format::GoogleWorkspace => "google_workspace",
-            Format::Cognito => "cognito",
-            Format::Ocsf => "ocsf",
-        }
+        self.into()
     }
 }
 
@@ -98,20 +86,16 @@ impl fmt::Display for Format {
     }
 }
 
-/// A format name that is not one of [`Format::ALL`].
+/// A format name that is not one of [`Format::NAMES`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown format `{0}`, expected one of native, auth0, okta, keycloak, entra, \
-     google_workspace, cognito, ocsf"
-)]
+#[error("unknown format `{0}`, expected one of {names}", names = Format::NAMES.join(", "))]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {
     type Err = UnknownFormat;
 
     fn from_str(s: &str) -> Result<Format, UnknownFormat> {
-        Format::ALL
-            .into_iter()
+        Format::all()
             .find(|f| f.as_str() == s)
             .ok_or_else(|| UnknownFormat(s.to_string()))
     }
@@ -138,6 +122,39 @@ pub fn normalize(format: Format, line: &[u8]) -> Result<Event, BadInput> {
     event.fingerprint = fingerprint(line);
     event.source = Some(format.as_str().to_string());
     Ok(event)
+}
+
+/// Normalises one input record that may hold several events, handing each to `each` in the
+/// record's order. Only an Entra Event Hubs body (`{"records": [...]}`, as diagnostic settings
+/// export and Event Hubs' Kafka endpoint delivers) holds several: each of its records is an
+/// event with the fingerprint of its own compact JSON, as an HTTP batch element has, and a bad
+/// record is one bad input among good ones. Every other record is exactly [`normalize`].
+/// `each` is called at least once (a body with no records is one bad input), so a source
+/// always has something to account a record's position with.
+pub fn normalize_each(format: Format, line: &[u8], mut each: impl FnMut(Result<Event, BadInput>)) {
+    if format != Format::Entra || line.len() > MAX_EVENT_BYTES {
+        return each(normalize(format, line));
+    }
+    let value = match parse_json(line) {
+        Ok(value) => value,
+        Err(bad) => return each(Err(bad)),
+    };
+    match entra::records(&value).map(Vec::as_slice) {
+        Some([]) => each(Err(BadInput::new(
+            BadReason::Unmappable,
+            "an Event Hubs body with no records",
+        ))),
+        Some(records) if records.len() > 1 => {
+            for record in records {
+                each(normalize_value(format, record.clone()));
+            }
+        }
+        _ => each(from_parsed(format, &value).map(|mut event| {
+            event.fingerprint = fingerprint(line);
+            event.source = Some(format.as_str().to_string());
+            event
+        })),
+    }
 }
 
 /// Normalises an already parsed record (an element of an HTTP batch: Okta's `data.events`,
@@ -208,10 +225,17 @@ mod tests {
 
     #[test]
     fn format_names_round_trip_and_unknown_names_are_refused() {
-        for f in Format::ALL {
+        for (f, name) in Format::all().zip(Format::NAMES) {
+            assert_eq!(f.as_str(), *name);
             assert_eq!(f.as_str().parse::<Format>(), Ok(f));
             assert_eq!(f.to_string(), f.as_str());
+            // serde's name (configuration files) is strum's.
+            assert_eq!(
+                serde_json::from_value::<Format>(serde_json::json!(name)).unwrap(),
+                f
+            );
         }
+        assert_eq!(Format::all().count(), Format::NAMES.len());
         let err = "Okta".parse::<Format>().unwrap_err();
         assert!(err.to_string().contains("expected one of"));
     }
@@ -230,13 +254,13 @@ mod tests {
     }
 
     #[test]
-    fn each_formats_decoder_normalises_in_that_format() {
+    fn each_format_normalises_in_that_format() {
         let line = br#"{"date":"2024-01-01T00:00:00Z","type":"slo"}"#;
         assert_eq!(
-            Format::Auth0.decoder()(line).unwrap().kind,
+            normalize(Format::Auth0, line).unwrap().kind,
             EventType::Logout
         );
-        assert!(Format::Okta.decoder()(line).is_err());
+        assert!(normalize(Format::Okta, line).is_err());
     }
 
     #[test]

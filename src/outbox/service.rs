@@ -15,8 +15,7 @@ use super::progress::{Progress, SinkStatus};
 use super::store::{ID_PREFIX, OutboxStore, SharedStore, cursor_key, entry_key};
 use super::worker::Worker;
 use super::writer::OutboxWriter;
-use crate::config::SinkConfig;
-use crate::sink::{self, Deliver};
+use crate::sink::{self, Deliver, SinkConfig};
 use crate::state::{StateError, StateWrites};
 
 /// How often cursors and dead letters are committed. A crash loses at most this much

@@ -16,8 +16,7 @@ use tokio::sync::watch;
 use super::progress::{Progress, SinkStatus};
 use super::retry::Retry;
 use super::store::{DeadLetter, OutboxStore, dead_key};
-use crate::config::{DeliveryPolicy, Routing};
-use crate::sink::{Deliver, Record, SendError};
+use crate::sink::{Deliver, DeliveryPolicy, Record, Routing, SendError};
 use crate::state::StateError;
 
 /// Entries examined per read beyond the batch size, so that a sink whose routing refuses

@@ -6,8 +6,8 @@ use super::diag::{Diagnostics, did_you_mean};
 use super::matcher::{Matcher, compile_match};
 use super::yaml::{Node, Value};
 use super::{
-    Bucketed, ClearedDistinct, Expectation, Kind, NewValue, NewValues, Origin, Rule, RuleTest,
-    Seasonality, Severity, Spike, Step, Travel,
+    Bucketed, ClearedDistinct, Expectation, Kind, KindName, NewValue, NewValues, Origin, Rule,
+    RuleTest, Seasonality, Severity, Spike, Step, Travel,
 };
 use crate::event::{Event, Field, decode_value};
 
@@ -47,38 +47,31 @@ const RULE_KEYS: [&str; 32] = [
     "cleared_by",
 ];
 
-const KINDS: [&str; 7] = [
-    "match",
-    "threshold",
-    "distinct",
-    "sequence",
-    "new_value",
-    "impossible_travel",
-    "spike",
-];
-
 /// Keys that only some kinds take.
-const KIND_KEYS: [(&str, &[&str]); 20] = [
-    ("window", &["threshold", "distinct", "spike"]),
-    ("threshold", &["threshold", "distinct"]),
-    ("distinct", &["distinct"]),
-    ("within", &["sequence"]),
-    ("steps", &["sequence"]),
-    ("field", &["new_value"]),
-    ("learn_for", &["new_value", "spike"]),
-    ("min_history", &["new_value"]),
-    ("forget_after", &["new_value"]),
-    ("max_speed_kmh", &["impossible_travel"]),
-    ("min_distance_km", &["impossible_travel"]),
-    ("ignore_asns", &["impossible_travel"]),
-    ("bucket", &["threshold", "distinct"]),
-    ("approximate", &["distinct"]),
-    ("min_new", &["new_value"]),
-    ("factor", &["spike"]),
-    ("deviations", &["spike"]),
-    ("min_count", &["spike"]),
-    ("seasonality", &["spike"]),
-    ("cleared_by", &["distinct"]),
+const KIND_KEYS: [(&str, &[KindName]); 20] = [
+    (
+        "window",
+        &[KindName::Threshold, KindName::Distinct, KindName::Spike],
+    ),
+    ("threshold", &[KindName::Threshold, KindName::Distinct]),
+    ("distinct", &[KindName::Distinct]),
+    ("within", &[KindName::Sequence]),
+    ("steps", &[KindName::Sequence]),
+    ("field", &[KindName::NewValue]),
+    ("learn_for", &[KindName::NewValue, KindName::Spike]),
+    ("min_history", &[KindName::NewValue]),
+    ("forget_after", &[KindName::NewValue]),
+    ("max_speed_kmh", &[KindName::ImpossibleTravel]),
+    ("min_distance_km", &[KindName::ImpossibleTravel]),
+    ("ignore_asns", &[KindName::ImpossibleTravel]),
+    ("bucket", &[KindName::Threshold, KindName::Distinct]),
+    ("approximate", &[KindName::Distinct]),
+    ("min_new", &[KindName::NewValue]),
+    ("factor", &[KindName::Spike]),
+    ("deviations", &[KindName::Spike]),
+    ("min_count", &[KindName::Spike]),
+    ("seasonality", &[KindName::Spike]),
+    ("cleared_by", &[KindName::Distinct]),
 ];
 
 /// `spike` without `learn_for`: a week, so every hour of every day has been seen once.
@@ -141,24 +134,30 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
     }
 
     let kind_name = required_str(node, "kind", diags);
+    let kind_of = kind_name
+        .as_deref()
+        .and_then(|k| k.parse::<KindName>().ok())
+        .filter(|k| !k.is_form());
     if let Some(k) = &kind_name {
-        if !KINDS.contains(&k.as_str()) {
-            let hint = did_you_mean(k, KINDS);
+        if kind_of.is_none() {
+            let names = KindName::rule_names();
+            let hint = did_you_mean(k, names.iter().copied());
             diags.error(
                 node.get("kind")?.pos,
-                format!("unknown kind `{k}`{hint}; kinds are {}", KINDS.join(", ")),
+                format!("unknown kind `{k}`{hint}; kinds are {}", names.join(", ")),
             );
         }
         for (key, kinds) in KIND_KEYS {
             if let Some(n) = node.get(key)
-                && KINDS.contains(&k.as_str())
-                && !kinds.contains(&k.as_str())
+                && let Some(kind) = kind_of
+                && !kinds.contains(&kind)
             {
+                let only: Vec<&str> = kinds.iter().map(|&k| k.into()).collect();
                 diags.error(
                     n.pos,
                     format!(
                         "`{key}` does not apply to kind {k} (only {})",
-                        kinds.join(", ")
+                        only.join(", ")
                     ),
                 );
             }
@@ -214,16 +213,18 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
         .get("suppress")
         .and_then(|n| duration_ms(n, diags, true));
 
-    let kind = match kind_name.as_deref() {
-        Some("match") => Some(Kind::Match),
-        Some("distinct") if node.get("cleared_by").is_some() && node.get("bucket").is_some() => {
+    let kind = match kind_of {
+        Some(KindName::Match) => Some(Kind::Match),
+        Some(KindName::Distinct)
+            if node.get("cleared_by").is_some() && node.get("bucket").is_some() =>
+        {
             diags.error(
                 node.get("cleared_by")?.pos,
                 "`cleared_by` needs an exact count (an estimate cannot forget a value): drop `bucket` and `approximate`",
             );
             None
         }
-        Some("distinct") if node.get("cleared_by").is_some() => {
+        Some(KindName::Distinct) if node.get("cleared_by").is_some() => {
             let window_ms =
                 required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
             let threshold = required(node, "threshold", diags).and_then(|n| count(n, diags));
@@ -236,10 +237,10 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
                 cleared_by: cleared_by?,
             }))
         }
-        Some(k @ ("threshold" | "distinct")) if node.get("bucket").is_some() => {
-            bucketed(node, k, diags).map(Kind::Bucketed)
+        Some(k @ (KindName::Threshold | KindName::Distinct)) if node.get("bucket").is_some() => {
+            bucketed(node, k.into(), diags).map(Kind::Bucketed)
         }
-        Some("distinct") if node.get("approximate").is_some() => {
+        Some(KindName::Distinct) if node.get("approximate").is_some() => {
             let n = node.get("approximate")?;
             diags.error(
                 n.pos,
@@ -247,7 +248,7 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
             );
             None
         }
-        Some("threshold") => {
+        Some(KindName::Threshold) => {
             let window_ms =
                 required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
             let threshold = required(node, "threshold", diags).and_then(|n| count(n, diags));
@@ -256,7 +257,7 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
                 threshold: threshold?,
             })
         }
-        Some("distinct") => {
+        Some(KindName::Distinct) => {
             let window_ms =
                 required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
             let threshold = required(node, "threshold", diags).and_then(|n| count(n, diags));
@@ -267,7 +268,7 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
                 threshold: threshold?,
             })
         }
-        Some("sequence") => {
+        Some(KindName::Sequence) => {
             let within_ms =
                 required(node, "within", diags).and_then(|n| duration_ms(n, diags, false));
             let steps = required(node, "steps", diags).and_then(|n| steps(n, diags));
@@ -276,10 +277,12 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
                 steps: steps?,
             })
         }
-        Some("new_value") => new_value_kind(node, diags),
-        Some("impossible_travel") => travel(node, diags).map(Kind::ImpossibleTravel),
-        Some("spike") => spike(node, diags).map(Kind::Spike),
-        _ => None,
+        Some(KindName::NewValue) => new_value_kind(node, diags),
+        Some(KindName::ImpossibleTravel) => travel(node, diags).map(Kind::ImpossibleTravel),
+        Some(KindName::Spike) => spike(node, diags).map(Kind::Spike),
+        // Forms of the kinds above, reached through their keys (`bucket`, `cleared_by`, a
+        // list of fields), never by name: `kind_of` refuses them.
+        Some(KindName::Bucketed | KindName::NewValues | KindName::ClearedDistinct) | None => None,
     };
     if !matches!(kind, None | Some(Kind::Match | Kind::Sequence { .. })) && filter.is_none() {
         diags.error(
@@ -917,6 +920,25 @@ mod tests {
     fn errors(text: &str) -> Vec<String> {
         let (_, diags) = load_file_text(Path::new("r.yaml"), text);
         diags.iter().map(ToString::to_string).collect()
+    }
+
+    /// Kind names come from `Kind`'s variants; an unknown one lists them all.
+    #[test]
+    fn kind_names_are_the_variants_and_an_unknown_one_lists_them() {
+        let lines = errors("id: a\ntitle: A\nseverity: low\nkind: treshold\nmatch: {}\n");
+        assert_eq!(
+            lines,
+            [
+                "r.yaml:4:7: rule a: unknown kind `treshold` (did you mean `threshold`?); kinds \
+                 are match, threshold, distinct, sequence, new_value, impossible_travel, spike"
+            ]
+        );
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: a\ntitle: A\nseverity: low\nkind: new_value\nmatch: {}\nfield: ip\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(rules[0].kind.name(), "new_value");
     }
 
     #[test]

@@ -88,8 +88,16 @@ pub struct Origin {
     pub pos: Pos,
 }
 
-/// What a rule counts, per kind.
-#[derive(Clone, Debug)]
+/// What a rule counts, per kind. Its variants are the one table of rule kinds: strum makes
+/// [`KindName`] (a rule's `kind:`, the variant in snake_case) from them, `compile.rs` matches
+/// on that to read a kind's keys and the engine on `Kind` for its state, so a kind that
+/// either misses does not compile.
+#[derive(Clone, Debug, strum::EnumDiscriminants)]
+#[strum_discriminants(
+    name(KindName),
+    derive(strum::EnumString, strum::IntoStaticStr, strum::VariantNames),
+    strum(serialize_all = "snake_case")
+)]
 pub enum Kind {
     Match,
     Threshold {
@@ -263,20 +271,40 @@ impl Travel {
     }
 }
 
+impl KindName {
+    /// Variants of [`Kind`] that are forms of another kind, chosen by its keys (`threshold`
+    /// or `distinct` with `bucket`, `distinct` with `cleared_by`, `new_value` with a list of
+    /// fields): the engine's, never a rule's `kind:`.
+    pub const FORMS: [KindName; 3] = [
+        KindName::Bucketed,
+        KindName::NewValues,
+        KindName::ClearedDistinct,
+    ];
+
+    pub fn is_form(self) -> bool {
+        KindName::FORMS.contains(&self)
+    }
+
+    /// The names a rule's `kind:` takes, in the order of `Kind`'s variants.
+    pub fn rule_names() -> Vec<&'static str> {
+        use strum::VariantNames;
+        KindName::VARIANTS
+            .iter()
+            .copied()
+            .filter(|n| n.parse::<KindName>().is_ok_and(|k| !k.is_form()))
+            .collect()
+    }
+}
+
 impl Kind {
     pub fn name(&self) -> &'static str {
         match self {
-            Kind::Match => "match",
-            Kind::Threshold { .. } => "threshold",
-            Kind::Distinct { .. } => "distinct",
-            Kind::Sequence { .. } => "sequence",
-            Kind::NewValue(_) => "new_value",
-            Kind::ImpossibleTravel(_) => "impossible_travel",
+            // Forms of a kind are named as the kind the rule wrote.
             Kind::Bucketed(b) if b.distinct.is_some() => "distinct",
             Kind::Bucketed(_) => "threshold",
             Kind::NewValues(_) => "new_value",
-            Kind::Spike(_) => "spike",
             Kind::ClearedDistinct(_) => "distinct",
+            other => KindName::from(other).into(),
         }
     }
 

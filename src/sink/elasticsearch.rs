@@ -5,14 +5,69 @@
 //! index mapping. Each item's status is read: some alerts of a batch may be delivered, others
 //! retried or rejected.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use super::http::Bulk;
 use super::{BoxFuture, Deliver, Record, Results, SendError, all, http};
-use crate::config::{DeliveryPolicy, ElasticsearchConfig};
+use super::common::{AlertFormat, DeliveryPolicy};
+use super::kind::{Kind, Options, Shared, deliver};
+use crate::secret::Secret;
 use crate::rule::Severity;
+
+/// `[[sink]] kind = "elasticsearch"`: its keys, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ElasticsearchConfig {
+    /// The cluster's base URL; `/_bulk` is appended.
+    pub url: String,
+    pub index: String,
+    pub api_key: Option<Secret>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Kind for ElasticsearchConfig {
+    const SHARED: Shared = Shared {
+        bulk: true,
+        ..Shared::RECEIVER
+    };
+
+    fn read(o: &mut Options<'_>) -> Option<Self> {
+        let url = o.url("url").map(|u| u.trim_end_matches('/').to_string());
+        let index = o.str("index").unwrap_or_else(|| "authwatch-alerts".into());
+        let api_key = o.secret("api_key");
+        let username = o.str("username");
+        let password = o.secret("password");
+        if username.is_some() != password.is_some() {
+            o.fail("username and password_env (or password_file) go together".into());
+        }
+        if api_key.is_some() && username.is_some() {
+            o.fail("give api_key_env or username/password, not both".into());
+        }
+        let ca_file = o.ca_file();
+        Some(ElasticsearchConfig {
+            url: url?,
+            index,
+            api_key,
+            username,
+            password,
+            ca_file,
+        })
+    }
+
+    fn build(
+        &self,
+        policy: &DeliveryPolicy,
+        include_evidence: bool,
+        _format: Option<AlertFormat>,
+    ) -> Result<Arc<dyn Deliver>, String> {
+        Elasticsearch::new(self.clone(), policy, include_evidence).map(deliver)
+    }
+}
+
 
 pub struct Elasticsearch {
     config: ElasticsearchConfig,

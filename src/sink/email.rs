@@ -5,6 +5,7 @@
 //! Message-ID is derived from the alert id, so a mail client shows a redelivery as the same
 //! message. A 4xx answer is retried, a 5xx one is the alert's dead letter.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -15,7 +16,132 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Value;
 
 use super::{BoxFuture, Deliver, Record, Results, SendError};
-use crate::config::{DeliveryPolicy, EmailConfig, SmtpTls};
+use super::common::{AlertFormat, DeliveryPolicy};
+use super::kind::{Kind, Options, Shared, deliver};
+use crate::secret::Secret;
+
+/// `[[sink]] kind = "email"`: its keys, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmailConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject_prefix: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+    /// `smtp://` (default): STARTTLS, refused if the server does not offer it.
+    StartTls,
+    /// `tls = "opportunistic"`: STARTTLS when offered.
+    Opportunistic,
+    /// `tls = "none"`: plain text, for a relay on the same host.
+    None,
+}
+
+impl Kind for EmailConfig {
+    const SHARED: Shared = Shared {
+        on_call: true,
+        ..Shared::RECEIVER
+    };
+
+    fn read(o: &mut Options<'_>) -> Option<Self> {
+        let smtp_url = o.required("smtp_url");
+        let tls_key = o.str("tls");
+        let ca_file = o.ca_file();
+        let username = o.str("username");
+        let password = o.secret("password");
+        if password.is_some() && username.is_none() {
+            o.fail("password_env needs username".into());
+        }
+        let from = o.required("from");
+        if let Some(f) = &from
+            && f.parse::<lettre::message::Mailbox>().is_err()
+        {
+            o.fail(format!("from `{f}` is not a mail address"));
+        }
+        let to = o.strings("to");
+        match &to {
+            None => o.fail("missing `to` (a list of addresses)".into()),
+            Some(list) if list.is_empty() => o.fail("`to` lists no address".into()),
+            Some(list) => {
+                for t in list {
+                    if t.parse::<lettre::message::Mailbox>().is_err() {
+                        o.fail(format!("to `{t}` is not a mail address"));
+                    }
+                }
+            }
+        }
+        let subject_prefix = o
+            .str("subject_prefix")
+            .unwrap_or_else(|| "[authwatch]".into());
+        let url = smtp_url
+            .as_deref()
+            .and_then(|u| match reqwest::Url::parse(u) {
+                Ok(url) => Some(url),
+                Err(_) => {
+                    o.fail(format!(
+                        "smtp_url `{u}` is not a URL like smtp://mail.example.com:587"
+                    ));
+                    None
+                }
+            })?;
+        let (default_port, mut tls) = match url.scheme() {
+            "smtps" => (465, SmtpTls::Implicit),
+            "smtp" => (587, SmtpTls::StartTls),
+            other => {
+                o.fail(format!(
+                    "smtp_url scheme `{other}`: use smtp:// (STARTTLS) or smtps:// (TLS)"
+                ));
+                return None;
+            }
+        };
+        match (tls_key.as_deref(), tls) {
+            (None, _) => {}
+            (Some("starttls"), SmtpTls::StartTls) => {}
+            (Some("opportunistic"), SmtpTls::StartTls) => tls = SmtpTls::Opportunistic,
+            (Some("none"), SmtpTls::StartTls) => tls = SmtpTls::None,
+            (Some(other), _) => o.fail(format!(
+                "tls `{other}`: with smtp:// use starttls (default), opportunistic or none; smtps:// is always TLS"
+            )),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            o.fail("smtp_url must not carry credentials; use username and password_env".into());
+        }
+        let Some(host) = url.host_str().map(str::to_string) else {
+            o.fail("smtp_url names no host".into());
+            return None;
+        };
+        Some(EmailConfig {
+            host,
+            port: url.port().unwrap_or(default_port),
+            tls,
+            ca_file,
+            username,
+            password,
+            from: from?,
+            to: to?,
+            subject_prefix,
+        })
+    }
+
+    fn build(
+        &self,
+        policy: &DeliveryPolicy,
+        include_evidence: bool,
+        _format: Option<AlertFormat>,
+    ) -> Result<Arc<dyn Deliver>, String> {
+        Email::new(self.clone(), policy, include_evidence).map(deliver)
+    }
+}
+
 
 pub struct Email {
     config: EmailConfig,

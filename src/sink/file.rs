@@ -10,8 +10,39 @@ use std::sync::{Arc, Mutex};
 
 use super::lines::LineEncoder;
 use super::stdout::{outcome, write_lines};
+use super::common::{AlertFormat, DeliveryPolicy};
+use super::kind::{Kind, Options, Shared, deliver};
 use super::{BoxFuture, Deliver, Record, Results, all};
-use crate::config::AlertFormat;
+
+/// `[[sink]] kind = "file"`: `path`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileConfig {
+    pub path: PathBuf,
+}
+
+impl Kind for FileConfig {
+    const SHARED: Shared = Shared {
+        delivery: false,
+        bulk: false,
+        format: true,
+        on_call: false,
+    };
+
+    fn read(o: &mut Options<'_>) -> Option<Self> {
+        o.required("path").map(|p| FileConfig { path: p.into() })
+    }
+
+    fn build(
+        &self,
+        _: &DeliveryPolicy,
+        _: bool,
+        format: Option<AlertFormat>,
+    ) -> Result<Arc<dyn Deliver>, String> {
+        FileDeliver::open(&self.path, format.unwrap_or(AlertFormat::Json))
+            .map(deliver)
+            .map_err(|e| e.to_string())
+    }
+}
 
 fn open(path: &Path) -> io::Result<File> {
     OpenOptions::new()

@@ -13,8 +13,8 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode};
 
+use super::common::DeliveryPolicy;
 use super::{Record, Results, SendError};
-use crate::config::DeliveryPolicy;
 
 /// A receiver's answer is quoted in the dead letter and the log up to this many characters.
 const QUOTED_BODY_CHARS: usize = 300;

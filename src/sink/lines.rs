@@ -4,8 +4,8 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::common::AlertFormat;
 use super::{Record, ocsf, table};
-use crate::config::AlertFormat;
 use crate::engine::Alert;
 
 /// Encodes alerts one line each; shared by the blocking writers of one sink.

@@ -6,27 +6,37 @@
 //! - [`Deliver`]: the asynchronous delivery each outbox worker drives (`crate::outbox`), one
 //!   per configured sink, with retries and dead letters around it.
 
-mod build;
 mod cef;
-mod elasticsearch;
-mod email;
-mod file;
+mod common;
+mod config;
 mod http;
+mod kind;
 mod lines;
 pub mod ocsf;
-mod pagerduty;
 mod record;
-mod slack;
-mod splunk_hec;
-mod stdout;
-mod syslog;
 mod table;
-mod webhook;
 
-pub use build::{build, terminal_default};
+pub use common::{AlertFormat, DeliveryPolicy, Routing};
+pub use config::{RawSink, SinkConfig, build, sinks};
 pub use record::{Record, hostname};
-pub use stdout::StdoutSink;
+pub use stdout::{StdoutSink, terminal_default};
 pub use webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};
+
+// Every sink kind, one line each: `module => Variant(its config type)`. The module is
+// `src/sink/<module>.rs`, its name is the `kind` a `[[sink]]` names, and it implements
+// `kind::Kind` for its config type; `kind::sink_kinds!` declares the modules and makes the
+// `SinkKind` enum with every `match` on it from this list.
+kind::sink_kinds! {
+    stdout => Stdout(StdoutConfig),
+    file => File(FileConfig),
+    webhook => Webhook(WebhookConfig),
+    splunk_hec => SplunkHec(SplunkHecConfig),
+    elasticsearch => Elasticsearch(ElasticsearchConfig),
+    syslog => Syslog(SyslogConfig),
+    pagerduty => PagerDuty(PagerDutyConfig),
+    slack => Slack(SlackConfig),
+    email => Email(EmailConfig),
+}
 
 use std::future::Future;
 use std::io;
@@ -34,7 +44,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Routing;
 use crate::engine::Alert;
 
 /// A destination for alerts, written to synchronously.

@@ -9,8 +9,52 @@ use serde_json::{Value, json};
 
 use super::record::hostname;
 use super::{BoxFuture, Deliver, Record, Results, http};
-use crate::config::{DeliveryPolicy, PagerDutyConfig};
+use super::common::{AlertFormat, DeliveryPolicy};
+use super::kind::{Kind, Options, Shared, deliver};
+use crate::secret::Secret;
 use crate::rule::Severity;
+
+/// `[[sink]] kind = "pagerduty"`: its keys, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PagerDutyConfig {
+    pub url: String,
+    pub routing_key: Secret,
+    /// `payload.source`: the host name unless set.
+    pub source: Option<String>,
+}
+
+/// The PagerDuty Events API v2 endpoint.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+impl Kind for PagerDutyConfig {
+    const SHARED: Shared = Shared {
+        on_call: true,
+        ..Shared::RECEIVER
+    };
+
+    fn read(o: &mut Options<'_>) -> Option<Self> {
+        let url = o
+            .url_optional("url")
+            .unwrap_or_else(|| PAGERDUTY_EVENTS_URL.into());
+        let routing_key = o.required_secret("routing_key", "the integration key");
+        let source = o.str("source");
+        Some(PagerDutyConfig {
+            url,
+            routing_key: routing_key?,
+            source,
+        })
+    }
+
+    fn build(
+        &self,
+        policy: &DeliveryPolicy,
+        include_evidence: bool,
+        _format: Option<AlertFormat>,
+    ) -> Result<Arc<dyn Deliver>, String> {
+        PagerDuty::new(self.clone(), policy, include_evidence).map(deliver)
+    }
+}
+
 
 /// PagerDuty truncates summaries at 1024 characters; we cut first, on a character boundary.
 const MAX_SUMMARY_CHARS: usize = 1024;

@@ -9,8 +9,47 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{BoxFuture, Deliver, Record, Results, http};
-use crate::config::{DeliveryPolicy, SlackConfig};
+use super::common::{AlertFormat, DeliveryPolicy};
+use super::kind::{Kind, Options, Shared, deliver};
+use crate::secret::Secret;
 use crate::rule::Severity;
+
+/// `[[sink]] kind = "slack"`: its keys, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlackConfig {
+    /// The incoming-webhook URL: it carries its own credential, hence a secret.
+    pub webhook_url: Secret,
+}
+
+impl Kind for SlackConfig {
+    const SHARED: Shared = Shared {
+        on_call: true,
+        ..Shared::RECEIVER
+    };
+
+    fn read(o: &mut Options<'_>) -> Option<Self> {
+        let webhook_url = o.required_secret("webhook_url", "the incoming webhook URL");
+        if webhook_url
+            .as_ref()
+            .is_some_and(|u| reqwest::Url::parse(u.expose()).is_err())
+        {
+            o.fail("webhook_url is not a URL".into());
+        }
+        Some(SlackConfig {
+            webhook_url: webhook_url?,
+        })
+    }
+
+    fn build(
+        &self,
+        policy: &DeliveryPolicy,
+        include_evidence: bool,
+        _format: Option<AlertFormat>,
+    ) -> Result<Arc<dyn Deliver>, String> {
+        Slack::new(self.clone(), policy, include_evidence).map(deliver)
+    }
+}
+
 
 /// Slack refuses section texts over 3000 characters.
 const MAX_TEXT_CHARS: usize = 2900;
@@ -139,7 +178,7 @@ impl Deliver for Slack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
     use crate::sink::record::tests::sample;
 
     #[test]

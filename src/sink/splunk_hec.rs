@@ -3,6 +3,7 @@
 //! whole alert as `event`, its event time as `time`, and the alert id as the indexed field
 //! `alert_id`, which a search deduplicates on (`| dedup alert_id`): HEC has no document ids.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -10,7 +11,66 @@ use serde_json::{Value, json};
 use super::http::Bulk;
 use super::record::hostname;
 use super::{BoxFuture, Deliver, Record, Results, all, http};
-use crate::config::{DeliveryPolicy, SplunkHecConfig};
+use super::common::{AlertFormat, DeliveryPolicy};
+use super::kind::{Kind, Options, Shared, deliver};
+use crate::secret::Secret;
+
+/// `[[sink]] kind = "splunk_hec"`: its keys, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplunkHecConfig {
+    /// The full event endpoint (`.../services/collector/event`).
+    pub url: String,
+    pub token: Secret,
+    pub index: Option<String>,
+    pub source: String,
+    pub sourcetype: String,
+    pub host: Option<String>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Kind for SplunkHecConfig {
+    const SHARED: Shared = Shared {
+        bulk: true,
+        ..Shared::RECEIVER
+    };
+
+    fn read(o: &mut Options<'_>) -> Option<Self> {
+        let url = o.url("url").map(|u| {
+            if u.contains("/services/collector") {
+                u
+            } else {
+                format!("{}/services/collector/event", u.trim_end_matches('/'))
+            }
+        });
+        let token = o.required_secret("token", "the HEC token");
+        let index = o.str("index");
+        let source = o.str("source").unwrap_or_else(|| "authwatch".into());
+        let sourcetype = o
+            .str("sourcetype")
+            .unwrap_or_else(|| "authwatch:alert".into());
+        let host = o.str("host");
+        let ca_file = o.ca_file();
+        Some(SplunkHecConfig {
+            url: url?,
+            token: token?,
+            index,
+            source,
+            sourcetype,
+            host,
+            ca_file,
+        })
+    }
+
+    fn build(
+        &self,
+        policy: &DeliveryPolicy,
+        include_evidence: bool,
+        _format: Option<AlertFormat>,
+    ) -> Result<Arc<dyn Deliver>, String> {
+        SplunkHec::new(self.clone(), policy, include_evidence).map(deliver)
+    }
+}
+
 
 pub struct SplunkHec {
     config: SplunkHecConfig,

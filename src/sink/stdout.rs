@@ -5,9 +5,49 @@ use std::io::{self, BufWriter, Stdout, Write};
 use std::sync::Arc;
 
 use super::lines::LineEncoder;
+use super::common::{AlertFormat, DeliveryPolicy};
+use super::kind::{Kind, Options, Shared, deliver};
 use super::{AlertSink, BoxFuture, Deliver, Record, Results, SendError, all};
-use crate::config::AlertFormat;
 use crate::engine::Alert;
+
+/// `[[sink]] kind = "stdout"`: no keys of its own.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StdoutConfig;
+
+impl Kind for StdoutConfig {
+    const SHARED: Shared = Shared {
+        delivery: false,
+        bulk: false,
+        format: true,
+        on_call: false,
+    };
+
+    fn read(_: &mut Options<'_>) -> Option<Self> {
+        Some(StdoutConfig)
+    }
+
+    fn build(
+        &self,
+        _: &DeliveryPolicy,
+        _: bool,
+        format: Option<AlertFormat>,
+    ) -> Result<Arc<dyn Deliver>, String> {
+        Ok(deliver(StdoutDeliver::new(
+            format.unwrap_or_else(terminal_default),
+        )))
+    }
+}
+
+/// Alerts on standard output with no format chosen: a table when a person is watching (a
+/// terminal), JSON lines for a program or a file otherwise.
+pub fn terminal_default() -> AlertFormat {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        AlertFormat::Table
+    } else {
+        AlertFormat::Json
+    }
+}
 
 pub struct StdoutSink {
     out: BufWriter<Stdout>,

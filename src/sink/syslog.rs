@@ -3,6 +3,7 @@
 //! after any failure. TCP acknowledges nothing: a message written just before the server
 //! closes may be lost, so a connection the server has closed is noticed before writing.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -18,8 +19,108 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 use super::record::hostname;
 use super::{BoxFuture, Deliver, Record, Results, SendError, all, cef};
-use crate::config::{DeliveryPolicy, SyslogConfig, split_host_port};
+use super::common::{AlertFormat, DeliveryPolicy};
+use super::kind::{Kind, Options, Shared, deliver};
 use crate::rule::Severity;
+
+/// `[[sink]] kind = "syslog"`: its keys, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyslogConfig {
+    /// `host:port`.
+    pub address: String,
+    pub tls: bool,
+    pub ca_file: Option<PathBuf>,
+    /// The name the server's certificate must carry (default: the host of `address`).
+    pub server_name: Option<String>,
+    /// RFC 5424 facility number (`auth` = 4 by default).
+    pub facility: u8,
+    pub app_name: String,
+    pub hostname: Option<String>,
+}
+
+/// RFC 5424 facility names and numbers.
+const FACILITIES: [(&str, u8); 12] = [
+    ("kern", 0),
+    ("user", 1),
+    ("daemon", 3),
+    ("auth", 4),
+    ("authpriv", 10),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+];
+
+/// `host:port` or `[v6]:port`.
+pub fn split_host_port(address: &str) -> Option<(String, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+impl Kind for SyslogConfig {
+    const SHARED: Shared = Shared::RECEIVER;
+
+    fn read(o: &mut Options<'_>) -> Option<Self> {
+        let address = o.required("address");
+        if let Some(a) = &address
+            && split_host_port(a).is_none()
+        {
+            o.fail(format!(
+                "address `{a}` must be host:port, like siem.example.com:6514"
+            ));
+        }
+        let tls = match o.str("protocol").as_deref() {
+            None | Some("tcp") => false,
+            Some("tls") => true,
+            Some(other) => {
+                o.fail(format!("protocol `{other}`: use tcp or tls"));
+                false
+            }
+        };
+        let ca_file = o.ca_file();
+        if ca_file.is_some() && !tls {
+            o.fail("ca_file needs protocol = \"tls\"".into());
+        }
+        let server_name = o.str("server_name");
+        let facility = match o.str("facility") {
+            None => 4,
+            Some(f) => match FACILITIES.iter().find(|(n, _)| *n == f) {
+                Some((_, v)) => *v,
+                None => {
+                    let names: Vec<&str> = FACILITIES.iter().map(|(n, _)| *n).collect();
+                    o.fail(format!("facility `{f}`: use one of {}", names.join(", ")));
+                    4
+                }
+            },
+        };
+        let app_name = o.str("app_name").unwrap_or_else(|| "authwatch".into());
+        let hostname = o.str("hostname");
+        Some(SyslogConfig {
+            address: address?,
+            tls,
+            ca_file,
+            server_name,
+            facility,
+            app_name,
+            hostname,
+        })
+    }
+
+    fn build(
+        &self,
+        policy: &DeliveryPolicy,
+        include_evidence: bool,
+        _format: Option<AlertFormat>,
+    ) -> Result<Arc<dyn Deliver>, String> {
+        Syslog::new(self.clone(), policy, include_evidence).map(deliver)
+    }
+}
+
 
 /// Private enterprise number for the structured data id: 32473 is the one RFC 5612 reserves
 /// for documentation; receivers only need it to be stable.

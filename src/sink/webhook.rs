@@ -4,13 +4,66 @@
 //! Unix-seconds timestamp in `X-Authwatch-Timestamp`, so a captured request cannot be replayed
 //! outside the receiver's window.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::{BoxFuture, Deliver, Record, Results, SendError, http, ocsf};
-use crate::config::{AlertFormat, DeliveryPolicy, WebhookConfig};
+use super::common::{AlertFormat, DeliveryPolicy};
+use super::kind::{Kind, Options, Shared, deliver};
+use crate::secret::Secret;
+
+/// `[[sink]] kind = "webhook"`: its keys, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// `Authorization: Bearer <token>`.
+    pub token: Option<Secret>,
+    /// HMAC-SHA256 key for the signature header.
+    pub secret: Option<Secret>,
+    pub headers: Vec<(String, String)>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Kind for WebhookConfig {
+    const SHARED: Shared = Shared {
+        format: true,
+        ..Shared::RECEIVER
+    };
+
+    fn read(o: &mut Options<'_>) -> Option<Self> {
+        let url = o.url("url");
+        let token = o.secret("token");
+        let secret = o.secret("secret");
+        let headers = o.headers("headers");
+        let ca_file = o.ca_file();
+        Some(WebhookConfig {
+            url: url?,
+            token,
+            secret,
+            headers,
+            ca_file,
+        })
+    }
+
+    fn build(
+        &self,
+        policy: &DeliveryPolicy,
+        include_evidence: bool,
+        format: Option<AlertFormat>,
+    ) -> Result<Arc<dyn Deliver>, String> {
+        Webhook::new(
+            self.clone(),
+            policy,
+            include_evidence,
+            format.unwrap_or(AlertFormat::Json),
+        )
+        .map(deliver)
+    }
+}
+
 
 pub const TIMESTAMP_HEADER: &str = "X-Authwatch-Timestamp";
 pub const SIGNATURE_HEADER: &str = "X-Authwatch-Signature";

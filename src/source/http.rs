@@ -8,9 +8,10 @@
 //! | `GET /v1/ingest/okta` | | none: Okta's one-time verification, echoed back |
 //! | `POST /v1/ingest/okta` | okta | the header and secret set as the event hook's authentication |
 //!
-//! Each element of a batch becomes one `Item::Line` holding that element's bytes exactly as
-//! sent, and the batch names its route's format, so the detection thread decodes it the way
-//! it decodes a file line (same bad-input counting, same fingerprints). A request is one
+//! Each element of a batch is decoded from its bytes exactly as sent, in its route's format,
+//! by the decode stage's `decode_batch` on the runtime's blocking pool (so requests decode in
+//! parallel, beside detection), the way a file line is (same bad-input counting, same
+//! fingerprints). A request is one
 //! batch, handed over with `try_send` on the bounded channel. Each configured route has its
 //! own share of that channel (and of the bodies read at once), so a client flooding one route
 //! is answered 503 with `Retry-After` while the others still get their place; nothing is
@@ -43,9 +44,10 @@ use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, oneshot, watch};
 
-use super::{Ack, Batch, Item};
+use super::{Ack, Batch, Item, decoding};
 use crate::config::{HttpIngest, Secret};
 use crate::normalize::Format;
+use crate::pipeline::Decoder;
 use crate::shared::Shared;
 
 /// Request bodies read and split at once, shared evenly among the configured routes. Each may
@@ -95,6 +97,7 @@ fn share(total: usize, config: &HttpIngest) -> usize {
 /// The ingest routes, to merge into the daemon's router.
 pub fn routes(
     config: HttpIngest,
+    decoder: Decoder,
     tx: SyncSender<Batch>,
     shared: Arc<Shared>,
     durable: watch::Receiver<u64>,
@@ -105,6 +108,7 @@ pub fn routes(
     });
     let ingest = Arc::new(Ingest {
         config,
+        decoder,
         tx,
         shared,
         shares,
@@ -119,6 +123,8 @@ pub fn routes(
 
 struct Ingest {
     config: HttpIngest,
+    /// The daemon's decoder (its admission); each route decodes in its own format.
+    decoder: Decoder,
     tx: SyncSender<Batch>,
     shared: Arc<Shared>,
     /// Per route (`Route::index`).
@@ -231,12 +237,24 @@ async fn try_accept(ingest: &Ingest, route: Route, request: Request) -> Result<u
     let body = receive(ingest, route, share, request)
         .await
         .map_err(Refusal::closing)?;
-    let mut items = records(route, &body, ingest.config.max_events_per_body)?;
+    let items = records(route, &body, ingest.config.max_events_per_body)?;
     drop(body);
     let accepted = items.len();
     if accepted == 0 {
         return Ok(0);
     }
+    // Decoded here, on the runtime's blocking pool, so requests decode in parallel beside
+    // detection instead of one after another on the detection thread.
+    let decoder = ingest.decoder;
+    let lines = Batch {
+        items,
+        positions: Vec::new(),
+        format: Some(route.format()),
+    };
+    let mut items =
+        tokio::task::spawn_blocking(move || decoding::decode_batch(decoder, "http", lines).items)
+            .await
+            .map_err(|_| Refusal::retry("authwatch is stopping"))?;
     let place = share.batches.clone().try_acquire_owned().map_err(|_| {
         Refusal::retry(
             "this route's share of the detection queue is full (the pipeline is saturated)",
@@ -247,12 +265,7 @@ async fn try_accept(ingest: &Ingest, route: Route, request: Request) -> Result<u
         reply,
         share: place,
     }));
-    let batch = Batch {
-        items,
-        positions: Vec::new(),
-        format: Some(route.format()),
-    };
-    match ingest.tx.try_send(batch) {
+    match ingest.tx.try_send(Batch::without_position(items)) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => return Err(Refusal::retry("the pipeline is saturated")),
         Err(TrySendError::Disconnected(_)) => return Err(Refusal::retry("authwatch is stopping")),

@@ -2,6 +2,7 @@
 //! their own thread, batches posted over HTTP, a Kafka consumer group, and the Okta and Auth0
 //! logs APIs polled, handed to the detection thread in batches.
 
+pub mod decoding;
 pub mod file;
 pub mod http;
 pub mod kafka;

@@ -358,7 +358,7 @@ pub fn targets(repo: &Path) -> Vec<Target<'static>> {
         .unwrap_or_else(|e| panic!("the default pack loads: {e:?}"))
         .enabled();
     let mut targets: Vec<Target<'static>> = Vec::new();
-    for format in Format::ALL {
+    for format in Format::all() {
         let mut engine = Engine::new(rules.clone(), &EngineOptions::default());
         let mut alerts = Vec::new();
         targets.push(Target {

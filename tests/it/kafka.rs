@@ -563,6 +563,93 @@ fn a_poison_message_lands_in_the_dead_letter_topic_and_the_partition_moves_on() 
     assert_eq!(headers["authwatch-source-offset"], "1500");
 }
 
+/// Moves every Entra timestamp (`time`, `createdDateTime`, `activityDateTime`) of `record`
+/// by `by_ms`.
+fn shift_entra_times(record: &mut serde_json::Value, by_ms: i64) {
+    match record {
+        serde_json::Value::Object(fields) => {
+            for (name, value) in fields.iter_mut() {
+                let stamped = matches!(
+                    name.as_str(),
+                    "time" | "createdDateTime" | "activityDateTime"
+                );
+                match value.as_str().map(chrono::DateTime::parse_from_rfc3339) {
+                    Some(Ok(t)) if stamped => {
+                        let moved =
+                            t.with_timezone(&chrono::Utc) + chrono::Duration::milliseconds(by_ms);
+                        *value = moved
+                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                            .into();
+                    }
+                    _ => shift_entra_times(value, by_ms),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().for_each(|v| shift_entra_times(v, by_ms));
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn entra_event_hubs_messages_of_several_records_raise_the_alerts_of_one_record_per_line() {
+    let Some(brokers) = brokers(
+        "entra_event_hubs_messages_of_several_records_raise_the_alerts_of_one_record_per_line",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(dir.path(), brokers, "entra", 1);
+    // The fixture's attack moved to tomorrow (the idle clock follows the wall clock), then a
+    // sign-in an hour after it that moves event time past the lateness.
+    let fixture = repo().join("tests/fixtures/entra/attack.jsonl");
+    let mut records: Vec<serde_json::Value> = std::fs::read_to_string(fixture)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = chrono::DateTime::parse_from_rfc3339(records[0]["time"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    let by = chrono::Utc::now().timestamp_millis() + 86_400_000 - first;
+    records.iter_mut().for_each(|r| shift_entra_times(r, by));
+    let mut marker = records[0].clone();
+    shift_entra_times(&mut marker, 3_600_000 * 3);
+    marker["properties"]["id"] = "marker-sign-in".into();
+    records.push(marker);
+    // Three records a message, as Event Hubs' Kafka endpoint hands a diagnostic export on.
+    let bodies = crate::normalize_attacks::event_hubs_bodies(&records, 3);
+    let messages: Vec<Record> = bodies
+        .lines()
+        .map(|b| (0, b"entra".to_vec(), b.as_bytes().to_vec()))
+        .collect();
+    produce(&setup.brokers, &setup.topic, &messages, "none");
+    setup.run_to_end("entra", "format = \"entra\"");
+    assert_eq!(events_counted(&setup, "entra"), records.len() as u64);
+
+    let one_per_line: String = records.iter().map(|r| format!("{r}\n")).collect();
+    let input = dir.path().join("entra-records.jsonl");
+    std::fs::write(&input, one_per_line).unwrap();
+    let now = (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339();
+    let rules = setup.rules.to_str().unwrap();
+    let args = [
+        "replay", "--format", "entra", "--rules", rules, "--now", &now,
+    ];
+    let out = authwatch(&[&args[..], &[input.to_str().unwrap()]].concat(), b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let want: BTreeSet<String> = alerts(&out)
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    let got: BTreeSet<String> = ids_in(&setup.alerts("entra")).into_iter().collect();
+    assert!(
+        want.len() >= 4,
+        "the attack raises the pack's alerts: {want:?}"
+    );
+    assert_eq!(got, want, "log:\n{}", setup.log_text("entra"));
+}
+
 #[test]
 fn a_consumer_killed_mid_stream_resumes_at_its_checkpointed_offsets() {
     let Some(brokers) = brokers("a_consumer_killed_mid_stream_resumes_at_its_checkpointed_offsets")

@@ -190,3 +190,28 @@ fn provider_attacks_raise_the_same_alerts_as_their_canonical_equivalents() {
         }
     }
 }
+
+/// Entra's records packed `per_body` to an Event Hubs body (`{"records": [...]}`), one body
+/// per line: the shape diagnostic settings export and Event Hubs' Kafka endpoint delivers.
+pub fn event_hubs_bodies(records: &[Value], per_body: usize) -> String {
+    records
+        .chunks(per_body)
+        .map(|chunk| serde_json::json!({ "records": chunk }).to_string() + "\n")
+        .collect()
+}
+
+#[test]
+fn entra_event_hubs_bodies_of_several_records_raise_the_alerts_of_one_record_per_line() {
+    let records: Vec<Value> = lines("entra/attack.jsonl")
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a fixture record"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = dir.path().join("bodies.jsonl");
+    std::fs::write(&bodies, event_hubs_bodies(&records, 3)).unwrap();
+    let one_per_line = fixture("entra/attack.jsonl");
+    let from_bodies = replay(&["--format", "entra", bodies.to_str().unwrap()]);
+    let from_lines = replay(&["--format", "entra", one_per_line.to_str().unwrap()]);
+    assert!(from_lines.len() >= REQUIRED_RULES.len(), "{from_lines:?}");
+    assert_eq!(from_bodies, from_lines);
+}

@@ -410,8 +410,8 @@ impl Coordinator {
                 if gone {
                     return;
                 }
+                next.insert(tp.clone(), entry.resume_offset());
                 items.push(entry.payload);
-                next.insert(tp.clone(), entry.offset + 1);
                 if items.len() >= BATCH_RECORDS && !send(&mut items, &mut next) {
                     gone = true;
                 }

@@ -34,7 +34,24 @@ pub struct Entry<T> {
     /// Event time; `None` for a message that did not decode (it carries no order).
     pub ts: Option<i64>,
     pub offset: i64,
+    /// More events of the same message follow this one in its lane (a message holding several
+    /// records, such as an Entra Event Hubs body).
+    pub more_in_message: bool,
     pub payload: T,
+}
+
+impl<T> Entry<T> {
+    /// Where a partition resumes once this entry is handed on: after its message, or at its
+    /// message again while the message's later events are still held. A restart then reads
+    /// the whole message again, and the events already detected on are dropped as duplicates
+    /// by their ids (the engine's dedup), so none is lost and none counted twice.
+    pub fn resume_offset(&self) -> i64 {
+        if self.more_in_message {
+            self.offset
+        } else {
+            self.offset + 1
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -142,7 +159,7 @@ impl<T> Merge<T> {
             let tp = tp.clone();
             let lane = self.lanes.get_mut(&tp).expect("the lane was just found");
             let entry = lane.queue.pop_front().expect("the lane has a head");
-            lane.released = Some(entry.offset + 1);
+            lane.released = Some(entry.resume_offset());
             if blocked {
                 self.forced += 1;
             }
@@ -209,6 +226,7 @@ mod tests {
         Entry {
             ts,
             offset,
+            more_in_message: false,
             payload: ts.unwrap_or(-1),
         }
     }
@@ -299,6 +317,30 @@ mod tests {
         assert!(m.drained(now + quiet, quiet, silent, |_, _| None));
         assert!(!m.drained(now + quiet, quiet, silent, |_, _| Some(false)));
         assert!(m.drained(now + silent, quiet, silent, |_, _| Some(false)));
+    }
+
+    #[test]
+    fn a_message_of_several_events_is_resumed_at_until_its_last_event_leaves() {
+        let now = Instant::now();
+        let mut m = Merge::new(Duration::from_secs(1));
+        m.add(tp(0), Some(7), now);
+        for (ts, more) in [(10, true), (20, true), (30, false)] {
+            let part = Entry {
+                more_in_message: more,
+                ..entry(Some(ts), 7)
+            };
+            m.push(&tp(0), part, now);
+        }
+        m.push(&tp(0), entry(Some(40), 8), now);
+        let mut resume = Vec::new();
+        m.release(
+            now,
+            |_, _| Some(true),
+            |_, e| resume.push(e.resume_offset()),
+        );
+        assert_eq!(resume, [7, 7, 8, 9]);
+        let positions: Vec<_> = m.partitions().map(|(_, _, r)| r).collect();
+        assert_eq!(positions, [Some(9)]);
     }
 
     #[test]

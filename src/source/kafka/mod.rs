@@ -301,7 +301,10 @@ impl KafkaSource {
             for _ in queued..LANE_TARGET {
                 match queue.poll(Duration::ZERO) {
                     None => break,
-                    Some(Ok(message)) => entries.push(self.entry(&message)),
+                    Some(Ok(message)) => {
+                        entries.extend(self.entries(&message));
+                        received += 1;
+                    }
                     Some(Err(e)) => {
                         errors.note(&e);
                         break;
@@ -311,7 +314,6 @@ impl KafkaSource {
             if entries.is_empty() {
                 continue;
             }
-            received += entries.len();
             let now = Instant::now();
             let mut c = self.consumer.context().lock();
             for entry in entries.drain(..) {
@@ -321,33 +323,50 @@ impl KafkaSource {
         received
     }
 
-    /// Decodes one message and queues it in its partition's lane.
+    /// Decodes one message and queues its events in its partition's lane.
     fn take(&self, message: &BorrowedMessage<'_>) {
-        let entry = self.entry(message);
+        let entries = self.entries(message);
         let mut c = self.consumer.context().lock();
         let tp = c.tp(message.topic(), message.partition());
-        c.merge.push(&tp, entry, Instant::now());
+        let now = Instant::now();
+        for entry in entries {
+            c.merge.push(&tp, entry, now);
+        }
     }
 
-    /// Decodes one message (a bad one goes to the dead-letter topic) into a lane entry.
-    fn entry(&self, message: &BorrowedMessage<'_>) -> Entry<Item> {
+    /// Decodes one message into lane entries: one per event it holds (several for an Entra
+    /// Event Hubs body), in event-time order, the bad ones first. A message with a bad event
+    /// goes to the dead-letter topic once, with the first bad event's reason.
+    fn entries(&self, message: &BorrowedMessage<'_>) -> Vec<Entry<Item>> {
         let payload = message.payload().unwrap_or_default();
         let offset = message.offset();
-        let (ts, payload) = match self.decode.decode(payload) {
-            Ok(event) => (Some(event.ts), Item::Event(Box::new(event))),
-            Err(bad) => {
-                if let Some(dead) = &self.dead {
-                    dead.send(message, &bad);
+        let origin = || format!("kafka {}/{}", message.topic(), message.partition());
+        let mut entries = Vec::with_capacity(1);
+        let mut dead_lettered = false;
+        self.decode.decode_each(payload, |decoded| {
+            let (ts, payload) = match decoded {
+                Ok(event) => (Some(event.ts), Item::Event(Box::new(event))),
+                Err(bad) => {
+                    if let Some(dead) = self.dead.as_ref().filter(|_| !dead_lettered) {
+                        dead.send(message, &bad);
+                        dead_lettered = true;
+                    }
+                    (None, Item::Bad(bad, origin(), offset.max(0) as u64))
                 }
-                let origin = format!("kafka {}/{}", message.topic(), message.partition());
-                (None, Item::Bad(bad, origin, offset.max(0) as u64))
-            }
-        };
-        Entry {
-            ts,
-            offset,
-            payload,
+            };
+            entries.push(Entry {
+                ts,
+                offset,
+                more_in_message: true,
+                payload,
+            });
+        });
+        // The merge releases a lane's head first: the message's events leave in time order.
+        entries.sort_by_key(|e| e.ts.unwrap_or(i64::MIN));
+        if let Some(last) = entries.last_mut() {
+            last.more_in_message = false;
         }
+        entries
     }
 
     /// Sets the gauges of the partitions held now and removes those of partitions gone;

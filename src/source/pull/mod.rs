@@ -17,7 +17,6 @@ use reqwest::Url;
 
 use super::{Batch, Item};
 use crate::config::{Provider, PullConfig, Secret};
-use crate::normalize::Format;
 use crate::state::{self, StateError, Store};
 pub use cursor::{Cursor, Stored};
 use fetch::{Failure, Page};
@@ -195,10 +194,7 @@ impl Poller {
             cursor: self.cursor.clone(),
         };
         let position = serde_json::to_vec(&stored).expect("a cursor serialises");
-        let format = match self.cfg.provider {
-            Provider::Okta => Format::Okta,
-            Provider::Auth0 => Format::Auth0,
-        };
+        let format = self.cfg.provider.format();
         self.tx
             .send(Batch {
                 items,
