@@ -939,6 +939,12 @@ mod tests {
         );
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(rules[0].kind.name(), "new_value");
+        // The engine's forms of a kind are no `kind:` of their own.
+        let lines = errors("id: a\ntitle: A\nseverity: low\nkind: cleared_distinct\nmatch: {}\n");
+        assert!(
+            lines[0].contains("unknown kind `cleared_distinct`"),
+            "{lines:?}"
+        );
     }
 
     #[test]
