@@ -1,11 +1,38 @@
 //! Throughput of each stage on synthetic traffic with the whole default pack loaded:
-//! decoding JSON lines, the engine alone, and both together; and of each provider format's
-//! normaliser on its attack fixture (`normalize/<format>`). Run with `cargo bench`;
-//! criterion prints events/s (its "elements/s").
+//! decoding JSON lines, the engine alone, and both together; of each provider format's
+//! normaliser on its attack fixture (`normalize/<format>`); and of each rule kind alone on two
+//! days of an organisation's traffic (`kinds/<kind>`), with the memory a group of that kind
+//! costs, printed once. Run with `cargo bench`; criterion prints events/s (its "elements/s").
 
-/// The allocator the `authwatch` binary uses, so the figures are the daemon's.
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+/// The allocator the `authwatch` binary uses, so the figures are the daemon's, counting the
+/// bytes live so that a kind's memory per group can be measured.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Counting = Counting(mimalloc::MiMalloc);
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+struct Counting(mimalloc::MiMalloc);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { self.0.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { self.0.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { self.0.realloc(ptr, layout, new_size) }
+    }
+}
 
 use std::path::Path;
 
@@ -308,5 +335,123 @@ fn sigma(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(pipeline, benches, normalisers, sigma);
+/// One rule of each kind (thresholds high enough never to fire, so the cost is the counting),
+/// over the same two days: exact windows beside their bucketed and estimated forms, a
+/// per-user and a per-session baseline, a learned spike.
+const KINDS: [(&str, &str); 8] = [
+    (
+        "threshold",
+        "kind: threshold\nmatch: {type: login.failure}\ngroup_by: [tenant, username]\nwindow: 6h\nthreshold: 100000\n",
+    ),
+    (
+        "threshold_bucketed",
+        "kind: threshold\nmatch: {type: login.failure}\ngroup_by: [tenant, username]\nwindow: 6h\nbucket: 15m\nthreshold: 100000\n",
+    ),
+    (
+        "distinct",
+        "kind: distinct\nmatch: {type: login.failure}\ngroup_by: [tenant, ip/24]\ndistinct: username\nwindow: 1d\nthreshold: 100000\n",
+    ),
+    (
+        "distinct_approximate",
+        "kind: distinct\nmatch: {type: login.failure}\ngroup_by: [tenant, ip/24]\ndistinct: username\nwindow: 1d\nbucket: 1h\napproximate: true\nthreshold: 100000\n",
+    ),
+    (
+        "new_value",
+        "kind: new_value\nmatch: {type: login.success}\ngroup_by: [tenant, user]\nfield: device\n",
+    ),
+    (
+        "new_value_session",
+        "kind: new_value\nmatch: {type: [login.success, token.refresh]}\ngroup_by: [tenant, session]\nfield: [geo.country, geo.asn, user_agent]\nmin_new: 2\nforget_after: 1d\n",
+    ),
+    (
+        "spike",
+        "kind: spike\nmatch: {type: [login.failure, login.success]}\ngroup_by: [tenant, ip/24]\nwindow: 1h\nlearn_for: 1d\nfactor: 4\nmin_count: 100000\n",
+    ),
+    (
+        "none",
+        "kind: threshold\nmatch: {type: signup}\ngroup_by: [tenant]\nwindow: 1m\nthreshold: 100000\n",
+    ),
+];
+
+fn kind_rule(name: &str, body: &str) -> rule::Rule {
+    let text = format!(
+        "id: bench-{}\ntitle: T\nseverity: low\n{body}",
+        name.replace('_', "-")
+    );
+    let (mut rules, diags) = rule::load_file_text(Path::new("bench.yaml"), &text);
+    assert!(diags.is_empty(), "{name}: {diags:?}");
+    rules.remove(0)
+}
+
+/// Live heap bytes after running `events` through an engine holding `rule` (the engine kept).
+fn heap_after(rule: &rule::Rule, events: &[authwatch::event::Event]) -> (isize, usize, Engine) {
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let mut engine = Engine::new(vec![rule.clone()], &EngineOptions::default());
+    let mut alerts = Vec::new();
+    for e in events.iter().cloned() {
+        engine.process(e, &mut alerts);
+    }
+    let groups = engine.state_sizes()[0].1;
+    (LIVE_BYTES.load(Ordering::Relaxed) - before, groups, engine)
+}
+
+fn kinds(c: &mut Criterion) {
+    use authwatch::synth::evasive::{Org, Scenario};
+    // Two days of 3,000 people, with the spray and the proxy stuffing for many groups.
+    let events = Org {
+        seed: 17,
+        users: 3_000,
+        days: 2,
+        scenarios: vec![(Scenario::SlowSpray, 0), (Scenario::ProxyStuffing, 1)],
+    }
+    .generate();
+    let rules: Vec<(&str, rule::Rule)> = KINDS.iter().map(|(n, b)| (*n, kind_rule(n, b))).collect();
+    // Memory per group: the heap an engine with the rule holds at the end, less an engine
+    // whose rule counts nothing (the lateness buffer's events), over its groups.
+    // Measured at noon of the second day, when most groups are alive (at the end of the
+    // stream the windows of the morning have closed).
+    let noon = authwatch::synth::evasive::MONDAY_MS + 36 * 3_600_000;
+    let events_to_noon = &events[..events.partition_point(|e| e.ts < noon)];
+    let (idle, _, keep) = heap_after(&rules[KINDS.len() - 1].1, events_to_noon);
+    drop(keep);
+    println!(
+        "kind memory after {} events (noon of day 2): (bytes held - idle engine) / groups",
+        events_to_noon.len()
+    );
+    for (name, rule) in &rules[..KINDS.len() - 1] {
+        let (bytes, groups, engine) = heap_after(rule, events_to_noon);
+        drop(engine);
+        println!(
+            "  {name:<22} {groups:>6} groups {:>8} bytes/group",
+            (bytes - idle) / groups.max(1) as isize
+        );
+    }
+    let mut group = c.benchmark_group("kinds");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.sample_size(10);
+    for (name, rule) in &rules {
+        group.bench_function(*name, |b| {
+            b.iter_batched(
+                || {
+                    (
+                        Engine::new(vec![rule.clone()], &EngineOptions::default()),
+                        events.clone(),
+                    )
+                },
+                |(mut engine, events)| {
+                    let mut alerts = Vec::new();
+                    for e in events {
+                        engine.process(e, &mut alerts);
+                    }
+                    engine.flush(&mut alerts);
+                    alerts.len()
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(pipeline, benches, normalisers, kinds, sigma);
 criterion_main!(pipeline);

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::Arc;
 
 use crate::engine::{Alert, Engine};
 use crate::enrich::Enricher;
@@ -176,17 +177,25 @@ impl Pipeline {
 
     /// Feeds an event its source already decoded (Kafka decodes on its own thread); from
     /// here on exactly what [`Pipeline::feed`] does with a record that decodes.
-    pub fn feed_decoded(&mut self, event: Event) -> io::Result<()> {
+    ///
+    /// The event comes shared, as the engine holds it: a decoder thread made the one
+    /// allocation, and nothing here copies the event again (enrichment writes into it in place
+    /// while it is not yet shared).
+    pub fn feed_decoded(&mut self, event: Arc<Event>) -> io::Result<()> {
         self.counts.records += 1;
-        self.accept(event)
+        self.accept_shared(event)
     }
 
     /// A decoded event: enriched, counted, detected on.
-    fn accept(&mut self, mut event: Event) -> io::Result<()> {
+    fn accept(&mut self, event: Event) -> io::Result<()> {
+        self.accept_shared(Arc::new(event))
+    }
+
+    fn accept_shared(&mut self, mut event: Arc<Event>) -> io::Result<()> {
         self.counts.events += 1;
-        self.enricher.enrich(&mut event);
+        self.enricher.enrich(Arc::make_mut(&mut event));
         self.tally.event(&event);
-        self.engine.process(event, &mut self.alerts);
+        self.engine.process_shared(event, &mut self.alerts);
         self.deliver()
     }
 

@@ -3,6 +3,8 @@
 //! (brute force, credential stuffing, password spray, MFA push floods, token reuse, reset
 //! floods). Deterministic for a given seed.
 
+pub mod evasive;
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::event::{Event, EventType};

@@ -259,7 +259,7 @@ impl Detector {
                 }
                 (Item::Line(line, n), None) => self.pipeline.feed(&line, &self.origin, n)?,
                 (Item::TooLong(len, n), _) => self.pipeline.too_long(len, &self.origin, n),
-                (Item::Event(event), _) => self.pipeline.feed_decoded(*event)?,
+                (Item::Event(event), _) => self.pipeline.feed_decoded(event)?,
                 (Item::Bad(bad, origin, at), _) => self.pipeline.rejected(&bad, &origin, at),
                 (Item::CheckpointNow(reply), _) => checkpoint_now = Some(reply),
                 (Item::AckWhenDurable(ack), _) => self.acks.push(ack),

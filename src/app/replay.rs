@@ -150,7 +150,7 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
             since_progress += batch.items.len() as u64;
             for item in batch.items {
                 match item {
-                    Item::Event(event) => pipeline.feed_decoded(*event)?,
+                    Item::Event(event) => pipeline.feed_decoded(event)?,
                     Item::Bad(bad, origin, n) => pipeline.rejected(&bad, &origin, n),
                     Item::TooLong(len, n) => pipeline.too_long(len, &name, n),
                     Item::Line(..) | Item::CheckpointNow(_) | Item::AckWhenDurable(_) => {

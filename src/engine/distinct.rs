@@ -66,6 +66,13 @@ impl DistinctGroup {
         })
     }
 
+    /// Drops `value` from the count (`cleared_by`); true if it was counted.
+    pub fn clear(&mut self, value: &str) -> bool {
+        let before = self.values.len();
+        self.values.retain(|(v, _)| &**v != value);
+        self.values.len() != before
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.values.len()
@@ -91,6 +98,17 @@ mod tests {
         // `a` was refreshed at 2s, so at 11.5s it is still inside the window; `b` is not.
         assert!(g.observe("c", &at(11_500), 10_000, 3).is_none());
         assert_eq!(g.observe("d", &at(11_600), 10_000, 3).unwrap().count, 3);
+    }
+
+    #[test]
+    fn a_cleared_value_leaves_the_count_and_can_come_back() {
+        let mut g = DistinctGroup::default();
+        assert!(g.observe("a", &at(0), 10_000, 3).is_none());
+        assert!(g.observe("b", &at(1_000), 10_000, 3).is_none());
+        assert!(g.clear("a"));
+        assert!(!g.clear("zzz"));
+        assert!(g.observe("c", &at(2_000), 10_000, 3).is_none());
+        assert_eq!(g.observe("a", &at(3_000), 10_000, 3).unwrap().count, 3);
     }
 
     #[test]

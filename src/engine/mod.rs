@@ -7,8 +7,10 @@
 
 mod alert;
 mod baseline;
+mod bucket;
 mod dedup;
 mod distinct;
+mod drift;
 mod group;
 mod held;
 mod held_log;
@@ -19,6 +21,7 @@ mod reorder;
 mod sequence;
 mod shape;
 mod sigma_chain;
+mod spike;
 mod table;
 mod travel;
 mod window;
@@ -36,12 +39,15 @@ use std::sync::Arc;
 use crate::event::{Event, EventType, format_ts};
 use crate::rule::{Kind, Rule};
 use baseline::Novelty;
+use bucket::{CountGroup, SketchGroup};
 use dedup::Dedup;
 use distinct::DistinctGroup;
+use drift::DriftGroup;
 use group::{GroupKey, group_json};
 use matchkind::MatchGroup;
 use reorder::{Admit, Bounds, Reorder};
 use sequence::SequenceGroup;
+use spike::SpikeGroup;
 use table::Table;
 use travel::TravelGroup;
 use window::WindowGroup;
@@ -158,6 +164,10 @@ pub enum Note {
     },
     /// `impossible_travel`: from where to where, how far, how fast.
     Trip(String),
+    /// `new_value` over several fields: each new value and what its baseline held.
+    Changed(String),
+    /// `spike`: what the group usually counts.
+    Baseline(String),
 }
 
 /// Per-group state of one rule.
@@ -172,6 +182,12 @@ enum Groups {
     },
     NewValue(Table<BaselineGroup>),
     Travel(Table<TravelGroup>),
+    /// Bucketed `threshold` (counts) and `distinct` (sketches).
+    Counts(Table<CountGroup>),
+    Sketches(Table<SketchGroup>),
+    /// `new_value` over several fields.
+    Drift(Table<DriftGroup>),
+    Spike(Table<SpikeGroup>),
 }
 
 impl Groups {
@@ -183,6 +199,10 @@ impl Groups {
             Groups::Sequence { table, .. } => table,
             Groups::NewValue(t) => t,
             Groups::Travel(t) => t,
+            Groups::Counts(t) => t,
+            Groups::Sketches(t) => t,
+            Groups::Drift(t) => t,
+            Groups::Spike(t) => t,
         }
     }
 
@@ -194,6 +214,10 @@ impl Groups {
             Groups::Sequence { table, .. } => table,
             Groups::NewValue(t) => t,
             Groups::Travel(t) => t,
+            Groups::Counts(t) => t,
+            Groups::Sketches(t) => t,
+            Groups::Drift(t) => t,
+            Groups::Spike(t) => t,
         }
     }
 }
@@ -244,6 +268,11 @@ impl Engine {
                     },
                     Kind::NewValue(_) => Groups::NewValue(Table::new(cap)),
                     Kind::ImpossibleTravel(_) => Groups::Travel(Table::new(cap)),
+                    Kind::Bucketed(b) if b.distinct.is_some() => Groups::Sketches(Table::new(cap)),
+                    Kind::Bucketed(_) => Groups::Counts(Table::new(cap)),
+                    Kind::NewValues(_) => Groups::Drift(Table::new(cap)),
+                    Kind::Spike(_) => Groups::Spike(Table::new(cap)),
+                    Kind::ClearedDistinct(_) => Groups::Distinct(Table::new(cap)),
                 },
                 shape: shape::rule_shape(&rule),
                 rule,
@@ -282,11 +311,17 @@ impl Engine {
     }
 
     /// Takes one event in arrival order; alerts for every event whose turn came are appended.
-    pub fn process(&mut self, mut event: Event, out: &mut Vec<Alert>) {
+    pub fn process(&mut self, event: Event, out: &mut Vec<Alert>) {
+        self.process_shared(Arc::new(event), out)
+    }
+
+    /// [`Engine::process`] for an event already in the `Arc` the engine holds it in (sources
+    /// that decode on another thread allocate it there, so detection copies nothing).
+    pub fn process_shared(&mut self, mut event: Arc<Event>, out: &mut Vec<Alert>) {
         if event.fingerprint == 0 {
             // Built in code rather than read from bytes: the fingerprint is the event's
             // identity in stored state and alert ids, so it must not be left blank.
-            event = event.with_computed_fingerprint();
+            Arc::make_mut(&mut event).compute_fingerprint();
         }
         if let Some(id) = &event.id
             && self.dedup.is_duplicate(id, event.ts)
@@ -294,12 +329,14 @@ impl Engine {
             self.stats.duplicates += 1;
             return;
         }
-        // Sigma detections read the provider record once, here; it is never held.
+        // Sigma detections read the provider record once, here; it is never held. The Arc is
+        // the decoder's own until here, so this writes in place.
         match &mut self.sigma {
-            Some(stage) => stage.mark(&mut event),
-            None => event.raw = None,
+            Some(stage) => stage.mark(Arc::make_mut(&mut event)),
+            None if event.raw.is_some() => Arc::make_mut(&mut event).raw = None,
+            None => {}
         }
-        if self.reorder.push(Arc::new(event)) == Admit::Late {
+        if self.reorder.push(event) == Admit::Late {
             self.stats.late += 1;
             return;
         }
@@ -413,7 +450,8 @@ impl Engine {
                 continue;
             }
             let counting = !matches!(live.rule.kind, Kind::Match);
-            if !live.rule.filter.matches(e) || !self.key.build(&live.rule.group_by, e, counting) {
+            let wanted = live.rule.filter.matches(e) || clears(&live.rule, e);
+            if !wanted || !self.key.build(&live.rule.group_by, e, counting) {
                 continue;
             }
             if let Some(alert) = observe(live, self.key.as_str(), e) {
@@ -440,8 +478,27 @@ impl Engine {
     }
 }
 
+/// True when `e` clears a value of a `cleared_by` rule (and is not counted by it).
+fn clears(rule: &Rule, e: &Event) -> bool {
+    matches!(&rule.kind, Kind::ClearedDistinct(c) if c.cleared_by.matches(e))
+}
+
 /// The types a rule can match (all of them when its `match` does not pin `type`).
 fn rule_types(rule: &Rule) -> Vec<EventType> {
+    let mut types = counted_types(rule);
+    if let Kind::ClearedDistinct(c) = &rule.kind {
+        types.extend(
+            c.cleared_by
+                .possible_types()
+                .unwrap_or_else(|| EventType::ALL.to_vec()),
+        );
+        types.sort();
+        types.dedup();
+    }
+    types
+}
+
+fn counted_types(rule: &Rule) -> Vec<EventType> {
     let pinned = match &rule.kind {
         Kind::Sequence { steps, .. } => rule.filter.possible_types().or_else(|| {
             let per_step: Option<Vec<Vec<EventType>>> =
@@ -537,6 +594,62 @@ fn observe(live: &mut LiveRule, key: &str, e: &Arc<Event>) -> Option<Alert> {
             let fired = g.observe(e, here, limits)?;
             take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
         }
+        (Groups::Counts(table), Kind::Bucketed(opts)) => {
+            let g = table.entry(key);
+            let fired = g.observe(e, opts)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
+        }
+        (Groups::Sketches(table), Kind::Bucketed(opts)) => {
+            let field = opts.distinct.as_ref()?;
+            let value = field.get(e)?.to_text();
+            let g = table.entry(key);
+            let fired = g.observe(&value, e, opts)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
+        }
+        (Groups::Drift(table), Kind::NewValues(opts)) => {
+            // An event with none of the fields creates no state.
+            if opts.fields.iter().all(|f| f.get(e).is_none()) {
+                return None;
+            }
+            let g = table.entry(key);
+            let changed = g.observe(e, opts)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(())?;
+            Fired {
+                count: 1,
+                first_ts: e.ts,
+                triggers: vec![Arc::clone(e)],
+                note: Note::Changed(changed),
+            }
+        }
+        (Groups::Spike(table), Kind::Spike(opts)) => {
+            let g = table.entry(key);
+            let (mut fired, usual) = g.observe(e, opts)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(())?;
+            fired.note = Note::Baseline(format!(
+                "usually {:.1} (σ {:.1}) {}",
+                usual.mean,
+                usual.sd,
+                match opts.seasonality {
+                    crate::rule::Seasonality::None => "in such a window",
+                    crate::rule::Seasonality::HourOfDay => "at this hour",
+                    crate::rule::Seasonality::WeekdayHour => "at this hour of a weekday or weekend",
+                }
+            ));
+            fired
+        }
+        (Groups::Distinct(table), Kind::ClearedDistinct(opts)) => {
+            let value = opts.field.get(e)?.to_text();
+            if !rule.filter.matches(e) {
+                // A clearing event: the value leaves the count; it never creates a group.
+                if let Some(g) = table.get_mut(key) {
+                    g.clear(&value);
+                }
+                return None;
+            }
+            let g = table.entry(key);
+            let fired = g.observe(&value, e, opts.window_ms, opts.threshold)?;
+            take_turn(&mut g.last_fired, e.ts, suppress).then_some(fired)?
+        }
         _ => unreachable!("a rule's state always matches its kind"),
     };
     Some(make_alert(live, key, e, fired))
@@ -611,6 +724,14 @@ fn summary(
                 describe_duration(*window_ms)
             )
         }
+        Kind::ClearedDistinct(c) => format!(
+            "{count} distinct {} in {what} for {who} within {}, none followed by {}",
+            c.field,
+            describe_duration(c.window_ms),
+            c.cleared_by
+                .single_type()
+                .map_or("a clearing event", |t| t.as_str())
+        ),
         Kind::Distinct {
             field, window_ms, ..
         } => format!(
@@ -636,12 +757,40 @@ fn summary(
                 describe_duration(*within_ms)
             )
         }
+        Kind::Bucketed(b) => match &b.distinct {
+            None => format!(
+                "{count} {what} for {who} within {} (counted in {} buckets)",
+                describe_duration(b.window_ms),
+                describe_duration(b.bucket_ms)
+            ),
+            Some(field) => format!(
+                "about {count} distinct {field} in {what} for {who} within {} (estimated, ±{:.2}%)",
+                describe_duration(b.window_ms),
+                crate::rule::APPROXIMATE_ERROR * 100.0
+            ),
+        },
+        Kind::Spike(spike) => match &fired.note {
+            Note::Baseline(usual) => format!(
+                "{count} {what} for {who} within {}, {usual}",
+                describe_duration(spike.window_ms)
+            ),
+            _ => format!("{count} {what} for {who}"),
+        },
+        Kind::NewValues(_) => {
+            // The event that brought the new values names itself (the rule may take several
+            // types: a login, a refresh).
+            let kind = fired.triggers.last().map_or(what, |t| t.kind.as_str());
+            match &fired.note {
+                Note::Changed(changed) => format!("{kind} for {who} with new {changed}"),
+                _ => format!("{kind} for {who}"),
+            }
+        }
         Kind::NewValue(_) | Kind::ImpossibleTravel(_) => match &fired.note {
             Note::NewValue { value, known } => {
                 format!("{what} from new {value} for {who} ({})", known.describe())
             }
             Note::Trip(trip) => format!("impossible travel for {who}: {trip}"),
-            Note::None => format!("{what} for {who}"),
+            Note::None | Note::Changed(_) | Note::Baseline(_) => format!("{what} for {who}"),
         },
     }
 }

@@ -62,6 +62,29 @@ fn encode(rule: &Rule) -> Shape {
         Kind::NewValue(n) => json!({"kind": "new_value", "field": n.field.to_string()}),
         // Trips are judged on the last place alone; the options only decide when to alert.
         Kind::ImpossibleTravel(_) => json!({"kind": "impossible_travel"}),
+        // A new form with its own tag: the shapes of the kinds above are unchanged (no new
+        // SHAPE_VERSION), and counts or sketches never meet another kind's state.
+        Kind::Bucketed(b) => json!({
+            "kind": "bucketed", "distinct": b.distinct.as_ref().map(ToString::to_string),
+            "window_ms": b.window_ms, "bucket_ms": b.bucket_ms, "threshold": b.threshold,
+        }),
+        // Like new_value: the fields are what the baselines hold; min_new only decides when
+        // to alert.
+        Kind::NewValues(n) => json!({
+            "kind": "new_values",
+            "fields": n.fields.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }),
+        // A learned baseline takes weeks: only the window and the seasons (what each slot
+        // means) are its shape; factor, deviations, floor and learning period only decide
+        // when to alert, and retuning them keeps what was learned.
+        Kind::Spike(s) => json!({
+            "kind": "spike", "window_ms": s.window_ms, "seasonality": s.seasonality.as_str(),
+        }),
+        Kind::ClearedDistinct(c) => json!({
+            "kind": "distinct_cleared", "field": c.field.to_string(),
+            "window_ms": c.window_ms, "threshold": c.threshold,
+            "cleared_by": matcher(&c.cleared_by),
+        }),
     };
     Shape {
         version: SHAPE_VERSION,

@@ -84,6 +84,13 @@ impl<G: GroupState> Table<G> {
         self.groups.get(key).map(|s| &s.state)
     }
 
+    /// The group for `key` if it exists (never created), marked as changed.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut G> {
+        let slot = self.groups.get_mut(key)?;
+        slot.dirty = true;
+        Some(&mut slot.state)
+    }
+
     /// Drops groups last seen before `oldest`.
     pub fn expire(&mut self, oldest: i64) {
         let removed = &mut self.removed;

@@ -25,6 +25,70 @@ pub enum Field {
     Geo(GeoField),
     /// A path inside `attrs`, already split on dots.
     Attr(Vec<String>),
+    /// The client address cut to its network (`ip/24`, `ip/48`, `ip/24/56`): only where a
+    /// rule groups or counts (`group_by`, `distinct`, `field`), never in `match` (use `cidr`).
+    IpNet(NetPrefix),
+}
+
+/// The prefix lengths of an `ip/...` grouping, one per address family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NetPrefix {
+    pub v4: u8,
+    pub v6: u8,
+}
+
+/// `ip/N` names one family's length; the other takes the length that is, by convention, one
+/// customer network: a /24 for IPv4, a /48 (one site's allocation) for IPv6.
+const DEFAULT_V4_PREFIX: u8 = 24;
+const DEFAULT_V6_PREFIX: u8 = 48;
+
+impl NetPrefix {
+    /// Parses the part after `ip/`: `24` (IPv4 /24, IPv6 /48), `48` (IPv6 /48, IPv4 /24) or
+    /// `24/56` (both). The error says what a valid prefix looks like.
+    pub fn parse(text: &str) -> Result<NetPrefix, String> {
+        let usage = "write `ip/<length>`: 1 to 32 is the IPv4 length (IPv6 then /48), 33 to \
+                     128 the IPv6 length (IPv4 then /24); or `ip/<v4>/<v6>` for both, like ip/24/56";
+        let number = |t: &str| t.parse::<u8>().ok().filter(|n| *n >= 1);
+        let parts: Vec<&str> = text.split('/').collect();
+        let prefix = match parts.as_slice() {
+            [one] => match number(one) {
+                Some(n @ 1..=32) => NetPrefix {
+                    v4: n,
+                    v6: DEFAULT_V6_PREFIX,
+                },
+                Some(n @ 33..=128) => NetPrefix {
+                    v4: DEFAULT_V4_PREFIX,
+                    v6: n,
+                },
+                _ => return Err(format!("`ip/{text}` is not a network prefix; {usage}")),
+            },
+            [a, b] => match (number(a), number(b)) {
+                (Some(v4 @ 1..=32), Some(v6 @ 1..=128)) => NetPrefix { v4, v6 },
+                _ => return Err(format!("`ip/{text}` is not a network prefix; {usage}")),
+            },
+            _ => return Err(format!("`ip/{text}` is not a network prefix; {usage}")),
+        };
+        Ok(prefix)
+    }
+
+    /// The network `ip` belongs to (an IPv4-mapped IPv6 address counts as the IPv4 one).
+    pub fn network(self, ip: IpAddr) -> ipnet::IpNet {
+        let ip = ip.to_canonical();
+        let len = if ip.is_ipv4() { self.v4 } else { self.v6 };
+        ipnet::IpNet::new(ip, len)
+            .expect("lengths are checked at parse")
+            .trunc()
+    }
+}
+
+impl fmt::Display for NetPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.v4, self.v6) {
+            (v4, DEFAULT_V6_PREFIX) => write!(f, "ip/{v4}"),
+            (DEFAULT_V4_PREFIX, v6) if v6 > 32 => write!(f, "ip/{v6}"),
+            (v4, v6) => write!(f, "ip/{v4}/{v6}"),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,6 +110,8 @@ pub enum FieldValue<'a> {
     Float(f64),
     Bool(bool),
     Ip(IpAddr),
+    /// A network (`ip/24` groupings), written `198.51.100.0/24`.
+    Net(ipnet::IpNet),
     /// An `attrs` value that is an array or object.
     Json(&'a serde_json::Value),
 }
@@ -72,6 +138,7 @@ impl FieldValue<'_> {
             FieldValue::Float(f) => write!(out, "{f}"),
             FieldValue::Bool(b) => write!(out, "{b}"),
             FieldValue::Ip(ip) => write!(out, "{ip}"),
+            FieldValue::Net(net) => write!(out, "{net}"),
             FieldValue::Json(v) => write!(out, "{v}"),
         };
     }
@@ -90,6 +157,7 @@ impl FieldValue<'_> {
             FieldValue::Float(f) => f.into(),
             FieldValue::Bool(b) => b.into(),
             FieldValue::Ip(ip) => ip.to_string().into(),
+            FieldValue::Net(net) => net.to_string().into(),
             FieldValue::Json(v) => v.clone(),
         }
     }
@@ -131,6 +199,15 @@ impl Field {
         })
     }
 
+    /// Like [`Field::parse`], and also the network of the address (`ip/24`), for what a rule
+    /// groups or counts by. The error says what is wrong.
+    pub fn parse_grouping(path: &str) -> Result<Field, String> {
+        if let Some(prefix) = path.strip_prefix("ip/") {
+            return NetPrefix::parse(prefix).map(Field::IpNet);
+        }
+        Field::parse(path).ok_or_else(|| format!("unknown field `{path}`"))
+    }
+
     /// Every path `parse` accepts besides `attrs.*`, for "did you mean" messages.
     pub const NAMES: [&'static str; 21] = [
         "ts",
@@ -167,6 +244,7 @@ impl Field {
             Field::User => s(&e.user),
             Field::Username => s(&e.username),
             Field::Ip => e.ip.map(FieldValue::Ip),
+            Field::IpNet(prefix) => e.ip.map(|ip| FieldValue::Net(prefix.network(ip))),
             Field::UserAgent => s(&e.user_agent),
             Field::Device => s(&e.device),
             Field::Session => s(&e.session),
@@ -215,6 +293,7 @@ impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Field::Attr(path) => write!(f, "attrs.{}", path.join(".")),
+            Field::IpNet(prefix) => write!(f, "{prefix}"),
             Field::Geo(g) => {
                 let name = match g {
                     GeoField::Country => "country",
@@ -252,6 +331,51 @@ mod tests {
         assert_eq!(Field::parse("attrs.a.b").unwrap().to_string(), "attrs.a.b");
         assert!(Field::parse("attrs.").is_none());
         assert!(Field::parse("usr").is_none());
+    }
+
+    #[test]
+    fn network_groupings_parse_cut_addresses_and_print_back() {
+        let net = |path: &str, ip: &str| {
+            let e = decode_line(format!(r#"{{"ts":1,"type":"other","ip":"{ip}"}}"#).as_bytes())
+                .unwrap();
+            Field::parse_grouping(path)
+                .unwrap()
+                .get(&e)
+                .unwrap()
+                .to_text()
+        };
+        assert_eq!(net("ip/24", "198.51.100.77"), "198.51.100.0/24");
+        assert_eq!(net("ip/24", "2001:db8:1:2::9"), "2001:db8:1::/48");
+        assert_eq!(net("ip/48", "198.51.100.77"), "198.51.100.0/24");
+        assert_eq!(net("ip/64", "2001:db8:1:2::9"), "2001:db8:1:2::/64");
+        assert_eq!(net("ip/16/32", "198.51.100.77"), "198.51.0.0/16");
+        assert_eq!(net("ip/16/32", "2001:db8:1:2::9"), "2001:db8::/32");
+        assert_eq!(net("ip/32", "198.51.100.77"), "198.51.100.77/32");
+        // An IPv4-mapped IPv6 address is the IPv4 address.
+        assert_eq!(net("ip/24", "::ffff:198.51.100.77"), "198.51.100.0/24");
+        for path in ["ip/24", "ip/16/32", "ip/64", "ip/16"] {
+            assert_eq!(Field::parse_grouping(path).unwrap().to_string(), path);
+        }
+        // `ip/48` and `ip/24/48` are `ip/24`: the same grouping, one name.
+        assert_eq!(
+            Field::parse_grouping("ip/24/48").unwrap().to_string(),
+            "ip/24"
+        );
+        assert_eq!(Field::parse_grouping("ip/48").unwrap().to_string(), "ip/24");
+        for bad in [
+            "ip/0",
+            "ip/129",
+            "ip/",
+            "ip/x",
+            "ip/33/64",
+            "ip/24/0",
+            "ip/24/48/1",
+        ] {
+            let err = Field::parse_grouping(bad).unwrap_err();
+            assert!(err.contains("not a network prefix"), "{bad}: {err}");
+        }
+        // Not a match key: a network is matched with `cidr`.
+        assert!(Field::parse("ip/24").is_none());
     }
 
     #[test]

@@ -242,9 +242,14 @@ impl Event {
     /// Sets the fingerprint from the event's own canonical JSON, for events that were built
     /// in code rather than read from bytes.
     pub fn with_computed_fingerprint(mut self) -> Event {
-        let json = serde_json::to_vec(&self).unwrap_or_default();
-        self.fingerprint = fingerprint(&json);
+        self.compute_fingerprint();
         self
+    }
+
+    /// [`Event::with_computed_fingerprint`] in place.
+    pub fn compute_fingerprint(&mut self) {
+        let json = serde_json::to_vec(&*self).unwrap_or_default();
+        self.fingerprint = fingerprint(&json);
     }
 }
 

@@ -2,18 +2,17 @@
 
 use std::sync::Arc;
 
-use strum::VariantNames;
-
 use super::diag::{Diagnostics, did_you_mean};
 use super::matcher::{Matcher, compile_match};
 use super::yaml::{Node, Value};
 use super::{
-    Expectation, Kind, KindName, NewValue, Origin, Rule, RuleTest, Severity, Step, Travel,
+    Bucketed, ClearedDistinct, Expectation, Kind, KindName, NewValue, NewValues, Origin, Rule,
+    RuleTest, Seasonality, Severity, Spike, Step, Travel,
 };
 use crate::event::{Event, Field, decode_value};
 
 /// Every key a rule may have. Unknown keys are errors (a typo must not silently disable logic).
-const RULE_KEYS: [&str; 24] = [
+const RULE_KEYS: [&str; 32] = [
     "id",
     "title",
     "description",
@@ -38,23 +37,53 @@ const RULE_KEYS: [&str; 24] = [
     "ignore_asns",
     "suppress",
     "tests",
+    "bucket",
+    "approximate",
+    "min_new",
+    "factor",
+    "deviations",
+    "min_count",
+    "seasonality",
+    "cleared_by",
 ];
 
 /// Keys that only some kinds take.
-const KIND_KEYS: [(&str, &[KindName]); 12] = [
-    ("window", &[KindName::Threshold, KindName::Distinct]),
+const KIND_KEYS: [(&str, &[KindName]); 20] = [
+    (
+        "window",
+        &[KindName::Threshold, KindName::Distinct, KindName::Spike],
+    ),
     ("threshold", &[KindName::Threshold, KindName::Distinct]),
     ("distinct", &[KindName::Distinct]),
     ("within", &[KindName::Sequence]),
     ("steps", &[KindName::Sequence]),
     ("field", &[KindName::NewValue]),
-    ("learn_for", &[KindName::NewValue]),
+    ("learn_for", &[KindName::NewValue, KindName::Spike]),
     ("min_history", &[KindName::NewValue]),
     ("forget_after", &[KindName::NewValue]),
     ("max_speed_kmh", &[KindName::ImpossibleTravel]),
     ("min_distance_km", &[KindName::ImpossibleTravel]),
     ("ignore_asns", &[KindName::ImpossibleTravel]),
+    ("bucket", &[KindName::Threshold, KindName::Distinct]),
+    ("approximate", &[KindName::Distinct]),
+    ("min_new", &[KindName::NewValue]),
+    ("factor", &[KindName::Spike]),
+    ("deviations", &[KindName::Spike]),
+    ("min_count", &[KindName::Spike]),
+    ("seasonality", &[KindName::Spike]),
+    ("cleared_by", &[KindName::Distinct]),
 ];
+
+/// `spike` without `learn_for`: a week, so every hour of every day has been seen once.
+const DEFAULT_SPIKE_LEARN_FOR_MS: i64 = 7 * DAY_MS;
+
+/// Buckets a group may keep (`window / bucket`): a day in 1-minute buckets, and far more than
+/// any detection needs; beyond, the bucket is too fine for the window to be cheap.
+const MAX_BUCKETS: i64 = 1_440;
+
+/// The relative standard error of `approximate: true` distinct counts (HyperLogLog++ with
+/// 2^10 registers: 1.04 / sqrt(1024)); exact while a group has seen few values.
+pub const APPROXIMATE_ERROR: f64 = 0.0325;
 
 /// `new_value` without `learn_for`: alerts may start as soon as `min_history` is reached.
 const DEFAULT_LEARN_FOR_MS: i64 = 0;
@@ -107,16 +136,15 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
     let kind_name = required_str(node, "kind", diags);
     let kind_of = kind_name
         .as_deref()
-        .and_then(|k| k.parse::<KindName>().ok());
+        .and_then(|k| k.parse::<KindName>().ok())
+        .filter(|k| !k.is_form());
     if let Some(k) = &kind_name {
         if kind_of.is_none() {
-            let hint = did_you_mean(k, KindName::VARIANTS.iter().copied());
+            let names = KindName::rule_names();
+            let hint = did_you_mean(k, names.iter().copied());
             diags.error(
                 node.get("kind")?.pos,
-                format!(
-                    "unknown kind `{k}`{hint}; kinds are {}",
-                    KindName::VARIANTS.join(", ")
-                ),
+                format!("unknown kind `{k}`{hint}; kinds are {}", names.join(", ")),
             );
         }
         for (key, kinds) in KIND_KEYS {
@@ -187,6 +215,39 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
 
     let kind = match kind_of {
         Some(KindName::Match) => Some(Kind::Match),
+        Some(KindName::Distinct)
+            if node.get("cleared_by").is_some() && node.get("bucket").is_some() =>
+        {
+            diags.error(
+                node.get("cleared_by")?.pos,
+                "`cleared_by` needs an exact count (an estimate cannot forget a value): drop `bucket` and `approximate`",
+            );
+            None
+        }
+        Some(KindName::Distinct) if node.get("cleared_by").is_some() => {
+            let window_ms =
+                required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
+            let threshold = required(node, "threshold", diags).and_then(|n| count(n, diags));
+            let field = required(node, "distinct", diags).and_then(|n| grouping_field(n, diags));
+            let cleared_by = node.get("cleared_by").map(|m| compile_match(m, diags));
+            Some(Kind::ClearedDistinct(ClearedDistinct {
+                field: field?,
+                window_ms: window_ms?,
+                threshold: threshold?,
+                cleared_by: cleared_by?,
+            }))
+        }
+        Some(k @ (KindName::Threshold | KindName::Distinct)) if node.get("bucket").is_some() => {
+            bucketed(node, k.into(), diags).map(Kind::Bucketed)
+        }
+        Some(KindName::Distinct) if node.get("approximate").is_some() => {
+            let n = node.get("approximate")?;
+            diags.error(
+                n.pos,
+                "`approximate` needs `bucket`: an estimated distinct count is kept per time bucket (like bucket: 1h)",
+            );
+            None
+        }
         Some(KindName::Threshold) => {
             let window_ms =
                 required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
@@ -200,7 +261,7 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
             let window_ms =
                 required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
             let threshold = required(node, "threshold", diags).and_then(|n| count(n, diags));
-            let field = required(node, "distinct", diags).and_then(|n| field(n, diags));
+            let field = required(node, "distinct", diags).and_then(|n| grouping_field(n, diags));
             Some(Kind::Distinct {
                 field: field?,
                 window_ms: window_ms?,
@@ -216,9 +277,12 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
                 steps: steps?,
             })
         }
-        Some(KindName::NewValue) => new_value(node, diags).map(Kind::NewValue),
+        Some(KindName::NewValue) => new_value_kind(node, diags),
         Some(KindName::ImpossibleTravel) => travel(node, diags).map(Kind::ImpossibleTravel),
-        None => None,
+        Some(KindName::Spike) => spike(node, diags).map(Kind::Spike),
+        // Forms of the kinds above, reached through their keys (`bucket`, `cleared_by`, a
+        // list of fields), never by name: `kind_of` refuses them.
+        Some(KindName::Bucketed | KindName::NewValues | KindName::ClearedDistinct) | None => None,
     };
     if !matches!(kind, None | Some(Kind::Match | Kind::Sequence { .. })) && filter.is_none() {
         diags.error(
@@ -255,8 +319,105 @@ pub fn compile_rule(node: &Node, diags: &mut Diagnostics<'_>, origin: Origin) ->
     })
 }
 
+/// `threshold` or `distinct` with `bucket:` (the long-window form).
+fn bucketed(node: &Node, kind: &str, diags: &mut Diagnostics<'_>) -> Option<Bucketed> {
+    let window_ms = required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
+    let threshold = required(node, "threshold", diags).and_then(|n| count(n, diags));
+    let bucket_node = node.get("bucket")?;
+    let bucket_ms = duration_ms(bucket_node, diags, false);
+    let distinct = if kind == "distinct" {
+        let field = required(node, "distinct", diags).and_then(|n| grouping_field(n, diags));
+        match node.get("approximate").map(|n| (n, &n.value)) {
+            Some((_, Value::Bool(true))) => {}
+            Some((n, _)) => diags.error(
+                n.pos,
+                "`approximate` takes true: a bucketed distinct count is an estimate (±3.25%), and the rule must say it accepts that",
+            ),
+            None => diags.error(
+                bucket_node.pos,
+                "a bucketed distinct count is an estimate (±3.25%): add `approximate: true`, or drop `bucket` for an exact count",
+            ),
+        }
+        Some(field?)
+    } else {
+        None
+    };
+    let (window_ms, bucket_ms) = (window_ms?, bucket_ms?);
+    if bucket_ms > window_ms {
+        diags.error(
+            bucket_node.pos,
+            format!(
+                "`bucket` ({}) is longer than `window` ({}); use a bucket a fraction of the window, like a 24th",
+                bucket_node.scalar_text(),
+                node.get("window").map(Node::scalar_text).unwrap_or_default()
+            ),
+        );
+        return None;
+    }
+    if window_ms / bucket_ms > MAX_BUCKETS {
+        diags.error(
+            bucket_node.pos,
+            format!(
+                "`bucket` makes more than {MAX_BUCKETS} buckets of the window; use a longer bucket"
+            ),
+        );
+        return None;
+    }
+    Some(Bucketed {
+        window_ms,
+        bucket_ms,
+        threshold: threshold?,
+        distinct,
+    })
+}
+
+/// `new_value` over one field, or over a list of them (`min_new` of which must be new).
+fn new_value_kind(node: &Node, diags: &mut Diagnostics<'_>) -> Option<Kind> {
+    let list = node.get("field").and_then(Node::as_seq);
+    let min_new_node = node.get("min_new");
+    let Some(items) = list.filter(|items| items.len() > 1) else {
+        if let Some(n) = min_new_node {
+            diags.error(
+                n.pos,
+                "`min_new` needs `field` to be a list of at least two fields, like [geo.country, user_agent]",
+            );
+        }
+        return new_value(node, diags).map(Kind::NewValue);
+    };
+    let fields: Vec<Field> = items
+        .iter()
+        .filter_map(|i| grouping_field(i, diags))
+        .collect();
+    for (i, item) in items.iter().enumerate() {
+        if fields.len() == items.len() && fields[..i].contains(&fields[i]) {
+            diags.error(item.pos, format!("`{}` is listed twice", fields[i]));
+        }
+    }
+    let min_new = min_new_node.map_or(Some(1), |n| count(n, diags))?;
+    if min_new as usize > items.len() {
+        diags.error(
+            min_new_node?.pos,
+            format!(
+                "`min_new` is {min_new} but `field` lists {} fields; at most that many can be new",
+                items.len()
+            ),
+        );
+    }
+    let base = new_value(node, diags)?;
+    (fields.len() == items.len()).then_some(Kind::NewValues(NewValues {
+        base,
+        fields,
+        min_new,
+    }))
+}
+
 fn new_value(node: &Node, diags: &mut Diagnostics<'_>) -> Option<NewValue> {
-    let field = required(node, "field", diags).and_then(|n| field(n, diags));
+    let field_node = required(node, "field", diags);
+    let field = match field_node.and_then(Node::as_seq) {
+        // A list (checked by the caller): the shared options take its first field.
+        Some(items) => items.first().and_then(|n| grouping_field(n, diags)),
+        None => field_node.and_then(|n| grouping_field(n, diags)),
+    };
     let learn_for_ms = node
         .get("learn_for")
         .map_or(Some(DEFAULT_LEARN_FOR_MS), |n| duration_ms(n, diags, true));
@@ -281,6 +442,79 @@ fn new_value(node: &Node, diags: &mut Diagnostics<'_>) -> Option<NewValue> {
         learn_for_ms: learn_for_ms?,
         min_history: min_history?,
         forget_after_ms: forget_after_ms?,
+    })
+}
+
+fn spike(node: &Node, diags: &mut Diagnostics<'_>) -> Option<Spike> {
+    let window_ms = required(node, "window", diags).and_then(|n| duration_ms(n, diags, false));
+    let learn_for_ms = node
+        .get("learn_for")
+        .map_or(Some(DEFAULT_SPIKE_LEARN_FOR_MS), |n| {
+            duration_ms(n, diags, true)
+        });
+    let factor = node.get("factor").map(|n| {
+        number(n, diags, false).filter(|f| {
+            let ok = *f > 1.0;
+            if !ok {
+                diags.error(n.pos, "`factor` must be above 1 (the count is compared with factor × the usual count)");
+            }
+            ok
+        })
+    });
+    let deviations = node.get("deviations").map(|n| number(n, diags, false));
+    if factor.is_none() && deviations.is_none() {
+        diags.error(
+            node.pos,
+            "a spike rule needs `factor` (like 4: four times the usual count) or `deviations` (like 4: four standard deviations above it), or both",
+        );
+    }
+    let min_count = required(node, "min_count", diags).and_then(|n| count(n, diags));
+    let seasonality = match node.get("seasonality") {
+        None => Some(Seasonality::WeekdayHour),
+        Some(n) => {
+            let text = n.scalar_text();
+            let parsed = Seasonality::parse(&text);
+            if parsed.is_none() {
+                let hint = did_you_mean(&text, Seasonality::NAMES);
+                diags.error(
+                    n.pos,
+                    format!(
+                        "unknown seasonality `{text}`{hint}; use one of {}",
+                        Seasonality::NAMES.join(", ")
+                    ),
+                );
+            }
+            parsed
+        }
+    };
+    let window_ms = window_ms?;
+    if let Some(s) = seasonality
+        && s != Seasonality::None
+        && window_ms > 3_600_000
+        && let Some(n) = node.get("window")
+    {
+        diags.error(
+            n.pos,
+            format!(
+                "a window longer than 1h cannot follow the hour of day (seasonality {}); use a window of at most 1h, or seasonality: none",
+                s.as_str()
+            ),
+        );
+        return None;
+    }
+    Some(Spike {
+        window_ms,
+        learn_for_ms: learn_for_ms?,
+        factor: match factor {
+            Some(f) => Some(f?),
+            None => None,
+        },
+        deviations: match deviations {
+            Some(d) => Some(d?),
+            None => None,
+        },
+        min_count: min_count?,
+        seasonality: seasonality?,
     })
 }
 
@@ -442,9 +676,23 @@ fn field(n: &Node, diags: &mut Diagnostics<'_>) -> Option<Field> {
 
 fn fields(n: &Node, diags: &mut Diagnostics<'_>) -> Vec<Field> {
     match n.as_seq() {
-        Some(items) => items.iter().filter_map(|i| field(i, diags)).collect(),
-        None => field(n, diags).into_iter().collect(),
+        Some(items) => items
+            .iter()
+            .filter_map(|i| grouping_field(i, diags))
+            .collect(),
+        None => grouping_field(n, diags).into_iter().collect(),
     }
+}
+
+/// A field a rule groups or counts by: any field, or the address's network (`ip/24`).
+fn grouping_field(n: &Node, diags: &mut Diagnostics<'_>) -> Option<Field> {
+    let path = n.as_str().unwrap_or_default();
+    if path.starts_with("ip/") {
+        return Field::parse_grouping(path)
+            .map_err(|err| diags.error(n.pos, err))
+            .ok();
+    }
+    field(n, diags)
 }
 
 /// A duration such as `15m`; bare numbers are refused because their unit would be a guess.
@@ -683,7 +931,7 @@ mod tests {
             lines,
             [
                 "r.yaml:4:7: rule a: unknown kind `treshold` (did you mean `threshold`?); kinds \
-                 are match, threshold, distinct, sequence, new_value, impossible_travel"
+                 are match, threshold, distinct, sequence, new_value, impossible_travel, spike"
             ]
         );
         let (rules, diags) = load_file_text(
@@ -692,6 +940,12 @@ mod tests {
         );
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(rules[0].kind.name(), "new_value");
+        // The engine's forms of a kind are no `kind:` of their own.
+        let lines = errors("id: a\ntitle: A\nseverity: low\nkind: cleared_distinct\nmatch: {}\n");
+        assert!(
+            lines[0].contains("unknown kind `cleared_distinct`"),
+            "{lines:?}"
+        );
     }
 
     #[test]
@@ -801,5 +1055,264 @@ field: geo.country
                 .any(|l| l.starts_with("r.yaml:9:8: rule b: `field` does not apply")),
             "{lines:#?}"
         );
+    }
+
+    #[test]
+    fn network_groupings_compile_and_bad_prefixes_are_positioned() {
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: a\ntitle: A\nseverity: low\nkind: distinct\nmatch: {type: login.failure}\ngroup_by: [tenant, ip/24]\ndistinct: ip/64\nwindow: 1h\nthreshold: 3\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(rules[0].group_by[1].to_string(), "ip/24");
+        let lines = errors(
+            "\
+id: b
+title: B
+severity: low
+kind: threshold
+match: {type: login.failure, ip/24: 198.51.100.0}
+group_by: [tenant, ip/33/64, geo.asn, ip/0]
+window: 1h
+threshold: 3
+",
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with(
+                "r.yaml:6:20: rule b: `ip/33/64` is not a network prefix; write `ip/<length>`"
+            )),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("r.yaml:6:39: rule b: `ip/0` is not a network prefix")),
+            "{lines:#?}"
+        );
+        // In `match` a network is a `cidr`, not a field.
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("r.yaml:5:30: rule b: unknown field `ip/24`")),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn bucketed_counts_compile_and_their_misuse_is_positioned() {
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: a\ntitle: A\nseverity: low\nkind: distinct\nmatch: {type: login.failure}\ngroup_by: [tenant, ip/24]\ndistinct: username\nwindow: 1d\nbucket: 1h\napproximate: true\nthreshold: 30\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let Kind::Bucketed(b) = &rules[0].kind else {
+            panic!("bucketed")
+        };
+        assert_eq!((b.buckets(), rules[0].kind.name()), (25, "distinct"));
+        assert_eq!(rules[0].suppress_ms, 86_400_000);
+        let lines = errors(
+            "\
+- id: b
+  title: B
+  severity: low
+  kind: distinct
+  match: {type: login.failure}
+  distinct: username
+  window: 1d
+  bucket: 1h
+  threshold: 30
+- id: c
+  title: C
+  severity: low
+  kind: threshold
+  match: {type: login.failure}
+  window: 1h
+  bucket: 2h
+  approximate: true
+  threshold: 3
+- id: d
+  title: D
+  severity: low
+  kind: distinct
+  match: {type: login.failure}
+  distinct: username
+  window: 1h
+  approximate: true
+  threshold: 3
+- id: e
+  title: E
+  severity: low
+  kind: threshold
+  match: {type: login.failure}
+  window: 7d
+  bucket: 1s
+  threshold: 3
+",
+        );
+        for want in [
+            "r.yaml:8:11: rule b: a bucketed distinct count is an estimate",
+            "r.yaml:16:11: rule c: `bucket` (2h) is longer than `window` (1h)",
+            "r.yaml:17:16: rule c: `approximate` does not apply to kind threshold",
+            "r.yaml:26:16: rule d: `approximate` needs `bucket`",
+            "r.yaml:34:11: rule e: `bucket` makes more than 1440 buckets",
+        ] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(want)),
+                "{want}\n{lines:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn new_value_over_several_fields_and_its_misuse() {
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: a\ntitle: A\nseverity: low\nkind: new_value\nmatch: {type: token.refresh}\ngroup_by: [tenant, session]\nfield: [geo.country, geo.asn, user_agent]\nmin_new: 2\nforget_after: 1d\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let Kind::NewValues(n) = &rules[0].kind else {
+            panic!("new_values")
+        };
+        assert_eq!(
+            (n.fields.len(), n.min_new, n.base.forget_after_ms),
+            (3, 2, 86_400_000)
+        );
+        let lines = errors(
+            "\
+- id: b
+  title: B
+  severity: low
+  kind: new_value
+  match: {type: token.refresh}
+  field: device
+  min_new: 2
+- id: c
+  title: C
+  severity: low
+  kind: new_value
+  match: {type: token.refresh}
+  field: [geo.country, user_agent, geo.country]
+  min_new: 4
+",
+        );
+        for want in [
+            "r.yaml:7:12: rule b: `min_new` needs `field` to be a list",
+            "r.yaml:13:36: rule c: `geo.country` is listed twice",
+            "r.yaml:14:12: rule c: `min_new` is 4 but `field` lists 3 fields",
+        ] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(want)),
+                "{want}\n{lines:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn spike_rules_compile_with_defaults_and_their_misuse_is_positioned() {
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: a\ntitle: A\nseverity: low\nkind: spike\nmatch: {type: login.failure}\ngroup_by: [tenant]\nwindow: 1h\nfactor: 4\nmin_count: 30\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let Kind::Spike(s) = &rules[0].kind else {
+            panic!("spike")
+        };
+        assert_eq!(s.learn_for_ms, 7 * 86_400_000);
+        assert_eq!(s.seasonality, crate::rule::Seasonality::WeekdayHour);
+        assert_eq!((s.factor, s.deviations), (Some(4.0), None));
+        let lines = errors(
+            "\
+- id: b
+  title: B
+  severity: low
+  kind: spike
+  match: {type: login.failure}
+  window: 1h
+  min_count: 3
+- id: c
+  title: C
+  severity: low
+  kind: spike
+  match: {type: login.failure}
+  window: 1d
+  factor: 0.5
+  min_count: 0
+  seasonality: hour_of_week
+- id: d
+  title: D
+  severity: low
+  kind: spike
+  match: {type: login.failure}
+  window: 2h
+  deviations: 3
+  min_count: 10
+  threshold: 5
+",
+        );
+        for want in [
+            "r.yaml:1:3: rule b: a spike rule needs `factor`",
+            "r.yaml:14:11: rule c: `factor` must be above 1",
+            "r.yaml:15:14: rule c: expected a whole number of at least 1",
+            "r.yaml:16:16: rule c: unknown seasonality `hour_of_week`",
+            "r.yaml:22:11: rule d: a window longer than 1h cannot follow the hour of day",
+            "r.yaml:25:14: rule d: `threshold` does not apply to kind spike",
+        ] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(want)),
+                "{want}\n{lines:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cleared_by_takes_a_match_and_an_exact_count() {
+        let (rules, diags) = load_file_text(
+            Path::new("r.yaml"),
+            "id: a\ntitle: A\nseverity: low\nkind: distinct\nmatch: {type: login.failure}\ngroup_by: [tenant, ip]\ndistinct: username\ncleared_by: {type: login.success}\nwindow: 1h\nthreshold: 8\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        assert!(matches!(rules[0].kind, Kind::ClearedDistinct(_)));
+        let lines = errors(
+            "\
+- id: b
+  title: B
+  severity: low
+  kind: distinct
+  match: {type: login.failure}
+  distinct: username
+  cleared_by: {type: login.sucess}
+  window: 1d
+  bucket: 1h
+  approximate: true
+  threshold: 8
+- id: c
+  title: C
+  severity: low
+  kind: threshold
+  match: {type: login.failure}
+  cleared_by: {type: login.success}
+  window: 1h
+  threshold: 8
+- id: d
+  title: D
+  severity: low
+  kind: distinct
+  match: {type: login.failure}
+  distinct: username
+  cleared_by: {type: login.sucess}
+  window: 1h
+  threshold: 8
+",
+        );
+        for want in [
+            "r.yaml:7:15: rule b: `cleared_by` needs an exact count",
+            "r.yaml:17:15: rule c: `cleared_by` does not apply to kind threshold",
+            "r.yaml:26:22: rule d: unknown event type `login.sucess`",
+        ] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(want)),
+                "{want}\n{lines:#?}"
+            );
+        }
     }
 }

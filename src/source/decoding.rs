@@ -9,6 +9,7 @@
 //! stops reading, the collector's send fails and the whole chain unwinds back to the source;
 //! when the source ends, the dealer ends, then each worker, then the collector.
 
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{self, JoinHandle};
 
@@ -98,7 +99,7 @@ pub fn decode_batch(decoder: Decoder, origin: &str, batch: Batch) -> Batch {
             Item::Line(line, _) if line.iter().all(u8::is_ascii_whitespace) => {}
             Item::Line(line, n) => decoder.decode_each(&line, |decoded| {
                 items.push(match decoded {
-                    Ok(event) => Item::Event(Box::new(event)),
+                    Ok(event) => Item::Event(Arc::new(event)),
                     Err(bad) => Item::Bad(bad, origin.to_string(), n),
                 })
             }),

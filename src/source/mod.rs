@@ -27,7 +27,7 @@ pub enum Item {
     // Kafka decodes on its own thread (it orders partitions by event time, and sends bad
     // messages to a dead-letter topic), so it hands over outcomes rather than bytes.
     /// An event the source already decoded.
-    Event(Box<Event>),
+    Event(std::sync::Arc<Event>),
     /// A record the source decoded and found bad: why, where from (for the log), position.
     Bad(BadInput, String, u64),
     /// Not a record: checkpoint once everything before it is processed and send back the

@@ -4,6 +4,7 @@ mod cli;
 mod clock;
 mod determinism;
 mod docs;
+mod evasive;
 mod forget;
 mod fuzz;
 #[path = "../common/fuzz.rs"]

@@ -345,7 +345,7 @@ impl KafkaSource {
         let mut dead_lettered = false;
         self.decode.decode_each(payload, |decoded| {
             let (ts, payload) = match decoded {
-                Ok(event) => (Some(event.ts), Item::Event(Box::new(event))),
+                Ok(event) => (Some(event.ts), Item::Event(Arc::new(event))),
                 Err(bad) => {
                     if let Some(dead) = self.dead.as_ref().filter(|_| !dead_lettered) {
                         dead.send(message, &bad);
