@@ -12,7 +12,7 @@ use super::Record;
 /// longer values are cut with an ellipsis, the summary never is.
 const TIME: usize = 19;
 const SEVERITY: usize = 8;
-const RULE: usize = 25;
+const RULE: usize = 31;
 const GROUP: usize = 40;
 const RUNBOOK: usize = 22;
 const GAP: &str = "  ";
@@ -112,6 +112,20 @@ mod tests {
         assert_eq!(at(&h, "SUMMARY"), at(&r, "10 login.failure"));
         assert_eq!(at(&h, "RUNBOOK"), at(&r, "account-takeover"));
         assert_eq!(at(&h, "GROUP"), at(&r, "tenant=acme"));
+    }
+
+    #[test]
+    fn every_rule_id_of_the_pack_fits_its_column() {
+        let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        for entry in std::fs::read_dir(&rules).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+            for id in text.lines().filter_map(|l| l.strip_prefix("id: ")) {
+                assert!(
+                    id.trim().width() <= RULE,
+                    "`{id}` is wider than {RULE} cells"
+                );
+            }
+        }
     }
 
     #[test]
