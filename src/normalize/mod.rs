@@ -143,22 +143,32 @@ pub fn normalize_each(format: Format, line: &[u8], mut each: impl FnMut(Result<E
         Ok(value) => value,
         Err(bad) => return each(Err(bad)),
     };
-    match entra::records(&value).map(Vec::as_slice) {
-        Some([]) => each(Err(BadInput::new(
+    match entra::records(&value).map(Vec::len) {
+        Some(0) => each(Err(BadInput::new(
             BadReason::Unmappable,
             "an Event Hubs body with no records",
         ))),
-        Some(records) if records.len() > 1 => {
-            for record in records {
+        Some(n) if n > 1 => {
+            for record in entra::records(&value).into_iter().flatten() {
                 each(normalize_value(format, record.clone()));
             }
         }
-        _ => each(from_parsed(format, &value).map(|mut event| {
-            event.fingerprint = fingerprint(line);
-            event.source = Some(format.as_str().to_string());
-            retain_raw(format, &mut event, value);
-            event
-        })),
+        records => {
+            // A body of one record is that record: it is what a Sigma rule reads.
+            let record = match (records, value) {
+                (Some(_), serde_json::Value::Object(mut body)) => match body.remove("records") {
+                    Some(serde_json::Value::Array(mut one)) => one.pop().unwrap_or_default(),
+                    _ => serde_json::Value::Null,
+                },
+                (_, value) => value,
+            };
+            each(from_parsed(format, &record).map(|mut event| {
+                event.fingerprint = fingerprint(line);
+                event.source = Some(format.as_str().to_string());
+                retain_raw(format, &mut event, record);
+                event
+            }))
+        }
     }
 }
 
@@ -266,6 +276,20 @@ fn parse_json(line: &[u8]) -> Result<serde_json::Value, BadInput> {
 mod tests {
     use super::*;
     use crate::event::EventType;
+
+    #[test]
+    fn a_sigma_rule_reads_the_record_of_a_one_record_event_hubs_body() {
+        let _reading = RetainRaw::new([Format::Entra]);
+        let record = serde_json::json!({"time": "2024-05-01T10:00:00Z", "category": "SignInLogs",
+            "resultType": "50126", "properties": {"id": "s-1", "userPrincipalName": "a@x.io",
+            "status": {"errorCode": 50126}}});
+        let body = serde_json::json!({ "records": [record.clone()] }).to_string();
+        let mut raws = Vec::new();
+        normalize_each(Format::Entra, body.as_bytes(), |e| {
+            raws.push(e.unwrap().raw.map(|r| *r.0));
+        });
+        assert_eq!(raws, [Some(record)]);
+    }
 
     #[test]
     fn format_names_round_trip_and_unknown_names_are_refused() {
