@@ -188,15 +188,13 @@ fn sigkill_at_twenty_random_points_loses_and_invents_no_alert() {
 }
 
 /// Runs `authwatch` like `support::authwatch` and returns its output with the peak resident
-/// memory of that one process, from `wait4`. (`getrusage(RUSAGE_CHILDREN)` would give the
-/// largest of every child this test binary has waited for, and tests run side by side.)
-#[expect(
-    clippy::zombie_processes,
-    reason = "the child is reaped by wait4, not Child::wait"
-)]
+/// memory of that one process since it started running authwatch: the high-water mark
+/// `VmHWM` of `/proc/<pid>/status`, followed until it exits (it only grows, and a new program
+/// starts a new one). Not `wait4`'s `ru_maxrss`: that also counts the moment between fork and
+/// exec, when the child's resident set is this test binary's, and other tests running beside
+/// this one make that larger than authwatch ever is.
 fn authwatch_with_peak_rss_kib(args: &[&str], stdin: &[u8]) -> (std::process::Output, i64) {
-    use std::io::{Read, Write};
-    use std::os::unix::process::ExitStatusExt;
+    use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_authwatch"))
         .args(args)
@@ -207,36 +205,30 @@ fn authwatch_with_peak_rss_kib(args: &[&str], stdin: &[u8]) -> (std::process::Ou
         .stderr(Stdio::piped())
         .spawn()
         .expect("the authwatch binary runs");
+    let status = format!("/proc/{}/status", child.id());
+    let status_of = status.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut peak = 0;
+        // A process that has exited (a zombie) has no VmHWM line; neither has a gone one.
+        while let Some(kib) = std::fs::read_to_string(&status).ok().and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<i64>().ok()
+        }) {
+            peak = peak.max(kib);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        peak
+    });
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(&data);
     });
-    let mut out = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        out.read_to_end(&mut buf).map(|_| buf)
-    });
-    let mut err = child.stderr.take().unwrap();
-    let mut stderr = Vec::new();
-    err.read_to_end(&mut stderr).unwrap();
-    let stdout = reader.join().unwrap().unwrap();
+    let output = child.wait_with_output().expect("authwatch ran");
     writer.join().unwrap();
-    let mut status = 0;
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: wait4 reaps this child (never waited for elsewhere: `child` is not used after)
-    // and writes its status and resource usage into the pointers it is given.
-    let usage = unsafe {
-        let pid = libc::wait4(child.id() as i32, &mut status, 0, usage.as_mut_ptr());
-        assert_eq!(pid, child.id() as i32, "wait4");
-        usage.assume_init()
-    };
-    let output = std::process::Output {
-        status: std::process::ExitStatus::from_raw(status),
-        stdout,
-        stderr,
-    };
-    (output, usage.ru_maxrss)
+    let peak = watcher.join().unwrap();
+    assert!(peak > 0, "the peak of {status_of} was never read");
+    (output, peak)
 }
 
 /// The documented bound for a flood with default caps (docs/operations.md, "State").
