@@ -207,6 +207,15 @@ pub(crate) fn from_value(v: &Value) -> Result<Event, BadInput> {
 /// Normalises one log line. `fallback_ts` is used when the line itself carries no time
 /// (a JSON log wrapper supplies it).
 pub(crate) fn from_log_line(line: &str, fallback_ts: Option<i64>) -> Result<Event, BadInput> {
+    from_log_line_with_fields(line, fallback_ts).map(|(event, _)| event)
+}
+
+/// [`from_log_line`], with the line's `key=value` pairs as a JSON object: the record a Sigma
+/// rule reads (the same names as Keycloak's JSON events: `type`, `realmId`, `userId`, ...).
+pub(crate) fn from_log_line_with_fields(
+    line: &str,
+    fallback_ts: Option<i64>,
+) -> Result<(Event, Value), BadInput> {
     let line = line.trim();
     let start = body_start(line).ok_or_else(|| {
         BadInput::new(
@@ -219,7 +228,8 @@ pub(crate) fn from_log_line(line: &str, fallback_ts: Option<i64>) -> Result<Even
         Some(ts) => ts,
         None => fallback_ts.ok_or_else(|| no_timestamp(prefix))?,
     };
-    from_fields(ts, &Value::Object(parse_pairs(body)))
+    let fields = Value::Object(parse_pairs(body));
+    Ok((from_fields(ts, &fields)?, fields))
 }
 
 /// Where the `key=value` part starts: the first `type=` or `operationType=` at the start of

@@ -116,7 +116,7 @@ pub fn normalize(format: Format, line: &[u8]) -> Result<Event, BadInput> {
     }
     let mut event = if format == Format::Keycloak && !starts_like_json(line) {
         // Keycloak's jboss-logging listener writes `type=LOGIN_ERROR, realmId=...` lines.
-        keycloak::from_log_line(&String::from_utf8_lossy(line), None)?
+        keycloak_line(&String::from_utf8_lossy(line))?
     } else {
         let value = parse_json(line)?;
         let mut event = from_parsed(format, &value)?;
@@ -219,9 +219,18 @@ impl Drop for RetainRaw {
 /// Moves the parsed record into the event when a Sigma rule reads this format; otherwise it
 /// is dropped here as before, so formats without Sigma rules pay nothing.
 fn retain_raw(format: Format, event: &mut Event, value: serde_json::Value) {
-    if RAW_READERS[format as usize].load(Ordering::Relaxed) > 0 {
+    // A Keycloak log line arriving as a JSON string already kept its pairs (`keycloak_line`).
+    if event.raw.is_none() && RAW_READERS[format as usize].load(Ordering::Relaxed) > 0 {
         event.raw = Some(crate::event::Raw(Box::new(value)));
     }
+}
+
+/// A Keycloak log line (`type=LOGIN_ERROR, realmId=...`, as the jboss-logging listener
+/// writes it): its event, keeping its pairs as the record Sigma rules read.
+fn keycloak_line(line: &str) -> Result<Event, BadInput> {
+    let (mut event, fields) = keycloak::from_log_line_with_fields(line, None)?;
+    retain_raw(Format::Keycloak, &mut event, fields);
+    Ok(event)
 }
 
 /// Native events keep a `source` they already carry (an upstream normaliser may have set
@@ -236,7 +245,7 @@ fn native_source(mut event: Event) -> Event {
 fn from_parsed(format: Format, value: &serde_json::Value) -> Result<Event, BadInput> {
     // A Keycloak log line may arrive as a JSON string (an array of lines, a quoted line).
     if let (Format::Keycloak, serde_json::Value::String(line)) = (format, value) {
-        return keycloak::from_log_line(line, None);
+        return keycloak_line(line);
     }
     if !value.is_object() {
         return Err(BadInput::new(
@@ -276,6 +285,19 @@ fn parse_json(line: &[u8]) -> Result<serde_json::Value, BadInput> {
 mod tests {
     use super::*;
     use crate::event::EventType;
+
+    #[test]
+    fn a_sigma_rule_reads_a_keycloak_log_line_as_its_pairs() {
+        let _reading = RetainRaw::new([Format::Keycloak]);
+        let line = b"2024-07-17 12:05:32,104 WARN [org.keycloak.events] (executor-thread-1) \
+            type=\"LOGIN_ERROR\", realmId=\"acme\", clientId=\"app\", userId=\"null\", \
+            ipAddress=\"203.0.113.7\", error=\"invalid_user_credentials\", username=\"bob\"";
+        let raw = normalize(Format::Keycloak, line).unwrap().raw.map(|r| *r.0);
+        let raw = raw.expect("the pairs are kept");
+        assert_eq!(raw["type"], "LOGIN_ERROR");
+        assert_eq!(raw["error"], "invalid_user_credentials");
+        assert_eq!(raw["ipAddress"], "203.0.113.7");
+    }
 
     #[test]
     fn a_sigma_rule_reads_the_record_of_a_one_record_event_hubs_body() {

@@ -418,3 +418,46 @@ fn entra_records_are_read_through_the_sign_in_columns() {
         "generate: false"
     );
 }
+
+#[test]
+fn keycloak_log_lines_are_read_by_sigma_rules_as_their_json_events_are() {
+    let rule = "\
+title: Keycloak bad credentials
+name: kc_bad_credentials
+logsource:
+    product: keycloak
+detection:
+    selection:
+        type: LOGIN_ERROR
+        error: invalid_user_credentials
+    condition: selection
+level: low
+";
+    let dir = pack_with(&[("keycloak.yml", rule)]);
+    let fired = |fixture: &str| {
+        let path = repo().join("tests/fixtures/keycloak").join(fixture);
+        let args = ["replay", "--format", "keycloak", "--rules"];
+        let out = authwatch(
+            &[
+                &args[..],
+                &[dir.path().to_str().unwrap(), path.to_str().unwrap()],
+            ]
+            .concat(),
+            b"",
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let alerts = alerts(&out);
+        let mut times: Vec<String> = by_rule(&alerts, "kc_bad_credentials")
+            .iter()
+            .map(|a| a["ts"].to_string())
+            .collect();
+        times.sort();
+        times
+    };
+    let from_lines = fired("attack.log");
+    assert!(
+        !from_lines.is_empty(),
+        "the log lines' pairs are what the rule reads"
+    );
+    assert_eq!(from_lines, fired("attack.jsonl"));
+}
