@@ -46,9 +46,8 @@ impl DriftGroup {
         for (field, baseline) in opts.fields.iter().zip(&mut self.fields) {
             // A field the event lacks is no part of that field's history.
             let Some(value) = field.get(e) else { continue };
-            let mut field_opts = opts.base.clone();
-            field_opts.field = field.clone();
-            if let Some(known) = baseline.observe(ValueId::of(&value), e.ts, &field_opts) {
+            // The options are shared by every field (the baseline never reads `field`).
+            if let Some(known) = baseline.observe(ValueId::of(&value), e.ts, &opts.base) {
                 changed.push(format!(
                     "{field}={} ({})",
                     value.to_text(),

@@ -302,7 +302,7 @@ impl KafkaSource {
                 match queue.poll(Duration::ZERO) {
                     None => break,
                     Some(Ok(message)) => {
-                        entries.extend(self.entries(&message));
+                        self.decode_into(&message, &mut entries);
                         received += 1;
                     }
                     Some(Err(e)) => {
@@ -325,7 +325,8 @@ impl KafkaSource {
 
     /// Decodes one message and queues its events in its partition's lane.
     fn take(&self, message: &BorrowedMessage<'_>) {
-        let entries = self.entries(message);
+        let mut entries = Vec::with_capacity(1);
+        self.decode_into(message, &mut entries);
         let mut c = self.consumer.context().lock();
         let tp = c.tp(message.topic(), message.partition());
         let now = Instant::now();
@@ -334,14 +335,15 @@ impl KafkaSource {
         }
     }
 
-    /// Decodes one message into lane entries: one per event it holds (several for an Entra
-    /// Event Hubs body), in event-time order, the bad ones first. A message with a bad event
-    /// goes to the dead-letter topic once, with the first bad event's reason.
-    fn entries(&self, message: &BorrowedMessage<'_>) -> Vec<Entry<Item>> {
+    /// Decodes one message into lane entries appended to `entries` (the caller's buffer: no
+    /// allocation per message): one per event it holds (several for an Entra Event Hubs
+    /// body), in event-time order, the bad ones first. A message with a bad event goes to the
+    /// dead-letter topic once, with the first bad event's reason.
+    fn decode_into(&self, message: &BorrowedMessage<'_>, entries: &mut Vec<Entry<Item>>) {
         let payload = message.payload().unwrap_or_default();
         let offset = message.offset();
         let origin = || format!("kafka {}/{}", message.topic(), message.partition());
-        let mut entries = Vec::with_capacity(1);
+        let first = entries.len();
         let mut dead_lettered = false;
         self.decode.decode_each(payload, |decoded| {
             let (ts, payload) = match decoded {
@@ -362,11 +364,11 @@ impl KafkaSource {
             });
         });
         // The merge releases a lane's head first: the message's events leave in time order.
-        entries.sort_by_key(|e| e.ts.unwrap_or(i64::MIN));
-        if let Some(last) = entries.last_mut() {
+        let own = &mut entries[first..];
+        own.sort_by_key(|e| e.ts.unwrap_or(i64::MIN));
+        if let Some(last) = own.last_mut() {
             last.more_in_message = false;
         }
-        entries
     }
 
     /// Sets the gauges of the partitions held now and removes those of partitions gone;
