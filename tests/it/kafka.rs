@@ -236,7 +236,12 @@ path = "{alerts}"
     /// Starts `authwatch run` with the configuration `name`; its log goes to a file.
     fn spawn(&self, name: &str, follow: bool, extra_source: &str) -> Daemon {
         let cfg = self.config(name, follow, extra_source);
-        let mut command = Daemon::command(&cfg);
+        self.spawn_config(name, &cfg)
+    }
+
+    /// Starts `authwatch run` with the configuration file `cfg`; the log is named after `name`.
+    fn spawn_config(&self, name: &str, cfg: &Path) -> Daemon {
+        let mut command = Daemon::command(cfg);
         command
             .env("RUST_LOG", "info,librdkafka=warn")
             .stdin(Stdio::null())
@@ -262,6 +267,11 @@ path = "{alerts}"
 
     /// The partitions `name` holds now, from its assignment and revocation log lines.
     fn assignment(&self, name: &str) -> BTreeSet<i32> {
+        self.assignment_in(name, &self.topic)
+    }
+
+    /// The partitions of `topic` that `name` holds now.
+    fn assignment_in(&self, name: &str, topic: &str) -> BTreeSet<i32> {
         let mut held = BTreeSet::new();
         for line in self.log_text(name).lines() {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -272,6 +282,7 @@ path = "{alerts}"
                     .as_str()
                     .unwrap_or_default()
                     .split_whitespace()
+                    .filter(|p| p.split_once('/').is_some_and(|(t, _)| t == topic))
                     .filter_map(|p| p.split(['/', '@']).nth(1)?.parse::<i32>().ok())
                     .collect::<Vec<_>>()
             };
@@ -290,9 +301,17 @@ path = "{alerts}"
 
     /// Waits until the members' assignments are exactly `want` (one set per member).
     fn await_assignment(&self, want: &[(&str, usize)], total: usize) {
+        self.await_assignment_in(&self.topic, want, total)
+    }
+
+    /// [`Setup::await_assignment`] for the partitions of `topic`.
+    fn await_assignment_in(&self, topic: &str, want: &[(&str, usize)], total: usize) {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let sets: Vec<BTreeSet<i32>> = want.iter().map(|(n, _)| self.assignment(n)).collect();
+            let sets: Vec<BTreeSet<i32>> = want
+                .iter()
+                .map(|(n, _)| self.assignment_in(n, topic))
+                .collect();
             let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
             let sizes_ok = want.iter().zip(&sets).all(|((_, min), s)| s.len() >= *min);
             let disjoint = sets.iter().map(BTreeSet::len).sum::<usize>() == union.len();
@@ -864,5 +883,150 @@ fn an_idle_partition_does_not_stall_detection() {
         fired,
         "the alert came although partition 1 is idle; log:\n{}",
         setup.log_text("idle")
+    );
+}
+
+/// Synthetic traffic over six tenants as JSON lines keyed at random (a producer that keys by
+/// session or not at all), and apart one marker per tenant an hour after the last event: with
+/// the repartition hop keyed by tenant, each marker moves its tenant's partition past the
+/// lateness. Returns the traffic, the markers and every line (for `replay`).
+fn traffic_keyed_at_random(
+    seed: u64,
+    n: usize,
+    partitions: i32,
+) -> (Vec<Record>, Vec<Record>, Vec<u8>) {
+    let now = chrono::Utc::now().timestamp_millis();
+    let tenants = 6;
+    let events = Traffic {
+        seed,
+        start_ms: now + 86_400_000,
+        users: 2_000,
+        tenants,
+        attack_every: 300,
+        ..Traffic::default()
+    }
+    .generate(n);
+    let mut records = Vec::new();
+    let mut lines = Vec::new();
+    let mut push = |i: usize, json: Vec<u8>| {
+        let key = format!(
+            "k{}",
+            authwatch::event::fingerprint(format!("{seed}/{i}").as_bytes())
+        );
+        records.push((
+            partition_of(&key, partitions),
+            key.into_bytes(),
+            json.clone(),
+        ));
+        lines.extend_from_slice(&json);
+        lines.push(b'\n');
+    };
+    for (i, e) in events.iter().enumerate() {
+        push(i, serde_json::to_vec(e).unwrap());
+    }
+    let last = events.last().map_or(now, |e| e.ts);
+    for t in 0..tenants {
+        let marker = format!(
+            r#"{{"ts":{},"type":"other","tenant":"tenant{t}","user":"marker-{seed}-{t}","username":"marker-{seed}-{t}"}}"#,
+            last + 3_600_000 + t as i64
+        );
+        push(n + t as usize, marker.into_bytes());
+    }
+    let markers = records.split_off(n);
+    (records, markers, lines)
+}
+
+/// Alert ids in the members' alert files: all of them, and the distinct ones.
+fn union_of(setup: &Setup, members: &[&str]) -> (Vec<String>, BTreeSet<String>) {
+    let ids: Vec<String> = members
+        .iter()
+        .flat_map(|m| ids_in(&setup.alerts(m)))
+        .collect();
+    let union = ids.iter().cloned().collect();
+    (ids, union)
+}
+
+/// Issue 12: three instances in one group, a topic keyed at random, the whole default pack
+/// (rules grouped by user, username, ip, ip/24, ASN, session and tenant alike): through the
+/// repartition hop (keyed by the tenant, which every rule groups by), their alerts together
+/// are exactly `replay`'s over the stream sorted by event time, each raised once.
+#[test]
+fn instances_scaled_out_raise_the_alerts_of_replay_whatever_the_producers_key() {
+    let Some(brokers) =
+        brokers("instances_scaled_out_raise_the_alerts_of_replay_whatever_the_producers_key")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(dir.path(), brokers, "scale", 6);
+    let internal = format!("{}-by-tenant-repartition", setup.group);
+    let scale = "[source.scale_out]\nreplication_factor = 1\n";
+    let members = ["a", "b", "c"];
+    // The hop interleaves what the instances' repartitioners write into each partition of
+    // the internal topic. Catching up on a backlog, one may run minutes of event time ahead of
+    // another, so here the lateness covers the whole stream (live, instances stay within the
+    // fetch latency of each other; origin watermarks are the way to need no lateness at all).
+    let mut daemons: Vec<Daemon> = members
+        .iter()
+        .map(|m| {
+            let cfg = setup.config(m, true, scale);
+            let text = std::fs::read_to_string(&cfg).unwrap();
+            std::fs::write(
+                &cfg,
+                text.replace("[rules]\n", "[rules]\nlateness = \"1h\"\n"),
+            )
+            .unwrap();
+            setup.spawn_config(m, &cfg)
+        })
+        .collect();
+    // Both groups settle before anything is produced: a task moving between instances
+    // mid-stream would start its windows afresh (state that follows its partition is the
+    // next step of issue 12).
+    let want_split: Vec<(&str, usize)> = members.iter().map(|m| (*m, 1)).collect();
+    setup.await_assignment(&want_split, 6);
+    setup.await_assignment_in(&internal, &want_split, 6);
+    let (records, markers, lines) = traffic_keyed_at_random(41, 20_000, 6);
+    produce(&setup.brokers, &setup.topic, &records, "none");
+    // The markers go last, once the input group committed the traffic (which it does only
+    // after the repartition topic acknowledged it): one that overtook traffic in the hop would
+    // make it late.
+    let mut ends = BTreeMap::new();
+    advance_ends(&mut ends, 6, &records);
+    setup.await_committed(&ends, &members);
+    produce(&setup.brokers, &setup.topic, &markers, "none");
+    let want = replay_ids(dir.path(), &setup.rules, &lines);
+    assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
+    let deadline = Instant::now() + PATIENCE;
+    while union_of(&setup, &members).1 != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for d in &mut daemons {
+        sigterm(d);
+    }
+    let (ids, union) = union_of(&setup, &members);
+    let logs = || {
+        members
+            .iter()
+            .map(|m| setup.log_text(m))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        union == want,
+        "the instances together raise replay's alerts: missing {:?}, extra {:?}; logs:\n{}",
+        want.difference(&union).collect::<Vec<_>>(),
+        union.difference(&want).collect::<Vec<_>>(),
+        logs()
+    );
+    assert_eq!(ids.len(), union.len(), "no alert was raised twice");
+    // Detection was shared: the tenants' partitions are spread over the instances.
+    let detecting = members
+        .iter()
+        .filter(|m| events_counted(&setup, m) > 0)
+        .count();
+    assert!(
+        detecting >= 2,
+        "one instance detected everything; logs:\n{}",
+        logs()
     );
 }
