@@ -265,12 +265,8 @@ path = "{alerts}"
         std::fs::read_to_string(self.log(name)).unwrap_or_default()
     }
 
-    /// The partitions `name` holds now, from its assignment and revocation log lines.
-    fn assignment(&self, name: &str) -> BTreeSet<i32> {
-        self.assignment_in(name, &self.topic)
-    }
-
-    /// The partitions of `topic` that `name` holds now.
+    /// The partitions of `topic` that `name` holds now, from its assignment and revocation
+    /// log lines.
     fn assignment_in(&self, name: &str, topic: &str) -> BTreeSet<i32> {
         let mut held = BTreeSet::new();
         for line in self.log_text(name).lines() {
@@ -1029,4 +1025,51 @@ fn instances_scaled_out_raise_the_alerts_of_replay_whatever_the_producers_key() 
         "one instance detected everything; logs:\n{}",
         logs()
     );
+}
+
+/// `check` validates `[source.scale_out]` against the loaded rules without a broker (the
+/// address here has none), saying how events will flow, and collects every mistake.
+#[test]
+fn check_plans_the_scale_out_without_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |source: &str| {
+        let path = dir.path().join("scale.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[source]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9\"\ntopics = [\"auth\"]\n{source}\n[rules]\ndir = \"{}\"\n",
+                rules_dir().display()
+            ),
+        )
+        .unwrap();
+        authwatch(&["check", "--config", path.to_str().unwrap()], b"")
+    };
+    let out = check("group_id = \"aw\"\n[source.scale_out]\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("repartitioned by [tenant] through the topic aw-by-tenant-repartition (consumer group aw-by-tenant)"),
+        "{said}"
+    );
+    // A topic keyed by tenant already holds every group of the pack whole.
+    let out = check("[source.scale_out]\ninput_key = [\"tenant\"]\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("detection reads it directly"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = check(
+        "group_id = \"a group\"\nfollow = false\n[source.scale_out]\ninput_key = [\"tenat\"]\nreplication_factor = 0\n",
+    );
+    assert_eq!(out.status.code(), Some(78));
+    let err = stderr(&out);
+    for said in [
+        "internal topic after group_id `a group`",
+        "needs `follow = true`",
+        "input_key: unknown field `tenat`",
+        "replication_factor must be 1 or more",
+    ] {
+        assert!(err.contains(said), "{said}: {err}");
+    }
 }
