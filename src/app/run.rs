@@ -325,7 +325,9 @@ fn start_hop(
     let (hop_tx, hop_rx) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
     let (input, input_durable) =
         KafkaSource::start(kafka, decode, store.clone(), stop.clone(), hop_tx)?;
-    let input = input.with_lag_metric(shared.metrics.source_lag.clone());
+    let input = input
+        .tag_partitions()
+        .with_lag_metric(shared.metrics.source_lag.clone());
     let forward = Repartitioner::new(kafka, plan.clone(), input_durable)?;
     let mut tasks = kafka.clone();
     tasks.topics = vec![plan.topic.clone()];

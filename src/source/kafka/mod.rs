@@ -79,12 +79,10 @@ const LAST_CHECKPOINT_WAIT: Duration = Duration::from_secs(30);
 /// Consumer errors logged one by one before they are only counted.
 const ERRORS_LOGGED: u64 = 20;
 
-/// The fingerprint the repartition hop put in a message's header.
-fn forwarded_fingerprint(message: &BorrowedMessage<'_>) -> Option<u64> {
+/// A number the repartition hop put in a message's header.
+fn forwarded_u64(message: &BorrowedMessage<'_>, name: &str) -> Option<u64> {
     let headers = message.headers()?;
-    let header = headers
-        .iter()
-        .find(|h| h.key == repartition::HEADER_FINGERPRINT)?;
+    let header = headers.iter().find(|h| h.key == name)?;
     Some(u64::from_be_bytes(header.value?.try_into().ok()?))
 }
 
@@ -173,9 +171,17 @@ impl KafkaSource {
         self
     }
 
-    /// Reads the events' fingerprints from the repartition hop's header.
+    /// Reads the events' fingerprints and input partitions from the repartition hop's
+    /// headers.
     pub fn forwarded(mut self) -> Self {
         self.forwarded = true;
+        self
+    }
+
+    /// Names, before the records it hands on, the partition they were read from
+    /// (`Item::Partition`), for the repartition hop.
+    pub fn tag_partitions(self) -> Self {
+        self.consumer.context().lock().tag_partitions = true;
         self
     }
 
@@ -319,7 +325,12 @@ impl KafkaSource {
         let mut received = 0;
         let mut entries = Vec::new();
         for (tp, queue) in queues {
-            let queued = self.consumer.context().lock().merge.queued(tp);
+            let queued = self
+                .consumer
+                .context()
+                .lock()
+                .merge
+                .queued_shortest(tp, Instant::now());
             // Decoded without the lock, queued under one lock per partition and round.
             for _ in queued..LANE_TARGET {
                 match queue.poll(Duration::ZERO) {
@@ -368,11 +379,19 @@ impl KafkaSource {
         let origin = || format!("kafka {}/{}", message.topic(), message.partition());
         let first = entries.len();
         let mut dead_lettered = false;
+        // Behind the hop, a partition interleaves the input's partitions: each is merged
+        // back as a sub-stream of its own.
+        let lane = if self.forwarded {
+            forwarded_u64(message, repartition::HEADER_PARTITION).unwrap_or(0)
+        } else {
+            0
+        };
         self.decode.decode_each(payload, |decoded| {
             let (ts, payload) = match decoded {
                 Ok(mut event) => {
                     if self.forwarded
-                        && let Some(fingerprint) = forwarded_fingerprint(message)
+                        && let Some(fingerprint) =
+                            forwarded_u64(message, repartition::HEADER_FINGERPRINT)
                     {
                         event.fingerprint = fingerprint;
                     }
@@ -390,6 +409,7 @@ impl KafkaSource {
                 ts,
                 offset,
                 more_in_message: true,
+                lane,
                 payload,
             });
         });

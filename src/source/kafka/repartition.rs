@@ -31,6 +31,9 @@ use crate::state::OnDurable;
 
 /// The header carrying the event's fingerprint (8 bytes, big-endian).
 pub const HEADER_FINGERPRINT: &str = "authwatch-fingerprint";
+/// The header naming the input partition the event was read from (`group::partition_id`, 8
+/// bytes, big-endian): detection merges each one back as a sub-stream of its own.
+pub const HEADER_PARTITION: &str = "authwatch-input-partition";
 
 /// How often acknowledged input offsets are reported (and so committed) while events flow.
 const ACK_EVERY: Duration = Duration::from_millis(200);
@@ -176,6 +179,7 @@ impl Repartitioner {
         let mut pending: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut last_ack = Instant::now();
         let mut key = String::new();
+        let mut from = 0u64;
         let (mut events, mut bytes) = (0u64, 0u64);
         loop {
             let batch = match rx.recv_timeout(ACK_EVERY) {
@@ -192,8 +196,9 @@ impl Repartitioner {
                             let payload = serde_json::to_vec(&*event)?;
                             bytes += (key.len() + payload.len()) as u64;
                             events += 1;
-                            self.send(&key, &payload, event.fingerprint)?;
+                            self.send(&key, &payload, event.fingerprint, from)?;
                         }
+                        Item::Partition(id) => from = id,
                         Item::CheckpointNow(reply) => now_asked.push(reply),
                         // Counted and dead-lettered by the source; lines and acknowledgements
                         // do not come from Kafka.
@@ -217,12 +222,18 @@ impl Repartitioner {
         Ok(())
     }
 
-    fn send(&self, key: &str, payload: &[u8], fingerprint: u64) -> anyhow::Result<()> {
-        let bytes = fingerprint.to_be_bytes();
-        let headers = OwnedHeaders::new().insert(Header {
-            key: HEADER_FINGERPRINT,
-            value: Some(&bytes[..]),
-        });
+    fn send(&self, key: &str, payload: &[u8], fingerprint: u64, from: u64) -> anyhow::Result<()> {
+        let fingerprint = fingerprint.to_be_bytes();
+        let from = from.to_be_bytes();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: HEADER_FINGERPRINT,
+                value: Some(&fingerprint[..]),
+            })
+            .insert(Header {
+                key: HEADER_PARTITION,
+                value: Some(&from[..]),
+            });
         let mut record = BaseRecord::to(&self.plan.topic)
             .key(key.as_bytes())
             .payload(payload)
