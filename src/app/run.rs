@@ -138,6 +138,25 @@ pub fn run(
         servers.push(runtime.block_on(Server::start(addr, metrics, limits))?);
     }
 
+    // Scale-out: how events reach detection, and the key a rule reload must keep.
+    let route = match &cfg.source {
+        Source::Kafka(kafka) => match &kafka.scale_out {
+            Some(scale) => Some(
+                scale_out::plan(kafka, scale, &set.enabled())
+                    .map_err(|e| Failure::Invalid(vec![e]))?,
+            ),
+            None => None,
+        },
+        _ => None,
+    };
+    let scale_key = match (&route, &cfg.source) {
+        (Some(Route::Hop(plan)), _) => Some(plan.key.clone()),
+        (Some(Route::Direct), Source::Kafka(kafka)) => kafka
+            .scale_out
+            .as_ref()
+            .and_then(|scale| scale.input_key.clone()),
+        _ => None,
+    };
     let stop_source = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut join_on_stop = false;
     let (reader, origin) = match &cfg.source {
@@ -171,13 +190,8 @@ pub fn run(
             (thread::spawn(|| Ok(())), "http".to_string())
         }
         Source::Kafka(kafka) => {
-            let route = match &kafka.scale_out {
-                Some(scale) => scale_out::plan(kafka, scale, &set.enabled())
-                    .map_err(|e| Failure::Invalid(vec![e]))?,
-                None => Route::Direct,
-            };
             join_on_stop = true;
-            match route {
+            match route.clone().unwrap_or(Route::Direct) {
                 Route::Direct => {
                     let (source, durable) =
                         KafkaSource::start(kafka, decode, store.clone(), stop_source.clone(), tx)?;
@@ -233,10 +247,11 @@ pub fn run(
     let interval = Duration::from_millis(cfg.checkpoint_interval_ms as u64);
     let writer = CheckpointWriter::start(store.clone(), on_durable);
     let mut detector = Detector::new(pipeline, writer, shared.clone(), origin, interval)
-        .with_reloader(Reloader::new(
-            cfg.rules_dir.clone(),
-            engine_options(&cfg, &set),
-        ))
+        .with_reloader(match scale_key {
+            Some(key) => Reloader::new(cfg.rules_dir.clone(), engine_options(&cfg, &set))
+                .with_guard(Box::new(move |rules| scale_out::keeps(&key, rules))),
+            None => Reloader::new(cfg.rules_dir.clone(), engine_options(&cfg, &set)),
+        })
         .with_labels(source_kind(&cfg.source), cfg.format.as_str())
         .with_queue_capacity(queue);
     shared.metrics.rules_loaded.set(set.enabled().len() as i64);

@@ -1067,3 +1067,67 @@ fn check_plans_the_scale_out_without_connecting() {
         assert!(err.contains(said), "{said}: {err}");
     }
 }
+
+/// Where the cluster may not create topics (here: `create_topics = false`), the start is
+/// refused with the command that creates the repartition topic, with the input's partitions.
+#[test]
+fn a_missing_repartition_topic_is_refused_with_the_command_that_creates_it() {
+    let Some(brokers) =
+        brokers("a_missing_repartition_topic_is_refused_with_the_command_that_creates_it")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(dir.path(), brokers, "nocreate", 3);
+    let mut child = setup.spawn(
+        "refused",
+        true,
+        "[source.scale_out]\ncreate_topics = false\nreplication_factor = 1\n",
+    );
+    let status = wait_exit(&mut child, PATIENCE);
+    let log = setup.log_text("refused");
+    assert_eq!(status, Some(1), "{log}");
+    let command = format!(
+        "kafka-topics.sh --bootstrap-server {} --create --topic {}-by-tenant-repartition --partitions 3 --replication-factor 1",
+        setup.brokers, setup.group
+    );
+    assert!(log.contains(&command), "{command}\n{log}");
+}
+
+/// The repartition topic is keyed by what every rule groups by, so a reload whose rules no
+/// longer all group by it is refused, and the running rules stay.
+#[test]
+fn a_reload_that_needs_another_scale_out_key_is_refused() {
+    let Some(brokers) = brokers("a_reload_that_needs_another_scale_out_key_is_refused") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(dir.path(), brokers, "rekey", 2);
+    setup.rules = per_user_rules(dir.path());
+    let mut child = setup.spawn(
+        "rekey",
+        true,
+        "[source.scale_out]\nreplication_factor = 1\n",
+    );
+    let internal = format!("{}-by-tenant-repartition", setup.group);
+    setup.await_assignment_in(&internal, &[("rekey", 2)], 2);
+    std::fs::write(
+        setup.rules.join("per-ip.yaml"),
+        "id: per-ip\ntitle: Failures per address\nseverity: low\nkind: threshold\nmatch: {type: login.failure}\ngroup_by: [ip]\nwindow: 1m\nthreshold: 5\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let refused = loop {
+        let log = setup.log_text("rekey");
+        if log.contains("rules not reloaded") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "no reload was tried:\n{log}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    sigterm(&mut child);
+    assert!(
+        refused.contains("these rules do not group by the scale-out key [tenant] the running instances partition by: per-ip"),
+        "{refused}"
+    );
+}

@@ -11,6 +11,11 @@
 //! waited for, however long it takes. Messages without an event time (bad ones) leave as soon
 //! as they reach the head.
 //!
+//! Behind the repartition hop, a partition interleaves the input's partitions (each written
+//! by whichever instance reads it, at its own pace). Each is a sub-stream of the lane, merged
+//! by the same rule as partitions, so the order is the input's again; a topic's own partition
+//! is a single sub-stream.
+//!
 //! Memory is bounded: once [`MAX_HELD`] messages wait, the smallest head is released even if
 //! a lane is empty (the engine's lateness then absorbs the disorder). Partitions are not
 //! paused at the broker instead: librdkafka resumes a paused partition at the next offset to

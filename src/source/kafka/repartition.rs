@@ -6,7 +6,9 @@
 //!
 //! An event travels as its canonical JSON with its fingerprint in a header: the fingerprint
 //! is the event's identity in alert ids and tie-breaking, and it was computed from the bytes
-//! the producer wrote, which are not the bytes forwarded.
+//! the producer wrote, which are not the bytes forwarded. A second header names the input
+//! partition the event was read from: detection merges each input partition back as a
+//! sub-stream of its own (`merge.rs`), so the hop keeps the input's event-time order.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -89,6 +89,30 @@ pub fn plan(config: &KafkaConfig, scale: &ScaleOut, rules: &[Rule]) -> Result<Ro
     }))
 }
 
+/// Whether a new rule set (a reload) still has every group whole in one partition of the
+/// running route: every enabled rule must group by all of `key` (the hop's key, or the
+/// declared `input_key` when the hop is skipped). The key cannot change while instances run:
+/// the repartition topic holds events keyed by it.
+pub fn keeps(key: &[Field], rules: &[Rule]) -> Result<(), String> {
+    let names = |fields: &[Field]| {
+        let names: Vec<String> = fields.iter().map(ToString::to_string).collect();
+        format!("[{}]", names.join(", "))
+    };
+    let off: Vec<String> = rules
+        .iter()
+        .filter(|r| r.enabled && (r.sigma.is_some() || !key.iter().all(|f| r.group_by.contains(f))))
+        .map(|r| r.id.clone())
+        .collect();
+    if off.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "these rules do not group by the scale-out key {} the running instances partition by: {}; change the key by restarting every instance",
+        names(key),
+        off.join(", ")
+    ))
+}
+
 /// The fields every rule groups by, in the first rule's order, less enrichment's.
 fn common_key(rules: &[&Rule]) -> Vec<Field> {
     let Some(first) = rules.first() else {
@@ -157,6 +181,18 @@ mod tests {
         let mut key = String::new();
         plan.key_of(&e, &mut key);
         assert_eq!(key, "acme\u{1f}");
+    }
+
+    #[test]
+    fn a_reload_keeps_the_key_or_is_refused() {
+        let key = [Field::Tenant];
+        assert_eq!(keeps(&key, &rules(&[("a", "[tenant, ip]")])), Ok(()));
+        let err = keeps(&key, &rules(&[("a", "[tenant, ip]"), ("b", "[ip]")])).unwrap_err();
+        assert!(
+            err.contains("[tenant]")
+                && err.ends_with("b; change the key by restarting every instance"),
+            "{err}"
+        );
     }
 
     #[test]
