@@ -45,10 +45,12 @@ const FLUSH_WAIT: Duration = Duration::from_secs(60);
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(5);
 /// How long topic metadata and creation may take at start.
 const ADMIN_WAIT: Duration = Duration::from_secs(30);
+/// Bad messages logged one by one before they are only counted.
+const BAD_LOGGED: u64 = 20;
 /// The producer batches for this long: the hop adds at most this to an event's latency.
 const LINGER_MS: u32 = 5;
 
-/// Counts deliveries that failed for good (after librdkafka's retries) and bytes produced.
+/// Counts deliveries that failed for good (after librdkafka's retries).
 #[derive(Default)]
 pub struct Acks {
     failed: AtomicU64,
@@ -182,7 +184,7 @@ impl Repartitioner {
         let mut last_ack = Instant::now();
         let mut key = String::new();
         let mut from = 0u64;
-        let (mut events, mut bytes) = (0u64, 0u64);
+        let (mut events, mut bytes, mut rejected) = (0u64, 0u64, 0u64);
         loop {
             let batch = match rx.recv_timeout(ACK_EVERY) {
                 Ok(b) => Some(b),
@@ -202,8 +204,14 @@ impl Repartitioner {
                         }
                         Item::Partition(id) => from = id,
                         Item::CheckpointNow(reply) => now_asked.push(reply),
-                        // Counted and dead-lettered by the source; lines and acknowledgements
-                        // do not come from Kafka.
+                        // Dead-lettered by the source when configured; never forwarded.
+                        Item::Bad(bad, origin, offset) => {
+                            rejected += 1;
+                            if rejected <= BAD_LOGGED {
+                                tracing::warn!(reason = bad.reason.as_str(), error = %bad, %origin, offset, "kafka: a bad message is not repartitioned");
+                            }
+                        }
+                        // Lines and acknowledgements do not come from Kafka.
                         _ => {}
                     }
                 }
@@ -220,7 +228,7 @@ impl Repartitioner {
         }
         seq += 1;
         self.acknowledge(seq, &mut pending)?;
-        tracing::info!(events, bytes, topic = %self.plan.topic, "kafka: repartition stopped");
+        tracing::info!(events, bytes, bad = rejected, topic = %self.plan.topic, "kafka: repartition stopped");
         Ok(())
     }
 
