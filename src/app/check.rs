@@ -67,6 +67,18 @@ pub fn check(rules: Option<&Path>, config: Option<&Path>, strict: bool) -> Resul
                     ),
                     Err(e) => errors.push(e),
                 }
+                if scale.alert_topic {
+                    let groups: Vec<String> = cfg
+                        .sinks
+                        .iter()
+                        .map(|s| crate::config::deliver_group(&kafka.group_id, &s.name))
+                        .collect();
+                    println!(
+                        "scale-out: alerts go through the topic {}, delivered by the consumer groups {}",
+                        crate::config::alert_topic_name(&kafka.group_id),
+                        groups.join(", ")
+                    );
+                }
             }
             if errors.is_empty() {
                 let enabled = set.rules.iter().filter(|r| r.enabled).count();

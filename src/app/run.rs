@@ -22,10 +22,11 @@ use crate::event::{Admission, Clock};
 use crate::http::{self, Server};
 use crate::normalize::Format;
 use crate::outbox::Delivery;
+use crate::outbox::topic::TopicDelivery;
 use crate::pipeline::Decoder;
 use crate::pipeline::Pipeline;
 use crate::shared::{Shared, watch_signals};
-use crate::sink::{AlertFormat, Router, Routing, SinkKind};
+use crate::sink::{AlertFormat, AlertSink, Router, Routing, SinkKind};
 use crate::source::file::{self, FileSource};
 use crate::source::kafka::KafkaSource;
 use crate::source::kafka::repartition::{self, Repartitioner};
@@ -91,10 +92,26 @@ pub fn run(
     let _ = shared.store.set(guard.clone());
     shared.set_stall_timeout(Duration::from_millis(cfg.stall_timeout_ms.max(1) as u64));
     runtime.spawn(watch_signals(shared.clone()));
-    // Delivery (issue 6): alerts go into the outbox; a worker per sink delivers from it.
-    let (delivery, outbox) = Delivery::start(runtime.handle(), store.clone(), &cfg.sinks)?;
-    let router = Router::new(vec![(Routing::default(), Box::new(outbox))]);
-    delivery.export_metrics(runtime.handle(), shared.clone());
+    // Delivery (issue 6): alerts go into the outbox; a worker per sink delivers from it. With
+    // `[source.scale_out] alert_topic` the outbox is a Kafka topic every instance delivers.
+    let (delivery, outbox): (Deliveries, Box<dyn AlertSink>) = match &cfg.source {
+        Source::Kafka(kafka)
+            if kafka.scale_out.as_ref().is_some_and(|s| s.alert_topic) =>
+        {
+            let scale = kafka.scale_out.as_ref().expect("scale-out");
+            let topic = crate::config::alert_topic_name(&kafka.group_id);
+            repartition::ensure_internal_topic(kafka, scale, &topic, "alert topic")?;
+            let (delivery, writer) =
+                TopicDelivery::start(runtime.handle(), kafka, store.clone(), &cfg.sinks)?;
+            (Deliveries::Topic(delivery), Box::new(writer))
+        }
+        _ => {
+            let (delivery, writer) = Delivery::start(runtime.handle(), store.clone(), &cfg.sinks)?;
+            delivery.export_metrics(runtime.handle(), shared.clone());
+            (Deliveries::Store(delivery), Box::new(writer))
+        }
+    };
+    let router = Router::new(vec![(Routing::default(), outbox)]);
     let queue = match &cfg.source {
         Source::Http(ingest) => source::http::queue_capacity(ingest),
         _ => BATCHES_IN_FLIGHT,
@@ -288,7 +305,11 @@ pub fn run(
     let pipeline = detector.close()?;
     // Healthy sinks get `[daemon] shutdown_timeout` to deliver what is stored (a failing sink
     // is not waited for); the rest is delivered on the next start.
-    runtime.block_on(delivery.shutdown(grace));
+    match delivery {
+        Deliveries::Store(delivery) => runtime.block_on(delivery.shutdown(grace)),
+        // What is not delivered stays in the topic for the other instances.
+        Deliveries::Topic(delivery) => delivery.shutdown(),
+    }
     // A source blocked on a full channel sees it closed.
     drop(rx);
     if ended == Ended::EndOfInput || join_on_stop {
@@ -377,6 +398,12 @@ fn start_hop(
         detected.and(forwarded).and(read).map_err(io::Error::other)
     });
     Ok((reader, durable))
+}
+
+/// The delivery side: the embedded outbox, or the alert topic in Kafka scale-out.
+enum Deliveries {
+    Store(Delivery),
+    Topic(TopicDelivery),
 }
 
 /// Raises the file-descriptor soft limit to the hard limit: each HTTP connection holds one, and

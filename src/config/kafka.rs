@@ -74,6 +74,19 @@ pub struct ScaleOut {
     pub create_topics: bool,
     /// Replicas of a created internal topic.
     pub replication_factor: i32,
+    /// The outbox is the topic `<group_id>-alerts`, delivered by every instance
+    /// (`outbox::topic`), instead of each instance's state directory.
+    pub alert_topic: bool,
+}
+
+/// The topic that is the outbox with `[source.scale_out] alert_topic = true`.
+pub fn alert_topic_name(group_id: &str) -> String {
+    format!("{group_id}-alerts")
+}
+
+/// The consumer group in which the instances deliver the alert topic to one sink.
+pub fn deliver_group(group_id: &str, sink: &str) -> String {
+    format!("{group_id}-deliver-{sink}")
 }
 
 /// `[source.scale_out] replication_factor`: three copies, Kafka's usual production choice, so
@@ -127,6 +140,7 @@ pub struct RawScaleOut {
     pub input_key: Option<Vec<String>>,
     pub create_topics: Option<bool>,
     pub replication_factor: Option<i32>,
+    pub alert_topic: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,6 +245,16 @@ pub fn kafka_source(raw: &RawKafka, error: &mut dyn FnMut(String)) -> Option<Kaf
         .scale_out
         .as_ref()
         .and_then(|so| scale_out(so, &group_id, follow, &mut report));
+    if let Some(so) = &scale_out
+        && so.alert_topic
+    {
+        let alerts = alert_topic_name(&group_id);
+        if topics.contains(&alerts) || raw.dead_letter_topic.as_ref() == Some(&alerts) {
+            report(format!(
+                "[source.scale_out] alert_topic = true writes alerts to the topic `{alerts}`, which must not also be an input or dead-letter topic"
+            ));
+        }
+    }
     let config = KafkaConfig {
         brokers,
         topics,
@@ -300,6 +324,7 @@ fn scale_out(
         input_key,
         create_topics: raw.create_topics.unwrap_or(true),
         replication_factor,
+        alert_topic: raw.alert_topic.unwrap_or(false),
     })
 }
 

@@ -19,7 +19,7 @@ use crate::sink::{SinkConfig, SinkKind, StdoutConfig};
 pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest, HttpServer};
 pub use kafka::{
     DEFAULT_GROUP_ID, DEFAULT_IDLE_PARTITION_MS, DEFAULT_REPLICATION_FACTOR, KafkaConfig,
-    KafkaSasl, KafkaTls, ScaleOut,
+    KafkaSasl, KafkaTls, ScaleOut, alert_topic_name, deliver_group,
 };
 pub use pull::{Provider, PullConfig};
 

@@ -10,6 +10,8 @@
 //!   uncommitted cursors and dead letters);
 //! - [`forget`]: `forget` and `export` of one user over stored alerts and dead letters;
 //! - [`retry`]: exponential backoff with jitter, and the circuit breaker;
+//! - [`topic`]: in Kafka scale-out with `alert_topic = true`, the outbox is a Kafka topic
+//!   delivered by a consumer group per sink, so alerts outlive the instance that raised them;
 //! - [`service`]: starts the workers on the daemon's runtime, persists their progress, and
 //!   drains them at shutdown.
 
@@ -18,6 +20,7 @@ mod progress;
 pub mod retry;
 pub mod service;
 pub mod store;
+pub mod topic;
 mod worker;
 pub mod writer;
 

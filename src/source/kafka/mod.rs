@@ -27,7 +27,7 @@
 pub mod dead_letter;
 mod group;
 pub mod lag;
-mod log;
+pub mod log;
 pub mod merge;
 pub mod offsets;
 pub mod repartition;

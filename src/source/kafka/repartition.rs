@@ -78,9 +78,23 @@ impl ProducerContext for Acks {
     }
 }
 
-/// Makes sure the internal topic exists with as many partitions as the input's largest topic;
-/// where it may not be created, says how to create it.
+/// Makes sure the repartition topic exists (see [`ensure_internal_topic`]).
 pub fn ensure_topic(config: &KafkaConfig, scale: &ScaleOut, plan: &Plan) -> anyhow::Result<()> {
+    if ensure_internal_topic(config, scale, &plan.topic, "repartition topic")? {
+        tracing::info!(topic = %plan.topic, key = %plan.key_names(), "kafka: created the repartition topic");
+    }
+    Ok(())
+}
+
+/// Makes sure an internal topic (`what`, for messages) exists with as many partitions as the
+/// input's largest topic; where it may not be created, says how to create it. True when it
+/// was created.
+pub fn ensure_internal_topic(
+    config: &KafkaConfig,
+    scale: &ScaleOut,
+    topic: &str,
+    what: &str,
+) -> anyhow::Result<bool> {
     let consumer: BaseConsumer = kafka_client::consumer_config(config)
         .create()
         .context("cannot create a Kafka client to read topic metadata")?;
@@ -102,20 +116,19 @@ pub fn ensure_topic(config: &KafkaConfig, scale: &ScaleOut, plan: &Plan) -> anyh
         .max()
         .with_context(|| format!("the input topics {} do not exist", config.topics.join(",")))?
         as i32;
-    if let Some(have) = partitions_of(&plan.topic) {
+    if let Some(have) = partitions_of(topic) {
         if have as i32 != partitions {
-            tracing::warn!(topic = %plan.topic, have, input = partitions, "kafka: the repartition topic's partition count differs from the input's; detection stays exact, only its parallelism follows the repartition topic");
+            tracing::warn!(%topic, have, input = partitions, "kafka: the {what}'s partition count differs from the input's; only its parallelism follows it");
         }
-        return Ok(());
+        return Ok(false);
     }
     let command = format!(
         "kafka-topics.sh --bootstrap-server {} --create --topic {} --partitions {partitions} --replication-factor {}",
-        config.brokers, plan.topic, scale.replication_factor
+        config.brokers, topic, scale.replication_factor
     );
     if !scale.create_topics {
         anyhow::bail!(
-            "the repartition topic {} does not exist and [source.scale_out] create_topics = false; create it with: {command}",
-            plan.topic
+            "the {what} {topic} does not exist and [source.scale_out] create_topics = false; create it with: {command}"
         );
     }
     drop(metadata);
@@ -123,8 +136,8 @@ pub fn ensure_topic(config: &KafkaConfig, scale: &ScaleOut, plan: &Plan) -> anyh
     let admin: AdminClient<DefaultClientContext> = kafka_client::producer_config(config)
         .create()
         .context("cannot create a Kafka admin client")?;
-    let topic = NewTopic::new(
-        &plan.topic,
+    let new_topic = NewTopic::new(
+        topic,
         partitions,
         TopicReplication::Fixed(scale.replication_factor),
     );
@@ -134,21 +147,20 @@ pub fn ensure_topic(config: &KafkaConfig, scale: &ScaleOut, plan: &Plan) -> anyh
         .enable_all()
         .build()?;
     let answers = runtime
-        .block_on(admin.create_topics(&[topic], &options))
+        .block_on(admin.create_topics(&[new_topic], &options))
         .with_context(|| {
-            format!("cannot create the repartition topic; create it with: {command}")
+            format!("cannot create the {what}; create it with: {command}")
         })?;
     for answer in answers {
         match answer {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => anyhow::bail!(
-                "cannot create the repartition topic {} ({code}); create it with: {command}",
-                plan.topic
+                "cannot create the {what} {topic} ({code}); create it with: {command}"
             ),
         }
     }
-    tracing::info!(topic = %plan.topic, partitions, key = %plan.key_names(), "kafka: created the repartition topic");
-    Ok(())
+    tracing::info!(%topic, partitions, "kafka: created the {what}");
+    Ok(true)
 }
 
 pub struct Repartitioner {

@@ -1,0 +1,719 @@
+//! The outbox as a Kafka topic (`[source.scale_out] alert_topic = true`): alerts outlive the
+//! instance that raised them. Detection produces each alert to `<group_id>-alerts` (keyed by
+//! its id, idempotent, acks=all) and its flush waits for the brokers' acknowledgement, which
+//! comes before the checkpoint that commits the input offsets behind the alert. Every instance
+//! runs, per sink, a delivery loop that is a member of the consumer group
+//! `<group_id>-deliver-<sink>`: it delivers with the sink's retry, breaker and dead-letter
+//! policy and commits a position only once the sink acknowledged (or dead-lettered) every
+//! alert before it. An instance that dies leaves its partitions, and their undelivered alerts,
+//! to the group's other members: at least once, with the alert's deterministic id.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message as _};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+use tokio::runtime::Handle;
+
+use super::progress::SinkStatus;
+use super::retry::Retry;
+use super::store::{DeadLetter, OutboxStore, SharedStore, dead_key};
+use crate::config::{KafkaConfig, alert_topic_name, deliver_group, kafka_client};
+use crate::engine::Alert;
+use crate::sink::{self, AlertSink, Deliver, DeliveryPolicy, Record, Routing, SendError, SinkConfig};
+use crate::state::StateWrites;
+
+/// How long a flush waits for the brokers' acknowledgements; librdkafka retries within it.
+const FLUSH_WAIT: Duration = Duration::from_secs(60);
+/// How long a send waits for room in the producer's queue before trying again.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(5);
+/// The producer batches for this long: at most this is added to a batch's flush.
+const LINGER_MS: u32 = 5;
+/// How long an idle delivery loop waits for an alert before looking at its stop flag.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+
+/// Counts alerts the brokers refused for good (after librdkafka's retries).
+#[derive(Default)]
+struct Acks {
+    failed: AtomicU64,
+}
+
+impl ClientContext for Acks {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::source::kafka::log::librdkafka_log("alert producer", level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::error!(%error, "kafka alert producer: {reason}");
+    }
+}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result
+            && self.failed.fetch_add(1, Ordering::Relaxed) == 0
+        {
+            tracing::error!(%error, "kafka: an alert could not be produced to the alert topic");
+        }
+    }
+}
+
+/// The pipeline's end in Kafka mode: produces each alert to the alert topic; `flush` returns
+/// once the brokers acknowledged all of them, so the checkpoint after it (which commits the
+/// input offsets) never moves past an alert that is not in the topic.
+pub struct TopicWriter {
+    producer: ThreadedProducer<Acks>,
+    topic: String,
+    sent: bool,
+}
+
+impl TopicWriter {
+    pub fn new(config: &KafkaConfig) -> anyhow::Result<TopicWriter> {
+        use anyhow::Context as _;
+        let mut settings = kafka_client::producer_config(config);
+        settings
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", LINGER_MS.to_string());
+        let producer = settings
+            .create_with_context(Acks::default())
+            .context("cannot create the alert producer")?;
+        Ok(TopicWriter {
+            producer,
+            topic: alert_topic_name(&config.group_id),
+            sent: false,
+        })
+    }
+}
+
+impl AlertSink for TopicWriter {
+    fn deliver(&mut self, alert: &Alert) -> io::Result<()> {
+        let payload = serde_json::to_vec(alert).map_err(io::Error::other)?;
+        let mut record = BaseRecord::to(&self.topic)
+            .key(alert.id.as_bytes())
+            .payload(&payload);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(QUEUE_FULL_WAIT);
+                }
+                Err((e, _)) => {
+                    return Err(io::Error::other(format!(
+                        "cannot produce an alert to {}: {e}",
+                        self.topic
+                    )));
+                }
+            }
+        }
+        self.sent = true;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !std::mem::take(&mut self.sent) {
+            return Ok(());
+        }
+        self.producer.flush(FLUSH_WAIT).map_err(|e| {
+            io::Error::other(format!(
+                "the brokers did not acknowledge the alerts in {} in time: {e}",
+                self.topic
+            ))
+        })?;
+        if self.producer.context().failed.load(Ordering::Relaxed) > 0 {
+            return Err(io::Error::other(format!(
+                "alerts could not be produced to {}; the input offsets behind them are not committed",
+                self.topic
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An alert read from the log, with its place in it.
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub partition: i32,
+    pub offset: i64,
+    /// When it was produced (epoch ms): the start of its `max_age`.
+    pub produced_at: i64,
+    pub payload: Vec<u8>,
+}
+
+/// Where a delivery loop reads alerts and commits how far it delivered.
+pub trait AlertLog {
+    /// Up to `max` alerts, waiting at most `wait` for the first.
+    fn next(&mut self, max: usize, wait: Duration) -> Vec<Message>;
+    /// Everything up to and including these (partition, offset) is delivered or dead-lettered.
+    fn commit(&mut self, done: &[(i32, i64)]);
+    /// Waits `delay` while the sink fails, keeping the group membership without reading on;
+    /// returns early when `stop` is set, with whatever was fetched meanwhile.
+    fn pause_for(&mut self, delay: Duration, stop: &AtomicBool) -> Vec<Message>;
+}
+
+/// One sink's member of `<group_id>-deliver-<sink>`.
+struct KafkaLog {
+    consumer: BaseConsumer<DefaultConsumerContext>,
+    topic: String,
+}
+
+impl KafkaLog {
+    fn read(&self, wait: Duration) -> Option<Message> {
+        match self.consumer.poll(wait)? {
+            Ok(m) => Some(Message {
+                partition: m.partition(),
+                offset: m.offset(),
+                produced_at: m
+                    .timestamp()
+                    .to_millis()
+                    .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+                payload: m.payload().unwrap_or_default().to_vec(),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, topic = %self.topic, "kafka: cannot read the alert topic");
+                None
+            }
+        }
+    }
+}
+
+impl AlertLog for KafkaLog {
+    fn next(&mut self, max: usize, wait: Duration) -> Vec<Message> {
+        let mut out = Vec::new();
+        let mut wait = wait;
+        while out.len() < max {
+            match self.read(wait) {
+                Some(m) => out.push(m),
+                None => break,
+            }
+            wait = Duration::ZERO;
+        }
+        out
+    }
+
+    fn commit(&mut self, done: &[(i32, i64)]) {
+        let mut tpl = TopicPartitionList::new();
+        for (partition, offset) in done {
+            if let Err(e) =
+                tpl.add_partition_offset(&self.topic, *partition, Offset::Offset(offset + 1))
+            {
+                tracing::warn!(error = %e, "kafka: cannot record a delivered position");
+            }
+        }
+        // Synchronous: a position is either committed or said not to be. A failed commit
+        // (the partition moved to another instance meanwhile) only means those alerts may be
+        // delivered again.
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
+            tracing::warn!(error = %e, topic = %self.topic, "kafka: cannot commit the delivered position; those alerts may be delivered again");
+        }
+    }
+
+    fn pause_for(&mut self, delay: Duration, stop: &AtomicBool) -> Vec<Message> {
+        // Paused, the consumer still serves the group (a dead member's partitions come here
+        // during an outage) without fetching alerts it could not deliver.
+        if let Ok(assigned) = self.consumer.assignment() {
+            let _ = self.consumer.pause(&assigned);
+        }
+        let until = Instant::now() + delay;
+        let mut out = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if let Some(m) = self.read(left.min(POLL_WAIT)) {
+                out.push(m);
+            }
+        }
+        if let Ok(assigned) = self.consumer.assignment() {
+            let _ = self.consumer.resume(&assigned);
+        }
+        out
+    }
+}
+
+/// An alert of the batch being delivered.
+struct Item {
+    message: Message,
+    record: Arc<Record>,
+    alert: Value,
+}
+
+/// One sink's delivery loop over an [`AlertLog`]: the embedded outbox worker's policy
+/// (batches up to the sink's size, one probe at a time while the breaker is open,
+/// `max_attempts` counted only for failures that are the alert's, `max_age` from when it was
+/// produced) with the log's position committed only behind what the sink acknowledged.
+pub struct TopicWorker<L> {
+    pub name: String,
+    pub sink: Arc<dyn Deliver>,
+    pub routing: Routing,
+    pub policy: DeliveryPolicy,
+    pub log: L,
+    /// Where dead letters go: the instance's state store, as with the embedded outbox.
+    pub dead_letters: Option<OutboxStore>,
+    pub status: Arc<SinkStatus>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl<L: AlertLog> TopicWorker<L> {
+    /// Delivers until `stop`; drives the sink's futures on `runtime`.
+    pub fn run(mut self, runtime: &Handle) {
+        let mut queue: VecDeque<Message> = VecDeque::new();
+        let mut retry = Retry::new(self.policy.retry_initial, self.policy.retry_max);
+        // The alert the last failure stopped at, and the failures counted against it.
+        let (mut stuck, mut charged) = ((i32::MIN, -1i64), 0u32);
+        while !self.stop.load(Ordering::Relaxed) {
+            let limit = if retry.is_open() {
+                1
+            } else {
+                self.sink.max_batch().max(1)
+            };
+            if queue.len() < limit {
+                let wait = if queue.is_empty() {
+                    POLL_WAIT
+                } else {
+                    Duration::ZERO
+                };
+                queue.extend(self.log.next(limit - queue.len(), wait));
+            }
+            let (batch, mut done, mut dead) = self.take_batch(&mut queue, limit);
+            if batch.is_empty() {
+                self.finish(&done, dead);
+                continue;
+            }
+            let records: Vec<Arc<Record>> = batch.iter().map(|i| i.record.clone()).collect();
+            let mut results = runtime.block_on(self.sink.deliver(&records));
+            results.resize(
+                records.len(),
+                Err(SendError::retry("the sink gave no result for this alert")),
+            );
+            let mut failed = None;
+            for (item, result) in batch.iter().zip(results) {
+                match result {
+                    Ok(()) => {
+                        self.status.delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(SendError::Reject { reason }) => {
+                        tracing::warn!(sink = %self.name, id = %item.record.id, %reason, "alert refused by the receiver; moved to the dead letters");
+                        dead.push(self.letter(item, 1, reason));
+                    }
+                    Err(e) => {
+                        failed = Some((item, e));
+                        break;
+                    }
+                }
+                queue.pop_front();
+                done.push(place(&item.message));
+            }
+            let Some((item, error)) = failed else {
+                if retry.success() {
+                    tracing::info!(sink = %self.name, "circuit closed: the receiver answers again");
+                    self.status.breaker_open.store(false, Ordering::Relaxed);
+                }
+                self.finish(&done, dead);
+                continue;
+            };
+            self.status.failures.fetch_add(1, Ordering::Relaxed);
+            if place(&item.message) != stuck {
+                (stuck, charged) = (place(&item.message), 0);
+            }
+            if error.counts_against_alert() {
+                charged += 1;
+            }
+            let after = match &error {
+                SendError::Retry { after, .. } => *after,
+                _ => None,
+            };
+            let reason = error.reason().to_string();
+            let now = chrono::Utc::now().timestamp_millis();
+            let max_age = self.policy.max_age.as_millis() as i64;
+            if charged >= self.policy.max_attempts {
+                let why = format!("failed {charged} times: {reason}");
+                tracing::warn!(sink = %self.name, id = %item.record.id, reason = %why, "alert moved to the dead letters; the sink moves on");
+                dead.push(self.letter(item, charged, why));
+                done.push(place(&item.message));
+                queue.pop_front();
+            } else if now - item.message.produced_at > max_age {
+                let why = format!(
+                    "undeliverable for {}: {reason}",
+                    humantime::format_duration(self.policy.max_age)
+                );
+                tracing::warn!(sink = %self.name, id = %item.record.id, reason = %why, "alert moved to the dead letters");
+                // With it, every queued alert that is as old: the receiver is known to fail.
+                while let Some(m) = queue.front()
+                    && now - m.produced_at > max_age
+                {
+                    let m = queue.pop_front().expect("a front");
+                    let alert = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
+                    done.push(place(&m));
+                    dead.push(self.letter_of(&m, alert, 0, why.clone()));
+                }
+            }
+            self.finish(&done, dead);
+            let wait = retry.failure(after);
+            if wait.opened {
+                self.status.breaker_open.store(true, Ordering::Relaxed);
+                tracing::warn!(sink = %self.name, %reason, "circuit open: the receiver keeps failing; probing with one alert at a time");
+            } else if retry.failures == 1 || after.is_some() {
+                tracing::warn!(sink = %self.name, %reason, retry_in_ms = wait.delay.as_millis() as u64, "delivery failed; will retry");
+            } else {
+                tracing::debug!(sink = %self.name, %reason, retry_in_ms = wait.delay.as_millis() as u64, "delivery failed again");
+            }
+            queue.extend(self.log.pause_for(wait.delay, &self.stop));
+        }
+    }
+
+    /// The alerts at the front of the queue for this sink, up to `limit`, stopping before one
+    /// it skips; the places of skipped and unreadable ones at the very front (done), and dead
+    /// letters for the unreadable.
+    fn take_batch(
+        &self,
+        queue: &mut VecDeque<Message>,
+        limit: usize,
+    ) -> (Vec<Item>, Vec<(i32, i64)>, Letters) {
+        let (mut batch, mut done, mut dead) = (Vec::new(), Vec::new(), Vec::new());
+        let mut i = 0;
+        while i < queue.len() && batch.len() < limit {
+            let m = &queue[i];
+            let parsed = serde_json::from_slice::<Value>(&m.payload)
+                .map_err(|e| e.to_string())
+                .and_then(|v| Record::from_json(&v).map(|r| (v, r)).map_err(|e| e.to_string()));
+            match parsed {
+                Ok((alert, r)) if self.routing.accepts(&r.rule, r.severity(), &r.tags) => {
+                    batch.push(Item {
+                        message: m.clone(),
+                        record: Arc::new(r),
+                        alert,
+                    });
+                    i += 1;
+                }
+                other if batch.is_empty() => {
+                    let m = queue.pop_front().expect("a front");
+                    done.push(place(&m));
+                    if let Err(reason) = other {
+                        tracing::error!(sink = %self.name, partition = m.partition, offset = m.offset, %reason, "unreadable alert moved to the dead letters");
+                        let alert = Value::String(String::from_utf8_lossy(&m.payload).into());
+                        dead.push(self.letter_of(&m, alert, 0, reason));
+                    }
+                }
+                _ => break,
+            }
+        }
+        (batch, done, dead)
+    }
+
+    /// Stores the dead letters, then commits the places: a letter is never lost behind a
+    /// position that moved past its alert.
+    fn finish(&mut self, done: &[(i32, i64)], dead: Letters) {
+        if !dead.is_empty()
+            && let Some(store) = &self.dead_letters
+        {
+            let mut writes = StateWrites::default();
+            for (k, v) in dead {
+                writes.put(k, v);
+            }
+            if let Err(e) = super::off_async_workers(|| store.store.commit(writes)) {
+                // The position does not move: they are tried again, here or elsewhere.
+                tracing::error!(sink = %self.name, error = %e, "cannot store dead letters; their alerts stay in the topic");
+                return;
+            }
+        }
+        if !done.is_empty() {
+            self.log.commit(&last_per_partition(done));
+        }
+    }
+
+    fn letter(&self, item: &Item, attempts: u32, reason: String) -> (Vec<u8>, Vec<u8>) {
+        self.letter_of(&item.message, item.alert.clone(), attempts, reason)
+    }
+
+    fn letter_of(
+        &self,
+        m: &Message,
+        alert: Value,
+        attempts: u32,
+        reason: String,
+    ) -> (Vec<u8>, Vec<u8>) {
+        self.status.dead_letters.fetch_add(1, Ordering::Relaxed);
+        // The topic's place stands for the embedded log's seq: partition in the high bits.
+        let seq = ((m.partition as u64) << 48) | (m.offset as u64 & ((1 << 48) - 1));
+        let letter = DeadLetter {
+            sink: self.name.clone(),
+            seq,
+            stored_at: m.produced_at,
+            dead_at: chrono::Utc::now().timestamp_millis(),
+            attempts,
+            reason,
+            alert,
+        };
+        (
+            dead_key(&self.name, seq),
+            serde_json::to_vec(&letter).expect("a dead letter encodes"),
+        )
+    }
+}
+
+type Letters = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn place(m: &Message) -> (i32, i64) {
+    (m.partition, m.offset)
+}
+
+/// The highest place of each partition (the log commits past it).
+fn last_per_partition(done: &[(i32, i64)]) -> Vec<(i32, i64)> {
+    let mut last = std::collections::BTreeMap::new();
+    for (p, o) in done {
+        let at = last.entry(*p).or_insert(*o);
+        *at = (*at).max(*o);
+    }
+    last.into_iter().collect()
+}
+
+/// The delivery side in Kafka mode: a thread per sink running its [`TopicWorker`].
+pub struct TopicDelivery {
+    runtime: Handle,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+    statuses: Vec<Arc<SinkStatus>>,
+    sinks: Vec<Arc<dyn Deliver>>,
+}
+
+impl TopicDelivery {
+    /// Builds the sinks and joins each sink's delivery group; the writer goes to the pipeline.
+    pub fn start(
+        runtime: &Handle,
+        config: &KafkaConfig,
+        store: SharedStore,
+        configs: &[SinkConfig],
+    ) -> anyhow::Result<(TopicDelivery, TopicWriter)> {
+        use anyhow::Context as _;
+        let _in_runtime = runtime.enter();
+        let sinks = configs
+            .iter()
+            .map(sink::build)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
+        let topic = alert_topic_name(&config.group_id);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (mut workers, mut statuses) = (Vec::new(), Vec::new());
+        for (c, s) in configs.iter().zip(&sinks) {
+            let mut settings = kafka_client::consumer_config(config);
+            settings.set("group.id", deliver_group(&config.group_id, &c.name));
+            let consumer: BaseConsumer = settings
+                .create()
+                .context("cannot create the alert topic's consumer")?;
+            consumer
+                .subscribe(&[&topic])
+                .with_context(|| format!("cannot subscribe to {topic}"))?;
+            let status = Arc::new(SinkStatus {
+                name: c.name.clone(),
+                delivered: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                dead_letters: AtomicU64::new(0),
+                breaker_open: AtomicBool::new(false),
+                cursor: AtomicU64::new(0),
+            });
+            let worker = TopicWorker {
+                name: c.name.clone(),
+                sink: s.clone(),
+                routing: c.routing.clone(),
+                policy: c.delivery.clone(),
+                log: KafkaLog {
+                    consumer,
+                    topic: topic.clone(),
+                },
+                dead_letters: Some(OutboxStore::new(store.clone())),
+                status: status.clone(),
+                stop: stop.clone(),
+            };
+            let handle = runtime.clone();
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("authwatch-deliver-{}", c.name))
+                    .spawn(move || worker.run(&handle))?,
+            );
+            statuses.push(status);
+            tracing::info!(sink = %c.name, %topic, group = %deliver_group(&config.group_id, &c.name), "kafka: delivering from the alert topic");
+        }
+        let writer = TopicWriter::new(config)?;
+        Ok((
+            TopicDelivery {
+                runtime: runtime.clone(),
+                stop,
+                workers,
+                statuses,
+                sinks,
+            },
+            writer,
+        ))
+    }
+
+    /// Stops the loops (each finishes the delivery under way) and leaves the groups: what is
+    /// not delivered stays in the topic for the group's other members or the next start.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in std::mem::take(&mut self.workers) {
+            let _ = w.join();
+        }
+        for s in &self.statuses {
+            tracing::info!(
+                sink = %s.name,
+                delivered = s.delivered.load(Ordering::Relaxed),
+                failures = s.failures.load(Ordering::Relaxed),
+                dead_letters = s.dead_letters.load(Ordering::Relaxed),
+                "sink stopped"
+            );
+        }
+    }
+}
+
+impl Drop for TopicDelivery {
+    /// The sinks are dropped inside the runtime (an SMTP pool spawns its goodbye).
+    fn drop(&mut self) {
+        let _in_runtime = self.runtime.enter();
+        self.sinks.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::sink::{BoxFuture, Results};
+
+    /// What happened, in order, across the sink and the log.
+    type Journal = Arc<Mutex<Vec<String>>>;
+
+    struct MemoryLog {
+        pending: VecDeque<Message>,
+        journal: Journal,
+    }
+
+    impl AlertLog for MemoryLog {
+        fn next(&mut self, max: usize, _: Duration) -> Vec<Message> {
+            let n = max.min(self.pending.len());
+            self.pending.drain(..n).collect()
+        }
+        fn commit(&mut self, done: &[(i32, i64)]) {
+            for (p, o) in done {
+                self.journal.lock().unwrap().push(format!("commit {p}:{o}"));
+            }
+        }
+        fn pause_for(&mut self, _: Duration, _: &AtomicBool) -> Vec<Message> {
+            Vec::new()
+        }
+    }
+
+    /// Fails the first `failures` attempts as unreachable, then acknowledges; stops the loop
+    /// once it has acknowledged `until` alerts.
+    struct Receiver {
+        failures: Mutex<u32>,
+        acked: Mutex<usize>,
+        until: usize,
+        stop: Arc<AtomicBool>,
+        journal: Journal,
+    }
+
+    impl Deliver for Receiver {
+        fn deliver<'a>(&'a self, alerts: &'a [Arc<Record>]) -> BoxFuture<'a, Results> {
+            Box::pin(async move {
+                let mut failures = self.failures.lock().unwrap();
+                let mut journal = self.journal.lock().unwrap();
+                if *failures > 0 {
+                    *failures -= 1;
+                    journal.push(format!("refused {}", alerts[0].id));
+                    return sink::all(alerts.len(), Err(SendError::unavailable("down")));
+                }
+                for a in alerts {
+                    journal.push(format!("acknowledged {}", a.id));
+                }
+                let mut acked = self.acked.lock().unwrap();
+                *acked += alerts.len();
+                if *acked >= self.until {
+                    self.stop.store(true, Ordering::Relaxed);
+                }
+                sink::all(alerts.len(), Ok(()))
+            })
+        }
+    }
+
+    fn message(partition: i32, offset: i64, id: &str) -> Message {
+        Message {
+            partition,
+            offset,
+            produced_at: chrono::Utc::now().timestamp_millis(),
+            payload: serde_json::to_vec(&serde_json::json!({"id": id, "rule": "r", "severity": "high"}))
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_delivered_position_is_committed_only_after_the_sink_acknowledged() {
+        let journal = Journal::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let receiver = Arc::new(Receiver {
+            failures: Mutex::new(3),
+            acked: Mutex::new(0),
+            until: 3,
+            stop: stop.clone(),
+            journal: journal.clone(),
+        });
+        let worker = TopicWorker {
+            name: "hook".into(),
+            sink: receiver,
+            routing: Routing::default(),
+            policy: DeliveryPolicy {
+                retry_initial: Duration::from_millis(1),
+                retry_max: Duration::from_millis(1),
+                ..DeliveryPolicy::default()
+            },
+            log: MemoryLog {
+                pending: [message(0, 7, "a"), message(1, 3, "b"), message(0, 8, "c")].into(),
+                journal: journal.clone(),
+            },
+            dead_letters: None,
+            status: Arc::new(SinkStatus {
+                name: "hook".into(),
+                delivered: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                dead_letters: AtomicU64::new(0),
+                breaker_open: AtomicBool::new(false),
+                cursor: AtomicU64::new(0),
+            }),
+            stop,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        worker.run(runtime.handle());
+        assert_eq!(
+            *journal.lock().unwrap(),
+            [
+                // The receiver is down: nothing is committed while it refuses.
+                "refused a",
+                "refused a",
+                "refused a",
+                "acknowledged a",
+                "commit 0:7",
+                "acknowledged b",
+                "commit 1:3",
+                "acknowledged c",
+                "commit 0:8",
+            ]
+        );
+    }
+}
