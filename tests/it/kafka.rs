@@ -1131,3 +1131,134 @@ fn a_reload_that_needs_another_scale_out_key_is_refused() {
         "{refused}"
     );
 }
+
+/// Rules grouped by `[tenant, username]` only: an input keyed by username holds their groups
+/// whole, so `[source.scale_out] input_key = ["username"]` reads it without the hop.
+fn per_username_rules(dir: &Path) -> PathBuf {
+    let rules = per_user_rules(dir);
+    for name in [
+        "mfa-push-flood",
+        "mfa-denied-repeatedly",
+        "mfa-fatigue-success",
+        "refresh-token-reuse",
+    ] {
+        std::fs::remove_file(rules.join(format!("{name}.yaml"))).unwrap();
+    }
+    rules
+}
+
+/// The distinct alert ids in `topic`, read from its start.
+fn ids_in_topic(brokers: &str, topic: &str, partitions: i32, want: usize) -> BTreeSet<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut ids = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ids.len() < want && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let alert: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            ids.insert(alert["id"].as_str().unwrap().to_string());
+        }
+    }
+    ids
+}
+
+/// Issue 12, alerts are not lost with a machine: with `alert_topic = true` the outbox is the
+/// topic `<group_id>-alerts`. The instance that raised every alert is killed (SIGKILL) while
+/// the receiver is down; once the receiver is up, the surviving instance delivers each of
+/// `replay`'s ids. On librdkafka's mock cluster: the test broker never evicts a member that
+/// dies without leaving, so the survivor would never be given the dead one's partitions.
+#[test]
+fn alerts_of_an_instance_killed_before_delivering_them_are_delivered_by_another() {
+    use crate::sinks_harness::{Receiver, ids};
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("a mock cluster");
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("outbox");
+    mock.create_topic(&topic, 4, 1).expect("a mock topic");
+    let setup = Setup {
+        dir: dir.path().to_path_buf(),
+        brokers: mock.bootstrap_servers(),
+        group: format!("{topic}-group"),
+        topic,
+        rules: per_username_rules(dir.path()),
+    };
+    let alert_topic = format!("{}-alerts", setup.group);
+    mock.create_topic(&alert_topic, 4, 1).expect("the alert topic");
+    let port = crate::support::free_port();
+    let config = |name: &str| {
+        let path = setup.config(
+            name,
+            true,
+            "[source.scale_out]\ninput_key = [\"username\"]\nalert_topic = true\n",
+        );
+        // The webhook is the only sink: the file sink of the shared configuration is replaced.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = &text[..text.find("[[sink]]").unwrap()];
+        std::fs::write(
+            &path,
+            format!(
+                "{text}[[sink]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\nretry_initial = \"50ms\"\nretry_max = \"200ms\"\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    // a alone reads every partition and raises every alert; the receiver is down.
+    let mut a = setup.spawn_config("a", &config("a"));
+    setup.await_assignment(&[("a", 4)], 4);
+    let (records, lines) = traffic(51, 8_000, 1, 4);
+    produce(&setup.brokers, &setup.topic, &records, "none");
+    let want = replay_ids(dir.path(), &setup.rules, &lines);
+    assert!(want.len() > 3, "the traffic holds attacks: {}", want.len());
+    let deadline = Instant::now() + PATIENCE;
+    let mut raised = BTreeSet::new();
+    while raised != want && Instant::now() < deadline {
+        raised = ids_in_topic(&setup.brokers, &alert_topic, 4, want.len());
+    }
+    assert!(
+        raised == want,
+        "a raised replay's alerts into {alert_topic}: missing {:?}, extra {:?}; log:\n{}",
+        want.difference(&raised).collect::<Vec<_>>(),
+        raised.difference(&want).collect::<Vec<_>>(),
+        setup.log_text("a")
+    );
+    // a committed the input behind every alert: b has nothing to detect again.
+    let mut ends = BTreeMap::new();
+    advance_ends(&mut ends, 4, &records);
+    setup.await_committed(&ends, &["a"]);
+    let mut b = setup.spawn_config("b", &config("b"));
+    let deadline = Instant::now() + PATIENCE;
+    while !setup.log_text("b").contains("delivering from the alert topic") {
+        assert!(Instant::now() < deadline, "b started; log:\n{}", setup.log_text("b"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        setup.log_text("a").contains("delivery failed; will retry"),
+        "a tried its receiver and failed; log:\n{}",
+        setup.log_text("a")
+    );
+    a.kill(); // SIGKILL: its undelivered alerts stay in the topic, uncommitted
+    let receiver = Receiver::start_on(port);
+    let deadline = Instant::now() + PATIENCE;
+    let mut delivered = BTreeSet::new();
+    while delivered != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        delivered = ids(&receiver.accepted("/hook")).into_iter().collect();
+    }
+    sigterm(&mut b);
+    assert!(
+        delivered == want,
+        "b delivered every alert a raised: missing {:?}, extra {:?}; log of b:\n{}",
+        want.difference(&delivered).collect::<Vec<_>>(),
+        delivered.difference(&want).collect::<Vec<_>>(),
+        setup.log_text("b")
+    );
+}
