@@ -1262,3 +1262,115 @@ fn alerts_of_an_instance_killed_before_delivering_them_are_delivered_by_another(
         setup.log_text("b")
     );
 }
+
+/// The alert topic on the test broker: created at start (with the input's partitions), and the
+/// alerts an instance left undelivered when it stopped (its receiver down all along) are
+/// delivered by the instance that stays, each of `replay`'s ids.
+#[test]
+fn the_alert_topic_is_created_and_the_instance_that_stays_delivers_what_the_other_left() {
+    use crate::sinks_harness::{Receiver, ids};
+    let Some(brokers) = brokers(
+        "the_alert_topic_is_created_and_the_instance_that_stays_delivers_what_the_other_left",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(dir.path(), brokers, "alerts", 4);
+    setup.rules = per_username_rules(dir.path());
+    let alert_topic = format!("{}-alerts", setup.group);
+    let port = crate::support::free_port();
+    let config = |name: &str| {
+        let path = setup.config(
+            name,
+            true,
+            "[source.scale_out]\ninput_key = [\"username\"]\nalert_topic = true\nreplication_factor = 1\n",
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = &text[..text.find("[[sink]]").unwrap()];
+        std::fs::write(
+            &path,
+            format!(
+                "{text}[[sink]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\nretry_initial = \"50ms\"\nretry_max = \"200ms\"\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let mut a = setup.spawn_config("a", &config("a"));
+    let mut b = setup.spawn_config("b", &config("b"));
+    setup.await_assignment(&[("a", 1), ("b", 1)], 4);
+    let created = |n: &str| setup.log_text(n).contains("kafka: created the alert topic");
+    assert!(
+        created("a") || created("b"),
+        "one of them created {alert_topic}; logs:\n{}\n{}",
+        setup.log_text("a"),
+        setup.log_text("b")
+    );
+    let (records, lines) = traffic(51, 8_000, 1, 4);
+    produce_batched(&setup.brokers, &setup.topic, &records, "none", 1);
+    let mut ends = BTreeMap::new();
+    advance_ends(&mut ends, 4, &records);
+    setup.await_committed(&ends, &["a", "b"]);
+    let want = replay_ids(dir.path(), &setup.rules, &lines);
+    assert!(want.len() > 3, "the traffic holds attacks: {}", want.len());
+    let deadline = Instant::now() + PATIENCE;
+    let mut raised = BTreeSet::new();
+    while raised != want && Instant::now() < deadline {
+        raised = ids_in_topic(&setup.brokers, &alert_topic, 4, want.len());
+    }
+    assert!(
+        raised == want,
+        "the instances raised replay's alerts into {alert_topic}: missing {:?}, extra {:?}",
+        want.difference(&raised).collect::<Vec<_>>(),
+        raised.difference(&want).collect::<Vec<_>>(),
+    );
+    sigterm(&mut a);
+    let receiver = Receiver::start_on(port);
+    let deadline = Instant::now() + PATIENCE;
+    let mut delivered = BTreeSet::new();
+    while delivered != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        delivered = ids(&receiver.accepted("/hook")).into_iter().collect();
+    }
+    sigterm(&mut b);
+    assert!(
+        delivered == want,
+        "b delivered every alert: missing {:?}, extra {:?}; log of b:\n{}",
+        want.difference(&delivered).collect::<Vec<_>>(),
+        delivered.difference(&want).collect::<Vec<_>>(),
+        setup.log_text("b")
+    );
+}
+
+/// `check` names the alert topic and each sink's delivery group without a broker, and refuses
+/// an alert topic that is also an input.
+#[test]
+fn check_names_the_alert_topic_and_the_delivery_groups_without_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |topics: &str| {
+        let path = dir.path().join("alerts.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[source]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9\"\ntopics = [{topics}]\ngroup_id = \"aw\"\n[source.scale_out]\nalert_topic = true\n[rules]\ndir = \"{}\"\n[[sink]]\nkind = \"webhook\"\nurl = \"https://h.example/x\"\n[[sink]]\nname = \"siem\"\nkind = \"webhook\"\nurl = \"https://s.example/x\"\n",
+                rules_dir().display()
+            ),
+        )
+        .unwrap();
+        authwatch(&["check", "--config", path.to_str().unwrap()], b"")
+    };
+    let out = check("\"auth\"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("alerts go through the topic aw-alerts, delivered by the consumer groups aw-deliver-webhook, aw-deliver-siem"),
+        "{said}"
+    );
+    let out = check("\"auth\", \"aw-alerts\"");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        stderr(&out).contains("`aw-alerts`, which must not also be an input"),
+        "{}",
+        stderr(&out)
+    );
+}
