@@ -95,14 +95,13 @@ pub fn run(
     // Delivery (issue 6): alerts go into the outbox; a worker per sink delivers from it. With
     // `[source.scale_out] alert_topic` the outbox is a Kafka topic every instance delivers.
     let (delivery, outbox): (Deliveries, Box<dyn AlertSink>) = match &cfg.source {
-        Source::Kafka(kafka)
-            if kafka.scale_out.as_ref().is_some_and(|s| s.alert_topic) =>
-        {
+        Source::Kafka(kafka) if kafka.scale_out.as_ref().is_some_and(|s| s.alert_topic) => {
             let scale = kafka.scale_out.as_ref().expect("scale-out");
             let topic = crate::config::alert_topic_name(&kafka.group_id);
             repartition::ensure_internal_topic(kafka, scale, &topic, "alert topic")?;
             let (delivery, writer) =
                 TopicDelivery::start(runtime.handle(), kafka, store.clone(), &cfg.sinks)?;
+            delivery.export_metrics(runtime.handle(), shared.clone());
             (Deliveries::Topic(delivery), Box::new(writer))
         }
         _ => {

@@ -163,37 +163,12 @@ impl Delivery {
         runtime: &tokio::runtime::Handle,
         shared: Arc<crate::shared::Shared>,
     ) {
-        let statuses = self.statuses.clone();
-        let head = self.head.clone();
-        runtime.spawn(async move {
-            let mut reported: Vec<(u64, u64, u64)> = vec![(0, 0, 0); statuses.len()];
-            let mut tick = tokio::time::interval(Duration::from_secs(2));
-            loop {
-                tick.tick().await;
-                let m = &shared.metrics;
-                for (s, last) in statuses.iter().zip(reported.iter_mut()) {
-                    let labels = crate::telemetry::metrics::label("sink", s.name.clone());
-                    let delivered = s.delivered.load(Ordering::Relaxed);
-                    let failures = s.failures.load(Ordering::Relaxed);
-                    // Every failed attempt is retried unless it was dead-lettered.
-                    let retries = failures.saturating_sub(s.dead_letters.load(Ordering::Relaxed));
-                    m.sink_deliveries
-                        .get_or_create(&labels)
-                        .inc_by(delivered.saturating_sub(last.0));
-                    m.sink_failures
-                        .get_or_create(&labels)
-                        .inc_by(failures.saturating_sub(last.1));
-                    m.sink_retries
-                        .get_or_create(&labels)
-                        .inc_by(retries.saturating_sub(last.2));
-                    *last = (delivered, failures, retries);
-                    let behind = head
-                        .borrow()
-                        .saturating_sub(s.cursor.load(Ordering::Relaxed));
-                    m.outbox_depth.get_or_create(&labels).set(behind as i64);
-                }
-            }
-        });
+        export_counters(
+            runtime,
+            shared,
+            self.statuses.clone(),
+            Some(self.head.clone()),
+        );
     }
 
     /// Lets every worker deliver what is stored, for at most `grace`; a worker that is
@@ -234,6 +209,47 @@ impl Drop for Delivery {
         let _in_runtime = self.runtime.enter();
         self.sinks.clear();
     }
+}
+
+/// Copies the sinks' counters into the metrics every few seconds, on the runtime, until the
+/// process ends; with `head`, each sink's depth behind it (the embedded log's end).
+pub(super) fn export_counters(
+    runtime: &tokio::runtime::Handle,
+    shared: Arc<crate::shared::Shared>,
+    statuses: Vec<Arc<SinkStatus>>,
+    head: Option<watch::Receiver<u64>>,
+) {
+    runtime.spawn(async move {
+        let mut reported: Vec<(u64, u64, u64)> = vec![(0, 0, 0); statuses.len()];
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let m = &shared.metrics;
+            for (s, last) in statuses.iter().zip(reported.iter_mut()) {
+                let labels = crate::telemetry::metrics::label("sink", s.name.clone());
+                let delivered = s.delivered.load(Ordering::Relaxed);
+                let failures = s.failures.load(Ordering::Relaxed);
+                // Every failed attempt is retried unless it was dead-lettered.
+                let retries = failures.saturating_sub(s.dead_letters.load(Ordering::Relaxed));
+                m.sink_deliveries
+                    .get_or_create(&labels)
+                    .inc_by(delivered.saturating_sub(last.0));
+                m.sink_failures
+                    .get_or_create(&labels)
+                    .inc_by(failures.saturating_sub(last.1));
+                m.sink_retries
+                    .get_or_create(&labels)
+                    .inc_by(retries.saturating_sub(last.2));
+                *last = (delivered, failures, retries);
+                if let Some(head) = &head {
+                    let behind = head
+                        .borrow()
+                        .saturating_sub(s.cursor.load(Ordering::Relaxed));
+                    m.outbox_depth.get_or_create(&labels).set(behind as i64);
+                }
+            }
+        }
+    });
 }
 
 async fn flush_loop(

@@ -30,7 +30,9 @@ use super::retry::Retry;
 use super::store::{DeadLetter, OutboxStore, SharedStore, dead_key};
 use crate::config::{KafkaConfig, alert_topic_name, deliver_group, kafka_client};
 use crate::engine::Alert;
-use crate::sink::{self, AlertSink, Deliver, DeliveryPolicy, Record, Routing, SendError, SinkConfig};
+use crate::sink::{
+    self, AlertSink, Deliver, DeliveryPolicy, Record, Routing, SendError, SinkConfig,
+};
 use crate::state::StateWrites;
 
 /// How long a flush waits for the brokers' acknowledgements; librdkafka retries within it.
@@ -390,7 +392,11 @@ impl<L: AlertLog> TopicWorker<L> {
             let m = &queue[i];
             let parsed = serde_json::from_slice::<Value>(&m.payload)
                 .map_err(|e| e.to_string())
-                .and_then(|v| Record::from_json(&v).map(|r| (v, r)).map_err(|e| e.to_string()));
+                .and_then(|v| {
+                    Record::from_json(&v)
+                        .map(|r| (v, r))
+                        .map_err(|e| e.to_string())
+                });
             match parsed {
                 Ok((alert, r)) if self.routing.accepts(&r.rule, r.severity(), &r.tags) => {
                     batch.push(Item {
@@ -561,6 +567,12 @@ impl TopicDelivery {
         ))
     }
 
+    /// Copies the sinks' counters into the metrics (`authwatch_sink_*`; the depth is the
+    /// delivery groups' lag, which Kafka reports).
+    pub fn export_metrics(&self, runtime: &Handle, shared: Arc<crate::shared::Shared>) {
+        super::service::export_counters(runtime, shared, self.statuses.clone(), None);
+    }
+
     /// Stops the loops (each finishes the delivery under way) and leaves the groups: what is
     /// not delivered stays in the topic for the group's other members or the next start.
     pub fn shutdown(mut self) {
@@ -656,8 +668,10 @@ mod tests {
             partition,
             offset,
             produced_at: chrono::Utc::now().timestamp_millis(),
-            payload: serde_json::to_vec(&serde_json::json!({"id": id, "rule": "r", "severity": "high"}))
-                .unwrap(),
+            payload: serde_json::to_vec(
+                &serde_json::json!({"id": id, "rule": "r", "severity": "high"}),
+            )
+            .unwrap(),
         }
     }
 

@@ -1157,7 +1157,8 @@ fn ids_in_topic(brokers: &str, topic: &str, partitions: i32, want: usize) -> BTr
         .unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let mut ids = BTreeSet::new();
@@ -1191,7 +1192,8 @@ fn alerts_of_an_instance_killed_before_delivering_them_are_delivered_by_another(
         rules: per_username_rules(dir.path()),
     };
     let alert_topic = format!("{}-alerts", setup.group);
-    mock.create_topic(&alert_topic, 4, 1).expect("the alert topic");
+    mock.create_topic(&alert_topic, 4, 1)
+        .expect("the alert topic");
     let port = crate::support::free_port();
     let config = |name: &str| {
         let path = setup.config(
@@ -1236,8 +1238,15 @@ fn alerts_of_an_instance_killed_before_delivering_them_are_delivered_by_another(
     setup.await_committed(&ends, &["a"]);
     let mut b = setup.spawn_config("b", &config("b"));
     let deadline = Instant::now() + PATIENCE;
-    while !setup.log_text("b").contains("delivering from the alert topic") {
-        assert!(Instant::now() < deadline, "b started; log:\n{}", setup.log_text("b"));
+    while !setup
+        .log_text("b")
+        .contains("delivering from the alert topic")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "b started; log:\n{}",
+            setup.log_text("b")
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(

@@ -148,9 +148,7 @@ pub fn ensure_internal_topic(
         .build()?;
     let answers = runtime
         .block_on(admin.create_topics(&[new_topic], &options))
-        .with_context(|| {
-            format!("cannot create the {what}; create it with: {command}")
-        })?;
+        .with_context(|| format!("cannot create the {what}; create it with: {command}"))?;
     for answer in answers {
         match answer {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
