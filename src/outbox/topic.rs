@@ -10,8 +10,8 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -79,10 +79,12 @@ pub struct TopicWriter {
     producer: ThreadedProducer<Acks>,
     topic: String,
     sent: bool,
+    /// For reopening files (SIGHUP). Weak: the delivery side owns the sinks.
+    sinks: Vec<Weak<dyn Deliver>>,
 }
 
 impl TopicWriter {
-    pub fn new(config: &KafkaConfig) -> anyhow::Result<TopicWriter> {
+    pub fn new(config: &KafkaConfig, sinks: &[Arc<dyn Deliver>]) -> anyhow::Result<TopicWriter> {
         use anyhow::Context as _;
         let mut settings = kafka_client::producer_config(config);
         settings
@@ -96,6 +98,7 @@ impl TopicWriter {
             producer,
             topic: alert_topic_name(&config.group_id),
             sent: false,
+            sinks: sinks.iter().map(Arc::downgrade).collect(),
         })
     }
 }
@@ -142,6 +145,12 @@ impl AlertSink for TopicWriter {
             )));
         }
         Ok(())
+    }
+
+    fn reopen(&mut self) {
+        for s in self.sinks.iter().filter_map(Weak::upgrade) {
+            s.reopen();
+        }
     }
 }
 
@@ -554,7 +563,7 @@ impl TopicDelivery {
             statuses.push(status);
             tracing::info!(sink = %c.name, %topic, group = %deliver_group(&config.group_id, &c.name), "kafka: delivering from the alert topic");
         }
-        let writer = TopicWriter::new(config)?;
+        let writer = TopicWriter::new(config, &sinks)?;
         Ok((
             TopicDelivery {
                 runtime: runtime.clone(),
@@ -630,11 +639,11 @@ mod tests {
         }
     }
 
-    /// Fails the first `failures` attempts as unreachable, then acknowledges; stops the loop
-    /// once it has acknowledged `until` alerts.
+    /// Answers each attempt from `answers` (then acknowledges); stops the loop once it has
+    /// answered `until` alerts for good (acknowledged or refused).
     struct Receiver {
-        failures: Mutex<u32>,
-        acked: Mutex<usize>,
+        answers: Mutex<VecDeque<Result<(), SendError>>>,
+        settled: Mutex<usize>,
         until: usize,
         stop: Arc<AtomicBool>,
         journal: Journal,
@@ -643,24 +652,77 @@ mod tests {
     impl Deliver for Receiver {
         fn deliver<'a>(&'a self, alerts: &'a [Arc<Record>]) -> BoxFuture<'a, Results> {
             Box::pin(async move {
-                let mut failures = self.failures.lock().unwrap();
-                let mut journal = self.journal.lock().unwrap();
-                if *failures > 0 {
-                    *failures -= 1;
-                    journal.push(format!("refused {}", alerts[0].id));
-                    return sink::all(alerts.len(), Err(SendError::unavailable("down")));
-                }
+                let answer = self.answers.lock().unwrap().pop_front().unwrap_or(Ok(()));
+                let said = match &answer {
+                    Ok(()) => "acknowledged",
+                    Err(SendError::Reject { .. }) => "rejected",
+                    Err(_) => "refused",
+                };
                 for a in alerts {
-                    journal.push(format!("acknowledged {}", a.id));
+                    self.journal
+                        .lock()
+                        .unwrap()
+                        .push(format!("{said} {}", a.id));
                 }
-                let mut acked = self.acked.lock().unwrap();
-                *acked += alerts.len();
-                if *acked >= self.until {
-                    self.stop.store(true, Ordering::Relaxed);
+                if !matches!(
+                    answer,
+                    Err(SendError::Retry { .. } | SendError::Unavailable { .. })
+                ) {
+                    let mut settled = self.settled.lock().unwrap();
+                    *settled += alerts.len();
+                    if *settled >= self.until {
+                        self.stop.store(true, Ordering::Relaxed);
+                    }
                 }
-                sink::all(alerts.len(), Ok(()))
+                sink::all(alerts.len(), answer)
             })
         }
+    }
+
+    fn worker(
+        answers: Vec<Result<(), SendError>>,
+        messages: Vec<Message>,
+        dead_letters: Option<OutboxStore>,
+        journal: &Journal,
+    ) -> TopicWorker<MemoryLog> {
+        let stop = Arc::new(AtomicBool::new(false));
+        TopicWorker {
+            name: "hook".into(),
+            sink: Arc::new(Receiver {
+                answers: Mutex::new(answers.into()),
+                settled: Mutex::new(0),
+                until: messages.len(),
+                stop: stop.clone(),
+                journal: journal.clone(),
+            }),
+            routing: Routing::default(),
+            policy: DeliveryPolicy {
+                retry_initial: Duration::from_millis(1),
+                retry_max: Duration::from_millis(1),
+                ..DeliveryPolicy::default()
+            },
+            log: MemoryLog {
+                pending: messages.into(),
+                journal: journal.clone(),
+            },
+            dead_letters,
+            status: Arc::new(SinkStatus {
+                name: "hook".into(),
+                delivered: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                dead_letters: AtomicU64::new(0),
+                breaker_open: AtomicBool::new(false),
+                cursor: AtomicU64::new(0),
+            }),
+            stop,
+        }
+    }
+
+    fn run(worker: TopicWorker<MemoryLog>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        worker.run(runtime.handle());
     }
 
     fn message(partition: i32, offset: i64, id: &str) -> Message {
@@ -678,42 +740,13 @@ mod tests {
     #[test]
     fn the_delivered_position_is_committed_only_after_the_sink_acknowledged() {
         let journal = Journal::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let receiver = Arc::new(Receiver {
-            failures: Mutex::new(3),
-            acked: Mutex::new(0),
-            until: 3,
-            stop: stop.clone(),
-            journal: journal.clone(),
-        });
-        let worker = TopicWorker {
-            name: "hook".into(),
-            sink: receiver,
-            routing: Routing::default(),
-            policy: DeliveryPolicy {
-                retry_initial: Duration::from_millis(1),
-                retry_max: Duration::from_millis(1),
-                ..DeliveryPolicy::default()
-            },
-            log: MemoryLog {
-                pending: [message(0, 7, "a"), message(1, 3, "b"), message(0, 8, "c")].into(),
-                journal: journal.clone(),
-            },
-            dead_letters: None,
-            status: Arc::new(SinkStatus {
-                name: "hook".into(),
-                delivered: AtomicU64::new(0),
-                failures: AtomicU64::new(0),
-                dead_letters: AtomicU64::new(0),
-                breaker_open: AtomicBool::new(false),
-                cursor: AtomicU64::new(0),
-            }),
-            stop,
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        worker.run(runtime.handle());
+        let down = || Err(SendError::unavailable("down"));
+        run(worker(
+            vec![down(), down(), down()],
+            vec![message(0, 7, "a"), message(1, 3, "b"), message(0, 8, "c")],
+            None,
+            &journal,
+        ));
         assert_eq!(
             *journal.lock().unwrap(),
             [
@@ -729,5 +762,30 @@ mod tests {
                 "commit 0:8",
             ]
         );
+    }
+
+    #[test]
+    fn a_rejected_alert_is_a_dead_letter_before_its_position_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedStore = Arc::new(crate::state::SledStore::open(dir.path()).unwrap());
+        let outbox = OutboxStore::new(store);
+        let journal = Journal::default();
+        run(worker(
+            vec![Err(SendError::Reject {
+                reason: "too large".into(),
+            })],
+            vec![message(2, 5, "a"), message(2, 6, "b")],
+            Some(outbox.clone()),
+            &journal,
+        ));
+        assert_eq!(
+            *journal.lock().unwrap(),
+            ["rejected a", "commit 2:5", "acknowledged b", "commit 2:6"]
+        );
+        let letters = outbox.dead_letters(Some("hook")).unwrap();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].alert["id"], "a");
+        assert_eq!(letters[0].reason, "too large");
+        assert_eq!(letters[0].seq, (2 << 48) | 5);
     }
 }
