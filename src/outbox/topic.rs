@@ -26,7 +26,7 @@ use serde_json::Value;
 use tokio::runtime::Handle;
 
 use super::progress::SinkStatus;
-use super::retry::Retry;
+use super::retry::{Failures, Verdict};
 use super::store::{DeadLetter, OutboxStore, SharedStore, dead_key};
 use crate::config::{KafkaConfig, alert_topic_name, deliver_group, kafka_client};
 use crate::engine::Alert;
@@ -283,15 +283,9 @@ impl<L: AlertLog> TopicWorker<L> {
     /// Delivers until `stop`; drives the sink's futures on `runtime`.
     pub fn run(mut self, runtime: &Handle) {
         let mut queue: VecDeque<Message> = VecDeque::new();
-        let mut retry = Retry::new(self.policy.retry_initial, self.policy.retry_max);
-        // The alert the last failure stopped at, and the failures counted against it.
-        let (mut stuck, mut charged) = ((i32::MIN, -1i64), 0u32);
+        let mut failures = Failures::new(&self.policy);
         while !self.stop.load(Ordering::Relaxed) {
-            let limit = if retry.is_open() {
-                1
-            } else {
-                self.sink.max_batch().max(1)
-            };
+            let limit = failures.batch_limit(self.sink.max_batch());
             if queue.len() < limit {
                 let wait = if queue.is_empty() {
                     POLL_WAIT
@@ -330,41 +324,28 @@ impl<L: AlertLog> TopicWorker<L> {
                 done.push(place(&item.message));
             }
             let Some((item, error)) = failed else {
-                if retry.success() {
-                    tracing::info!(sink = %self.name, "circuit closed: the receiver answers again");
-                    self.status.breaker_open.store(false, Ordering::Relaxed);
-                }
+                failures.succeeded(&self.name, &self.status);
                 self.finish(&done, dead);
                 continue;
             };
-            self.status.failures.fetch_add(1, Ordering::Relaxed);
-            if place(&item.message) != stuck {
-                (stuck, charged) = (place(&item.message), 0);
-            }
-            if error.counts_against_alert() {
-                charged += 1;
-            }
-            let after = match &error {
-                SendError::Retry { after, .. } => *after,
-                _ => None,
-            };
-            let reason = error.reason().to_string();
-            let now = chrono::Utc::now().timestamp_millis();
-            let max_age = self.policy.max_age.as_millis() as i64;
-            if charged >= self.policy.max_attempts {
-                let why = format!("failed {charged} times: {reason}");
-                tracing::warn!(sink = %self.name, id = %item.record.id, reason = %why, "alert moved to the dead letters; the sink moves on");
-                dead.push(self.letter(item, charged, why));
+            let verdict = failures.failed(
+                &self.name,
+                &self.status,
+                &self.policy,
+                place(&item.message),
+                &item.record.id,
+                item.message.produced_at,
+                &error,
+            );
+            if let Verdict::GiveUp { why, expired } = verdict {
+                dead.push(self.letter(item, 1, why.clone()));
                 done.push(place(&item.message));
                 queue.pop_front();
-            } else if now - item.message.produced_at > max_age {
-                let why = format!(
-                    "undeliverable for {}: {reason}",
-                    humantime::format_duration(self.policy.max_age)
-                );
-                tracing::warn!(sink = %self.name, id = %item.record.id, reason = %why, "alert moved to the dead letters");
                 // With it, every queued alert that is as old: the receiver is known to fail.
-                while let Some(m) = queue.front()
+                let now = chrono::Utc::now().timestamp_millis();
+                let max_age = self.policy.max_age.as_millis() as i64;
+                while expired
+                    && let Some(m) = queue.front()
                     && now - m.produced_at > max_age
                 {
                     let m = queue.pop_front().expect("a front");
@@ -374,16 +355,8 @@ impl<L: AlertLog> TopicWorker<L> {
                 }
             }
             self.finish(&done, dead);
-            let wait = retry.failure(after);
-            if wait.opened {
-                self.status.breaker_open.store(true, Ordering::Relaxed);
-                tracing::warn!(sink = %self.name, %reason, "circuit open: the receiver keeps failing; probing with one alert at a time");
-            } else if retry.failures == 1 || after.is_some() {
-                tracing::warn!(sink = %self.name, %reason, retry_in_ms = wait.delay.as_millis() as u64, "delivery failed; will retry");
-            } else {
-                tracing::debug!(sink = %self.name, %reason, retry_in_ms = wait.delay.as_millis() as u64, "delivery failed again");
-            }
-            queue.extend(self.log.pause_for(wait.delay, &self.stop));
+            let delay = failures.wait(&self.name, &self.status, &error);
+            queue.extend(self.log.pause_for(delay, &self.stop));
         }
     }
 

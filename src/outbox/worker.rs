@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::progress::{Progress, SinkStatus};
-use super::retry::Retry;
+use super::retry::{Failures, Verdict};
 use super::store::{DeadLetter, OutboxStore, dead_key};
 use crate::sink::{Deliver, DeliveryPolicy, Record, Routing, SendError};
 use crate::state::StateError;
@@ -56,19 +56,13 @@ type Letters = Vec<(Vec<u8>, Vec<u8>)>;
 
 impl Worker {
     pub async fn run(mut self) {
-        let mut retry = Retry::new(self.policy.retry_initial, self.policy.retry_max);
+        let mut failures = Failures::new(&self.policy);
         let (mut head_seq, mut attempts) = (u64::MAX, 0u32);
-        // The alert the last failure stopped at, and the failures counted against it.
-        let (mut stuck_seq, mut charged) = (u64::MAX, 0u32);
         loop {
             if !self.wait_for_work().await {
                 return;
             }
-            let limit = if retry.is_open() {
-                1 // the breaker is open: probe with one alert
-            } else {
-                self.sink.max_batch().max(1)
-            };
+            let limit = failures.batch_limit(self.sink.max_batch());
             let (batch, end, mut dead) = match super::off_async_workers(|| self.next_batch(limit)) {
                 Ok(b) => b,
                 Err(e) => {
@@ -110,66 +104,44 @@ impl Worker {
                 }
             }
             let Some((i, error)) = failed else {
-                if retry.success() {
-                    tracing::info!(sink = %self.name, "circuit closed: the receiver answers again");
-                    self.status.breaker_open.store(false, Ordering::Relaxed);
-                }
+                failures.succeeded(&self.name, &self.status);
                 self.advance(cursor, dead);
                 continue;
             };
-            self.status.failures.fetch_add(1, Ordering::Relaxed);
-            if batch[i].seq != stuck_seq {
-                (stuck_seq, charged) = (batch[i].seq, 0);
-            }
-            if error.counts_against_alert() {
-                charged += 1;
-            }
-            let after = match &error {
-                SendError::Retry { after, .. } => *after,
-                _ => None,
-            };
-            let reason = error.reason().to_string();
-            let now = chrono::Utc::now().timestamp_millis();
-            let max_age = self.policy.max_age.as_millis() as i64;
-            if charged >= self.policy.max_attempts {
-                let why = format!("failed {charged} times: {reason}");
-                tracing::warn!(sink = %self.name, id = %batch[i].record.id, reason = %why, "alert moved to the dead letters; the sink moves on");
-                dead.push(self.letter(&batch[i], attempts, why));
-                cursor = batch[i].seq + 1;
-            } else if now - batch[i].stored_at > max_age {
-                let why = format!(
-                    "undeliverable for {}: {reason}",
-                    humantime::format_duration(self.policy.max_age)
-                );
-                tracing::warn!(sink = %self.name, id = %batch[i].record.id, reason = %why, "alert moved to the dead letters");
-                dead.push(self.letter(&batch[i], attempts, why.clone()));
-                cursor = batch[i].seq + 1;
-                match super::off_async_workers(|| self.expire_from(cursor, now, &why)) {
-                    Ok((more, c)) => {
-                        dead.extend(more);
-                        cursor = c;
-                    }
-                    Err(e) => {
-                        tracing::error!(sink = %self.name, error = %e, "cannot read the outbox")
+            let item = &batch[i];
+            let verdict = failures.failed(
+                &self.name,
+                &self.status,
+                &self.policy,
+                item.seq,
+                &item.record.id,
+                item.stored_at,
+                &error,
+            );
+            if let Verdict::GiveUp { why, expired } = verdict {
+                dead.push(self.letter(item, attempts, why.clone()));
+                cursor = item.seq + 1;
+                if expired {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    match super::off_async_workers(|| self.expire_from(cursor, now, &why)) {
+                        Ok((more, c)) => {
+                            dead.extend(more);
+                            cursor = c;
+                        }
+                        Err(e) => {
+                            tracing::error!(sink = %self.name, error = %e, "cannot read the outbox")
+                        }
                     }
                 }
             }
             self.advance(cursor, dead);
-            let wait = retry.failure(after);
-            if wait.opened {
-                self.status.breaker_open.store(true, Ordering::Relaxed);
-                tracing::warn!(sink = %self.name, %reason, "circuit open: the receiver keeps failing; probing with one alert at a time");
-            } else if retry.failures == 1 || after.is_some() {
-                tracing::warn!(sink = %self.name, %reason, retry_in_ms = wait.delay.as_millis() as u64, "delivery failed; will retry");
-            } else {
-                tracing::debug!(sink = %self.name, %reason, retry_in_ms = wait.delay.as_millis() as u64, "delivery failed again");
-            }
+            let delay = failures.wait(&self.name, &self.status, &error);
             // On shutdown a failing sink is not waited for: its alerts stay in the outbox.
             if *self.closing.borrow() {
                 return;
             }
             tokio::select! {
-                _ = tokio::time::sleep(wait.delay) => {}
+                _ = tokio::time::sleep(delay) => {}
                 _ = self.closing.changed() => return,
             }
         }
