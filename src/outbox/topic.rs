@@ -264,9 +264,9 @@ struct Item {
 }
 
 /// One sink's delivery loop over an [`AlertLog`]: the embedded outbox worker's policy
-/// (batches up to the sink's size, one probe at a time while the breaker is open,
-/// `max_attempts` counted only for failures that are the alert's, `max_age` from when it was
-/// produced) with the log's position committed only behind what the sink acknowledged.
+/// ([`Failures`]: batches up to the sink's size, one probe at a time while the breaker is
+/// open, `max_attempts`, `max_age` from when the alert was produced) with the log's position
+/// committed only behind what the sink acknowledged or dead-lettered.
 pub struct TopicWorker<L> {
     pub name: String,
     pub sink: Arc<dyn Deliver>,
