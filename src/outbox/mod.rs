@@ -9,7 +9,8 @@
 //! - [`worker`]: one sink's delivery loop; `progress`: what the workers report (counters,
 //!   uncommitted cursors and dead letters);
 //! - [`forget`]: `forget` and `export` of one user over stored alerts and dead letters;
-//! - [`retry`]: exponential backoff with jitter, and the circuit breaker;
+//! - [`retry`]: exponential backoff with jitter, the circuit breaker, and the failure policy
+//!   both delivery loops share;
 //! - [`topic`]: in Kafka scale-out with `alert_topic = true`, the outbox is a Kafka topic
 //!   delivered by a consumer group per sink, so alerts outlive the instance that raised them;
 //! - [`service`]: starts the workers on the daemon's runtime, persists their progress, and
