@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message as _};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
@@ -166,53 +166,92 @@ pub struct Message {
 
 /// Where a delivery loop reads alerts and commits how far it delivered.
 pub trait AlertLog {
-    /// Up to `max` alerts, waiting at most `wait` for the first.
-    fn next(&mut self, max: usize, wait: Duration) -> Vec<Message>;
+    /// Appends up to `max` alerts to `queue`, waiting at most `wait` for the first. Alerts of
+    /// partitions taken away meanwhile leave the queue (their new owner delivers them).
+    fn fill(&mut self, queue: &mut VecDeque<Message>, max: usize, wait: Duration);
     /// Everything up to and including these (partition, offset) is delivered or dead-lettered.
     fn commit(&mut self, done: &[(i32, i64)]);
     /// Waits `delay` while the sink fails, keeping the group membership without reading on;
-    /// returns early when `stop` is set, with whatever was fetched meanwhile.
-    fn pause_for(&mut self, delay: Duration, stop: &AtomicBool) -> Vec<Message>;
+    /// returns early when `stop` is set. `queue` as in [`AlertLog::fill`].
+    fn pause_for(&mut self, queue: &mut VecDeque<Message>, delay: Duration, stop: &AtomicBool);
+}
+
+/// Notes the partitions a rebalance takes away, for the delivery loop to drop what it holds
+/// of them: delivering those too would only repeat alerts, and commit behind their new owner.
+#[derive(Default)]
+struct Revocations {
+    taken: std::sync::Mutex<Vec<i32>>,
+}
+
+impl ClientContext for Revocations {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::source::kafka::log::librdkafka_log("alert delivery", level, fac, message);
+    }
+}
+
+impl ConsumerContext for Revocations {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+            taken.extend(tpl.elements().iter().map(|e| e.partition()));
+        }
+    }
 }
 
 /// One sink's member of `<group_id>-deliver-<sink>`.
 struct KafkaLog {
-    consumer: BaseConsumer<DefaultConsumerContext>,
+    consumer: BaseConsumer<Revocations>,
     topic: String,
 }
 
 impl KafkaLog {
-    fn read(&self, wait: Duration) -> Option<Message> {
-        match self.consumer.poll(wait)? {
-            Ok(m) => Some(Message {
-                partition: m.partition(),
-                offset: m.offset(),
-                produced_at: m
-                    .timestamp()
-                    .to_millis()
-                    .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
-                payload: m.payload().unwrap_or_default().to_vec(),
-            }),
-            Err(e) => {
-                tracing::warn!(error = %e, topic = %self.topic, "kafka: cannot read the alert topic");
-                None
+    /// One poll; a rebalance runs inside it, before any message of the new assignment, so
+    /// what `queue` holds of a revoked partition was read before and is dropped (a partition
+    /// assigned again is read again from the committed position).
+    fn read(&self, queue: &mut VecDeque<Message>, wait: Duration) -> bool {
+        let polled = self.consumer.poll(wait);
+        let taken = std::mem::take(
+            &mut *self
+                .consumer
+                .context()
+                .taken
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        if !taken.is_empty() {
+            queue.retain(|m| !taken.contains(&m.partition));
+        }
+        match polled {
+            Some(Ok(m)) => {
+                queue.push_back(Message {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    produced_at: m
+                        .timestamp()
+                        .to_millis()
+                        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                });
+                true
             }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, topic = %self.topic, "kafka: cannot read the alert topic");
+                false
+            }
+            None => false,
         }
     }
 }
 
 impl AlertLog for KafkaLog {
-    fn next(&mut self, max: usize, wait: Duration) -> Vec<Message> {
-        let mut out = Vec::new();
+    fn fill(&mut self, queue: &mut VecDeque<Message>, max: usize, wait: Duration) {
         let mut wait = wait;
-        while out.len() < max {
-            match self.read(wait) {
-                Some(m) => out.push(m),
-                None => break,
+        for _ in 0..max {
+            if !self.read(queue, wait) {
+                break;
             }
             wait = Duration::ZERO;
         }
-        out
     }
 
     fn commit(&mut self, done: &[(i32, i64)]) {
@@ -232,27 +271,23 @@ impl AlertLog for KafkaLog {
         }
     }
 
-    fn pause_for(&mut self, delay: Duration, stop: &AtomicBool) -> Vec<Message> {
+    fn pause_for(&mut self, queue: &mut VecDeque<Message>, delay: Duration, stop: &AtomicBool) {
         // Paused, the consumer still serves the group (a dead member's partitions come here
         // during an outage) without fetching alerts it could not deliver.
         if let Ok(assigned) = self.consumer.assignment() {
             let _ = self.consumer.pause(&assigned);
         }
         let until = Instant::now() + delay;
-        let mut out = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            if let Some(m) = self.read(left.min(POLL_WAIT)) {
-                out.push(m);
-            }
+            self.read(queue, left.min(POLL_WAIT));
         }
         if let Ok(assigned) = self.consumer.assignment() {
             let _ = self.consumer.resume(&assigned);
         }
-        out
     }
 }
 
@@ -292,7 +327,8 @@ impl<L: AlertLog> TopicWorker<L> {
                 } else {
                     Duration::ZERO
                 };
-                queue.extend(self.log.next(limit - queue.len(), wait));
+                let room = limit - queue.len();
+                self.log.fill(&mut queue, room, wait);
             }
             let (batch, mut done, mut dead) = self.take_batch(&mut queue, limit);
             if batch.is_empty() {
@@ -356,7 +392,7 @@ impl<L: AlertLog> TopicWorker<L> {
             }
             self.finish(&done, dead);
             let delay = failures.wait(&self.name, &self.status, &error);
-            queue.extend(self.log.pause_for(delay, &self.stop));
+            self.log.pause_for(&mut queue, delay, &self.stop);
         }
     }
 
@@ -500,8 +536,8 @@ impl TopicDelivery {
         for (c, s) in configs.iter().zip(&sinks) {
             let mut settings = kafka_client::consumer_config(config);
             settings.set("group.id", deliver_group(&config.group_id, &c.name));
-            let consumer: BaseConsumer = settings
-                .create()
+            let consumer: BaseConsumer<Revocations> = settings
+                .create_with_context(Revocations::default())
                 .context("cannot create the alert topic's consumer")?;
             consumer
                 .subscribe(&[&topic])
@@ -598,18 +634,16 @@ mod tests {
     }
 
     impl AlertLog for MemoryLog {
-        fn next(&mut self, max: usize, _: Duration) -> Vec<Message> {
+        fn fill(&mut self, queue: &mut VecDeque<Message>, max: usize, _: Duration) {
             let n = max.min(self.pending.len());
-            self.pending.drain(..n).collect()
+            queue.extend(self.pending.drain(..n));
         }
         fn commit(&mut self, done: &[(i32, i64)]) {
             for (p, o) in done {
                 self.journal.lock().unwrap().push(format!("commit {p}:{o}"));
             }
         }
-        fn pause_for(&mut self, _: Duration, _: &AtomicBool) -> Vec<Message> {
-            Vec::new()
-        }
+        fn pause_for(&mut self, _: &mut VecDeque<Message>, _: Duration, _: &AtomicBool) {}
     }
 
     /// Answers each attempt from `answers` (then acknowledges); stops the loop once it has
