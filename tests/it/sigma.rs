@@ -201,9 +201,28 @@ detection:
 level: low
 ";
 
+/// A provider authwatch has no normaliser for (written here, in the shape of an event log
+/// rule with a numeric event id).
+const NO_FORMAT: &str = "\
+title: Vendor account suspended
+id: 0d7d5a7e-2f0e-4c57-9a8e-1f5a3b9c0e11
+logsource:
+    product: onelogin
+    service: onelogin.events
+detection:
+    selection:
+        event_type_id: 551
+    condition: selection
+level: low
+";
+
 #[test]
 fn check_warns_about_unsupported_sigma_and_strict_refuses_it() {
-    let dir = pack_with(&[("old.yml", UNSUPPORTED), ("okta.yml", OKTA_RULES)]);
+    let dir = pack_with(&[
+        ("old.yml", UNSUPPORTED),
+        ("okta.yml", OKTA_RULES),
+        ("vendor.yml", NO_FORMAT),
+    ]);
     let rules = dir.path().to_str().unwrap();
     let file = dir.path().join("sigma/old.yml").display().to_string();
     let out = authwatch(&["check", "--rules", rules], b"");
@@ -215,10 +234,25 @@ fn check_warns_about_unsupported_sigma_and_strict_refuses_it() {
         )),
         "{err}"
     );
-    // Without a configuration the source is native: the okta rules load and are idle.
+    // Without a configuration the source is native: the okta rules load and are idle; a
+    // logsource no normaliser reads is idle under any configuration, and said so apart.
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("Sigma rules idle"), "{stdout}");
-    assert!(stdout.contains("okta_brute_force_user"), "{stdout}");
+    let line = |needle: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in {stdout}"))
+            .to_string()
+    };
+    let unconfigured = line("no configured format: native");
+    assert!(unconfigured.contains("okta_brute_force_user"), "{stdout}");
+    assert!(!unconfigured.contains("0d7d5a7e"), "{stdout}");
+    let unread = line("no format authwatch reads");
+    assert!(unread.starts_with("1 Sigma rules idle"), "{stdout}");
+    assert!(
+        unread.contains("0d7d5a7e-2f0e-4c57-9a8e-1f5a3b9c0e11"),
+        "{stdout}"
+    );
 
     let strict = authwatch(&["check", "--strict", "--rules", rules], b"");
     assert_eq!(strict.status.code(), Some(78));

@@ -26,10 +26,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::diag::Diagnostic;
-use super::matcher::{Literal, Matcher, Op};
+use super::matcher::{Literal, Matcher, Op, Predicate};
 use super::yaml::{Node, Pos};
 use super::{Kind, Origin, Rule, Severity};
-use crate::event::Field;
+use crate::event::{Event, EventType, Field};
 use crate::normalize::Format;
 
 pub use describe::describe;
@@ -73,6 +73,9 @@ pub struct SigmaPart {
     pub chained: bool,
     /// A correlation that only feeds others (`generate: false`): its alerts are not sent.
     pub silent: bool,
+    /// A plain rule reading the canonical event that no correlation counts: its detection is
+    /// its filter ([`Predicate`]), run where the rule is, so events carry no mark for it.
+    pub direct: bool,
 }
 
 impl SigmaPart {
@@ -82,6 +85,12 @@ impl SigmaPart {
             d.format
                 .is_none_or(|f| f != Format::Native && !formats.contains(&f))
         })
+    }
+
+    /// Whether its logsource names no format authwatch reads at all (a correlation: none of
+    /// the rules it counts does), so no configuration can feed it.
+    pub fn reads_no_format(&self) -> bool {
+        self.detections.iter().all(|d| d.format.is_none())
     }
 
     /// The name an alert's `group` shows for a group-by field.
@@ -167,6 +176,27 @@ pub fn marked(key: &str, hash: &str) -> Matcher {
     )
 }
 
+/// A detection of the canonical event as a rule's own filter (see [`SigmaPart::direct`]).
+impl Predicate for Compiled {
+    fn holds(&self, e: &Event) -> bool {
+        self.detection.matches(&logsource::View::Canonical(e))
+    }
+
+    fn possible_types(&self) -> Option<Vec<EventType>> {
+        match self.detection.pinned()? {
+            // A value that is no event type can match no event.
+            (field, values) if field == "type" => {
+                Some(values.iter().filter_map(|v| EventType::parse(v)).collect())
+            }
+            _ => None,
+        }
+    }
+
+    fn shape(&self) -> String {
+        format!("sigma:{}:{}", self.key, self.hash)
+    }
+}
+
 fn base_rule(node: &Node, origin: Origin, out: &mut SigmaFile) {
     let mut errors = Vec::new();
     let meta = parse::meta(node, &mut errors);
@@ -244,6 +274,7 @@ fn base_rule(node: &Node, origin: Origin, out: &mut SigmaFile) {
             runbook_from_tags: meta.runbook.is_none(),
             chained: false,
             silent: false,
+            direct: false,
         })),
     });
 }
@@ -324,6 +355,21 @@ pub fn resolve(runbook_dir: &Path, rules: &mut Vec<Rule>) -> (Vec<Diagnostic>, V
         let Some(part) = &mut rule.sigma else {
             continue;
         };
+        let direct = match part.detections.as_slice() {
+            [d] if part.extract.is_none()
+                && !referenced.contains(&rule.id)
+                && d.format == Some(Format::Native) =>
+            {
+                Some(Arc::clone(d))
+            }
+            _ => None,
+        };
+        if let Some(d) = direct {
+            // Nothing reads its mark but itself: it is tested where the rule is, as a native
+            // `match`, and costs no more.
+            rule.filter = Matcher::Predicate(d);
+            Arc::make_mut(part).direct = true;
+        }
         if referenced.contains(&rule.id) && !generated.contains(&rule.id) {
             if part.extract.is_none() {
                 // A Sigma rule that only feeds correlations: its detection runs with them.
