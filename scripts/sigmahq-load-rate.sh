@@ -17,7 +17,9 @@ if [[ -z $bin ]]; then
 fi
 
 folders=()
+root=
 if [[ $# -eq 1 && -d $1/rules ]]; then
+    root=${1%/}/
     # The identity providers' folders of a SigmaHQ checkout (layouts before and after the move
     # of Okta and Duo to rules/identity); those absent are left out.
     for f in rules/identity/okta rules/cloud/okta rules/identity/cisco_duo rules/cloud/duo \
@@ -49,10 +51,10 @@ for dir in "${folders[@]}"; do
     idle=$(sed -nE 's/^([0-9]+) Sigma rules idle \(their logsource is no format authwatch reads\).*/\1/p' <<<"$out")
     idle=${idle:-0}
     # One reason per refused rule: its first warning, without the position.
-    reasons=$(grep '^warning: ' <<<"$out" | sed -E 's/^warning: [^ ]+ rule ([^:]+): (.*); the (rule|correlation) is skipped$/\1\t\2/' |
-        sort -u -t$'\t' -k1,1 | cut -f2 | sort | uniq -c | sed -E 's/^ *([0-9]+) /\1x /' | paste -sd ';' -)
+    reasons=$( (grep '^warning: ' <<<"$out" || true) | sed -E 's/^warning: [^ ]+ rule ([^:]+): (.*); the (rule|correlation) is skipped$/\1\t\2/' |
+        sort -u -t$'\t' -k1,1 | cut -f2 | sort | uniq -c | sed -E 's/^ *([0-9]+) /\1x /; s/\|/\\|/g' | paste -sd ';' -)
     refused=$((docs - loaded))
-    echo "| ${dir#"${1%/}/"} | $docs | $loaded | $idle | $refused${reasons:+ ($reasons)} |"
+    echo "| ${dir#"$root"} | $docs | $loaded | $idle | $refused${reasons:+ ($reasons)} |"
     total_docs=$((total_docs + docs)) total_loaded=$((total_loaded + loaded)) total_idle=$((total_idle + idle))
 done
 rate=$(awk -v l="$total_loaded" -v d="$total_docs" 'BEGIN {printf "%.1f", d ? 100 * l / d : 0}')

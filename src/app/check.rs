@@ -43,14 +43,17 @@ pub fn check(rules: Option<&Path>, config: Option<&Path>, strict: bool) -> Resul
                 .rules
                 .iter()
                 .filter(sigma)
-                .filter(|r| part(r).reads_no_format())
+                .filter(|r| part(r).starved(None, &set.rules))
                 .map(|r| r.id.as_str())
                 .collect();
             let idle: Vec<&str> = set
                 .rules
                 .iter()
                 .filter(sigma)
-                .filter(|r| !part(r).reads_no_format() && part(r).idle_for(&formats))
+                .filter(|r| {
+                    !part(r).starved(None, &set.rules)
+                        && part(r).starved(Some(&formats), &set.rules)
+                })
                 .map(|r| r.id.as_str())
                 .collect();
             if !unread.is_empty() {

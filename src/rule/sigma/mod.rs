@@ -79,18 +79,26 @@ pub struct SigmaPart {
 }
 
 impl SigmaPart {
-    /// Whether no configured format can ever feed the rule.
-    pub fn idle_for(&self, formats: &[Format]) -> bool {
-        self.detections.iter().all(|d| {
-            d.format
-                .is_none_or(|f| f != Format::Native && !formats.contains(&f))
+    /// Whether nothing can feed the rule: no format of `formats` (`None`: no format authwatch
+    /// reads at all) reaches its detections, nor, for a correlation of correlations, those of
+    /// the rules it counts (found in `rules`; cycles were refused at load).
+    pub fn starved(&self, formats: Option<&[Format]>, rules: &[Rule]) -> bool {
+        let own = self.detections.iter().all(|d| match (d.format, formats) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(f), Some(list)) => f != Format::Native && !list.contains(&f),
+        });
+        let counted = match &self.extract {
+            Some(x) if self.chained => x.rules.as_slice(),
+            _ => &[],
+        };
+        own && counted.iter().all(|id| {
+            rules
+                .iter()
+                .find(|r| &r.id == id)
+                .and_then(|r| r.sigma.as_ref())
+                .is_none_or(|s| s.starved(formats, rules))
         })
-    }
-
-    /// Whether its logsource names no format authwatch reads at all (a correlation: none of
-    /// the rules it counts does), so no configuration can feed it.
-    pub fn reads_no_format(&self) -> bool {
-        self.detections.iter().all(|d| d.format.is_none())
     }
 
     /// The name an alert's `group` shows for a group-by field.
