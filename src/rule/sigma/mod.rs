@@ -52,6 +52,9 @@ pub struct Compiled {
     /// `None`: no format authwatch reads; the rule is idle.
     pub format: Option<Format>,
     pub detection: Detection,
+    /// For the canonical event: the event types the detection pins, if it pins `type` (read
+    /// per alert for its summary, so worked out once).
+    types: Option<Vec<EventType>>,
 }
 
 /// What a rule compiled from Sigma carries beyond the native fields.
@@ -191,13 +194,7 @@ impl Predicate for Compiled {
     }
 
     fn possible_types(&self) -> Option<Vec<EventType>> {
-        match self.detection.pinned()? {
-            // A value that is no event type can match no event.
-            (field, values) if field == "type" => {
-                Some(values.iter().filter_map(|v| EventType::parse(v)).collect())
-            }
-            _ => None,
-        }
+        self.types.clone()
     }
 
     fn shape(&self) -> String {
@@ -251,11 +248,19 @@ fn base_rule(node: &Node, origin: Origin, out: &mut SigmaFile) {
             .as_bytes()
         )
     );
+    let types = match detection.pinned() {
+        // A value that is no event type can match no event.
+        Some((field, values)) if format == Some(Format::Native) && field == "type" => {
+            Some(values.iter().filter_map(|v| EventType::parse(v)).collect())
+        }
+        _ => None,
+    };
     let compiled = Arc::new(Compiled {
         key: key.clone(),
         hash: hash.clone(),
         format,
         detection,
+        types,
     });
     out.rules.push(Rule {
         id: key.clone(),
