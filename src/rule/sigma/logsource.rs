@@ -59,8 +59,12 @@ pub fn keyword_locator(format: Format) -> Option<Locator> {
     Some(Locator::Paths(vec![split(path)]))
 }
 
+/// A field name as a path. Splunk's `name{}` (every element of an array), which rules written
+/// for Splunk's copy of a log use, is the name: arrays fan out on every path anyway.
 fn split(path: &str) -> Vec<String> {
-    path.split('.').map(str::to_string).collect()
+    path.split('.')
+        .map(|p| p.strip_suffix("{}").unwrap_or(p).to_string())
+        .collect()
 }
 
 /// pySigma's Azure sign-in columns and where an exported record (an Event Hubs record with
@@ -408,6 +412,15 @@ mod tests {
         assert_eq!(
             values(&logged, &at("protoPayload.serviceName")),
             ["login.googleapis.com"]
+        );
+        // Splunk's notation for the elements of an array names the array.
+        let auth0 = json!({"data": {"details": {"response": {"body": {"shields": ["admin_notification", "block"]}}}}});
+        assert_eq!(
+            values(
+                &auth0,
+                &locate(Format::Auth0, "data.details.response.body.shields{}")
+            ),
+            ["admin_notification", "block"]
         );
         // Field names are found whatever their case, as SIEMs find them.
         assert_eq!(
