@@ -32,9 +32,24 @@ fn main() {
         "title: One\nname: one\nlogsource: {product: authwatch}\ndetection:\n  selection: {type: login.failure, reason: bad_password}\n  condition: selection\n",
     )
     .expect("the rule is written");
-    let sigma = rule::load_dir(dir.path())
+    let mut sigma = rule::load_dir(dir.path())
         .expect("the rule loads")
         .enabled();
+    let mut native = native;
+    let mut names = ["native match", "sigma selection"];
+    if let Some(extra) = std::env::args().nth(2) {
+        let pack = rule::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+            .expect("the default pack loads")
+            .enabled();
+        sigma = pack.clone();
+        sigma.extend(
+            rule::load_dir(Path::new(&extra))
+                .expect("the rules load")
+                .enabled(),
+        );
+        native = pack;
+        names = ["the pack", "the pack and the Sigma rules"];
+    }
     let mut rates = [Vec::new(), Vec::new()];
     // The first round warms caches and the allocator for both; it is not counted.
     for round in 0..=rounds {
@@ -54,7 +69,7 @@ fn main() {
             }
         }
     }
-    for (name, mut r) in ["native match", "sigma selection"].into_iter().zip(rates) {
+    for (name, mut r) in names.into_iter().zip(rates) {
         r.sort_by(f64::total_cmp);
         println!(
             "{name}: median {:.2}M events/s over {rounds} rounds",
