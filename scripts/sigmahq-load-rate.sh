@@ -24,7 +24,7 @@ if [[ $# -eq 1 && -d $1/rules ]]; then
     # of Okta and Duo to rules/identity); those absent are left out.
     for f in rules/identity/okta rules/cloud/okta rules/identity/cisco_duo rules/cloud/duo \
         rules/cloud/onelogin rules/cloud/azure/signin_logs rules/cloud/azure/identity_protection \
-        rules/cloud/gcp/gworkspace; do
+        rules/cloud/gcp/gworkspace rules/cloud/auth0; do
         [[ -d $1/$f ]] && folders+=("$1/$f")
     done
     if [[ -d $1/.git ]]; then
