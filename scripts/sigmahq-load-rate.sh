@@ -39,7 +39,7 @@ echo "| folder | documents | loaded | of which idle (no format authwatch reads) 
 echo "|---|---|---|---|---|"
 total_docs=0 total_loaded=0 total_idle=0
 for dir in "${folders[@]}"; do
-    docs=$(find "$dir" -name '*.yml' -exec grep -hcE '^(detection|correlation):' {} + |
+    docs=$(find -L "$dir" -name '*.yml' -exec grep -hcE '^(detection|correlation):' {} + |
         awk '{s += $1} END {print s + 0}')
     out=$("$bin" check --rules "$dir" 2>&1) || true
     loaded=$(sed -nE 's/^.*: ([0-9]+) rules \(.*\) OK$/\1/p' <<<"$out")
