@@ -134,9 +134,7 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
             read: read.clone(),
         };
         let (tx, lines) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
-        let reader = thread::spawn(move || {
-            stdin::read_batches(counted, tx)
-        });
+        let reader = thread::spawn(move || stdin::read_batches(counted, tx));
         let (batches, _) = decoding::start(
             decode,
             name.clone(),

@@ -139,8 +139,7 @@ pub fn run(
     let mut join_on_stop = false;
     let (reader, origin) = match &cfg.source {
         Source::Stdin => {
-            let reader =
-                thread::spawn(move || stdin::read_batches(io::stdin().lock(), tx));
+            let reader = thread::spawn(move || stdin::read_batches(io::stdin().lock(), tx));
             (reader, "stdin".to_string())
         }
         Source::File {

@@ -191,10 +191,16 @@ mod tests {
         assert_eq!(ids_in(&mut w), [2], "b and c, not a again");
         let mut w = StateWrites::default();
         d.checkpoint(b"d/", &mut w);
-        assert_eq!(ids_in(&mut w), Vec::<usize>::new(), "nothing new, no segment");
+        assert_eq!(
+            ids_in(&mut w),
+            Vec::<usize>::new(),
+            "nothing new, no segment"
+        );
         // Restored ids are not new: the next checkpoint writes only what follows them.
         let mut again = Dedup::default();
-        again.restore_segment(&0u64.to_be_bytes(), &[0; 32]).unwrap();
+        again
+            .restore_segment(&0u64.to_be_bytes(), &[0; 32])
+            .unwrap();
         again.is_duplicate("d", 4);
         let mut w = StateWrites::default();
         again.checkpoint(b"d/", &mut w);
