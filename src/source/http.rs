@@ -422,8 +422,7 @@ pub fn split_body(
 
 /// Splits a body into one record per event, or says why it is not a batch (400) or is too
 /// many events (413, found before more than `max` records are made).
-fn records(route: Route, body: &bytes::Bytes, max: usize) -> Result<Vec<Item>, Refusal> {
-    let whole = body;
+fn records(route: Route, whole: &bytes::Bytes, max: usize) -> Result<Vec<Item>, Refusal> {
     let body: &[u8] = whole;
     let over = Cell::new(false);
     let shape = |message: String| {
