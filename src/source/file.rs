@@ -15,7 +15,7 @@ use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use super::lines::{Lines, Piece};
-use super::{Batch, FilePosition, Item};
+use super::{BATCH_RECORDS, Batch, FilePosition, Item};
 use crate::state::{self, StateError, Store};
 
 /// The state-store name of the file source's position.
@@ -116,15 +116,19 @@ impl Reader {
                 return Ok(ReadTo::Truncated);
             }
             self.last_change = Instant::now();
-            let mut items = Vec::new();
+            self.open.refresh_fingerprint()?;
+            // A block holds many lines (tiny ones by the hundred thousand): sent in batches of
+            // at most `BATCH_RECORDS`, each with the position after its last line.
+            let (mut items, mut stopped) = (Vec::new(), false);
             let open = &mut self.open;
-            self.lines
-                .drain(|piece, consumed| items.push(complete(piece, consumed, open)));
-            if !items.is_empty() {
-                self.open.refresh_fingerprint()?;
-                if !send(tx, items, &self.open) {
-                    return Ok(ReadTo::Stopped);
+            self.lines.drain(|piece, consumed| {
+                items.push(complete(piece, consumed, open));
+                if items.len() >= BATCH_RECORDS && !stopped {
+                    stopped = !send(tx, std::mem::take(&mut items), open);
                 }
+            });
+            if stopped || (!items.is_empty() && !send(tx, items, &self.open)) {
+                return Ok(ReadTo::Stopped);
             }
         }
     }
@@ -447,6 +451,25 @@ mod tests {
         .run(tx)
         .unwrap();
         assert_eq!(lines_of(&rx.iter().collect::<Vec<_>>()), ["2:b", "3:c"]);
+    }
+
+    #[test]
+    fn a_block_of_many_lines_goes_in_bounded_batches_each_with_the_position_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, "x\n".repeat(3 * BATCH_RECORDS + 5)).unwrap();
+        let (tx, rx) = mpsc::sync_channel(16);
+        source(&path, false, None).run(tx).unwrap();
+        let batches: Vec<Batch> = rx.iter().collect();
+        assert_eq!(batches.len(), 4);
+        let mut lines = 0;
+        for batch in &batches {
+            assert!(batch.items.len() <= BATCH_RECORDS);
+            lines += batch.items.len() as u64;
+            let pos: FilePosition = serde_json::from_slice(&batch.positions[0].1).unwrap();
+            assert_eq!((pos.line, pos.offset), (lines, 2 * lines));
+        }
+        assert_eq!(lines, 3 * BATCH_RECORDS as u64 + 5);
     }
 
     const TEST_ROTATE_WAIT: Duration = Duration::from_secs(1);

@@ -50,3 +50,34 @@ pub fn read_batches<R: io::Read>(mut input: R, tx: SyncSender<Batch>) -> io::Res
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_go_in_bounded_batches_numbered_in_order_with_the_unterminated_last() {
+        let mut input = "{}\n".repeat(2 * BATCH_RECORDS + 1).into_bytes();
+        input.extend_from_slice(b"last");
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        read_batches(&input[..], tx).unwrap();
+        let batches: Vec<Batch> = rx.iter().collect();
+        assert!(batches.iter().all(|b| b.items.len() <= BATCH_RECORDS));
+        let numbers: Vec<u64> = batches
+            .iter()
+            .flat_map(|b| &b.items)
+            .map(|item| match item {
+                Item::Line(_, n) => *n,
+                _ => panic!("only lines"),
+            })
+            .collect();
+        assert_eq!(
+            numbers,
+            (1..=2 * BATCH_RECORDS as u64 + 2).collect::<Vec<_>>()
+        );
+        let Some(Item::Line(last, _)) = batches.last().and_then(|b| b.items.last()) else {
+            panic!("a last line")
+        };
+        assert_eq!(&last[..], b"last");
+    }
+}
