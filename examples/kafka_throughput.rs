@@ -77,6 +77,7 @@ fn tuning(brokers: &str, topic: &str, group: &str) -> KafkaConfig {
         properties: Default::default(),
         follow: false,
         idle_partition: Duration::from_secs(1),
+        scale_out: None,
     }
 }
 

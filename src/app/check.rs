@@ -6,6 +6,7 @@ use super::{Failure, enricher, load_config, rules_dir};
 use crate::config::{Config, Source};
 use crate::normalize::Format;
 use crate::rule;
+use crate::source::kafka::scale_out::{self, Route};
 
 /// `strict`: warnings (Sigma rules skipped for features authwatch does not run) are errors.
 pub fn check(rules: Option<&Path>, config: Option<&Path>, strict: bool) -> Result<(), Failure> {
@@ -50,6 +51,22 @@ pub fn check(rules: Option<&Path>, config: Option<&Path>, strict: bool) -> Resul
                     names.join(", "),
                     idle.join(", ")
                 );
+            }
+            if let Source::Kafka(kafka) = &cfg.source
+                && let Some(scale) = &kafka.scale_out
+            {
+                match scale_out::plan(kafka, scale, &set.enabled()) {
+                    Ok(Route::Direct) => println!(
+                        "scale-out: the input topic's key groups every rule; detection reads it directly"
+                    ),
+                    Ok(Route::Hop(plan)) => println!(
+                        "scale-out: events are repartitioned by {} through the topic {} (consumer group {})",
+                        plan.key_names(),
+                        plan.topic,
+                        plan.task_group
+                    ),
+                    Err(e) => errors.push(e),
+                }
             }
             if errors.is_empty() {
                 let enabled = set.rules.iter().filter(|r| r.enabled).count();

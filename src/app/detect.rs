@@ -263,6 +263,8 @@ impl Detector {
                 (Item::Bad(bad, origin, at), _) => self.pipeline.rejected(&bad, &origin, at),
                 (Item::CheckpointNow(reply), _) => checkpoint_now = Some(reply),
                 (Item::AckWhenDurable(ack), _) => self.acks.push(ack),
+                // For the repartition hop only.
+                (Item::Partition(_), _) => {}
             }
         }
         self.positions.extend(batch.positions);

@@ -17,11 +17,16 @@ use crate::telemetry::metrics::label;
 /// some container mounts).
 const POLL: Duration = Duration::from_secs(2);
 
+/// What else a new rule set must satisfy (scale-out: every group still whole in one
+/// partition); the error says why it is refused.
+pub type Guard = Box<dyn Fn(&[rule::Rule]) -> Result<(), String> + Send>;
+
 pub struct Reloader {
     dir: PathBuf,
     options: EngineOptions,
     fingerprint: u64,
     last_poll: Instant,
+    guard: Option<Guard>,
 }
 
 impl Reloader {
@@ -32,7 +37,14 @@ impl Reloader {
             options,
             fingerprint,
             last_poll: Instant::now(),
+            guard: None,
         }
+    }
+
+    /// Refuses a new rule set that `guard` rejects, keeping the running one.
+    pub fn with_guard(mut self, guard: Guard) -> Reloader {
+        self.guard = Some(guard);
+        self
     }
 
     /// True when a rule file was added, removed or modified since the last look.
@@ -51,6 +63,13 @@ impl Reloader {
     pub fn reload(&mut self, engine: &mut Engine, metrics: &Metrics, why: &str) {
         self.fingerprint = dir_fingerprint(&self.dir);
         match rule::load_dir(&self.dir) {
+            Ok(set) if let Some(Err(error)) = self.guard.as_ref().map(|g| g(&set.enabled())) => {
+                metrics
+                    .reloads
+                    .get_or_create(&label("outcome", "failed"))
+                    .inc();
+                tracing::error!(why, %error, "rules not reloaded: the running set stays");
+            }
             Ok(set) => {
                 let diff = engine.reload(set.enabled(), &self.options);
                 metrics.reloads.get_or_create(&label("outcome", "ok")).inc();

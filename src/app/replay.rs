@@ -149,7 +149,10 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
                     Item::Event(event) => pipeline.feed_decoded(event)?,
                     Item::Bad(bad, origin, n) => pipeline.rejected(&bad, &origin, n),
                     Item::TooLong(len, n) => pipeline.too_long(len, &name, n),
-                    Item::Line(..) | Item::CheckpointNow(_) | Item::AckWhenDurable(_) => {
+                    Item::Line(..)
+                    | Item::CheckpointNow(_)
+                    | Item::AckWhenDurable(_)
+                    | Item::Partition(_) => {
                         unreachable!(
                             "the decode stage decodes lines; a file asks for no checkpoint"
                         )

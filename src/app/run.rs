@@ -6,7 +6,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -16,10 +16,11 @@ use super::reload::Reloader;
 use super::{
     Failure, bound_restored_clock, engine_options, enricher, load_config, load_rules, open_state,
 };
-use crate::config::Source;
+use crate::config::{KafkaConfig, Source};
 use crate::engine::{self, Engine};
 use crate::event::{Admission, Clock};
 use crate::http::{self, Server};
+use crate::normalize::Format;
 use crate::outbox::Delivery;
 use crate::pipeline::Decoder;
 use crate::pipeline::Pipeline;
@@ -27,6 +28,8 @@ use crate::shared::{Shared, watch_signals};
 use crate::sink::{AlertFormat, Router, Routing, SinkKind};
 use crate::source::file::{self, FileSource};
 use crate::source::kafka::KafkaSource;
+use crate::source::kafka::repartition::{self, Repartitioner};
+use crate::source::kafka::scale_out::{self, Plan, Route};
 use crate::source::pull::{self, PullSource};
 use crate::source::{self, Batch, decoding, stdin};
 use crate::state::{self, CheckpointWriter, Guarded, StoreGuard};
@@ -135,6 +138,25 @@ pub fn run(
         servers.push(runtime.block_on(Server::start(addr, metrics, limits))?);
     }
 
+    // Scale-out: how events reach detection, and the key a rule reload must keep.
+    let route = match &cfg.source {
+        Source::Kafka(kafka) => match &kafka.scale_out {
+            Some(scale) => Some(
+                scale_out::plan(kafka, scale, &set.enabled())
+                    .map_err(|e| Failure::Invalid(vec![e]))?,
+            ),
+            None => None,
+        },
+        _ => None,
+    };
+    let scale_key = match (&route, &cfg.source) {
+        (Some(Route::Hop(plan)), _) => Some(plan.key.clone()),
+        (Some(Route::Direct), Source::Kafka(kafka)) => kafka
+            .scale_out
+            .as_ref()
+            .and_then(|scale| scale.input_key.clone()),
+        _ => None,
+    };
     let stop_source = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut join_on_stop = false;
     let (reader, origin) = match &cfg.source {
@@ -167,15 +189,33 @@ pub fn run(
             (thread::spawn(|| Ok(())), "http".to_string())
         }
         Source::Kafka(kafka) => {
-            let (source, durable) =
-                KafkaSource::start(kafka, decode, store.clone(), stop_source.clone(), tx)?;
-            let source = source.with_lag_metric(shared.metrics.source_lag.clone());
-            on_durable = Some(durable);
             join_on_stop = true;
-            (
-                thread::spawn(move || source.run().map_err(io::Error::other)),
-                format!("kafka {}", kafka.topics.join(",")),
-            )
+            match route.clone().unwrap_or(Route::Direct) {
+                Route::Direct => {
+                    let (source, durable) =
+                        KafkaSource::start(kafka, decode, store.clone(), stop_source.clone(), tx)?;
+                    let source = source.with_lag_metric(shared.metrics.source_lag.clone());
+                    on_durable = Some(durable);
+                    (
+                        thread::spawn(move || source.run().map_err(io::Error::other)),
+                        format!("kafka {}", kafka.topics.join(",")),
+                    )
+                }
+                Route::Hop(plan) => {
+                    let origin = format!("kafka {} via {}", kafka.topics.join(","), plan.topic);
+                    let (reader, durable) = start_hop(
+                        kafka,
+                        plan,
+                        decode,
+                        store.clone(),
+                        shared.clone(),
+                        stop_source.clone(),
+                        tx,
+                    )?;
+                    on_durable = Some(durable);
+                    (reader, origin)
+                }
+            }
         }
         Source::Pull(api) => {
             let resume = pull::stored_cursor(&*store, api)?;
@@ -206,10 +246,11 @@ pub fn run(
     let interval = Duration::from_millis(cfg.checkpoint_interval_ms as u64);
     let writer = CheckpointWriter::start(store.clone(), on_durable);
     let mut detector = Detector::new(pipeline, writer, shared.clone(), origin, interval)
-        .with_reloader(Reloader::new(
-            cfg.rules_dir.clone(),
-            engine_options(&cfg, &set),
-        ))
+        .with_reloader(match scale_key {
+            Some(key) => Reloader::new(cfg.rules_dir.clone(), engine_options(&cfg, &set))
+                .with_guard(Box::new(move |rules| scale_out::keeps(&key, rules))),
+            None => Reloader::new(cfg.rules_dir.clone(), engine_options(&cfg, &set)),
+        })
         .with_labels(source_kind(&cfg.source), cfg.format.as_str())
         .with_queue_capacity(queue);
     shared.metrics.rules_loaded.set(set.enabled().len() as i64);
@@ -273,6 +314,68 @@ pub fn run(
         guard.exit_now();
     }
     Ok(())
+}
+
+/// Scale-out with the repartition hop (`[source.scale_out]`): the input topic's source hands
+/// its events to the repartitioner, which produces them to the internal topic; detection
+/// reads that topic as a member of its own group, exactly as a single instance reads a topic
+/// keyed by what its rules group by. Returns the reader thread (it runs the three parts and
+/// ends with them) and the callback for the checkpoint writer.
+fn start_hop(
+    kafka: &KafkaConfig,
+    plan: Plan,
+    decode: Decoder,
+    store: Arc<dyn state::Store + Send + Sync>,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    tx: mpsc::SyncSender<Batch>,
+) -> Result<(thread::JoinHandle<io::Result<()>>, state::OnDurable), Failure> {
+    let scale = kafka
+        .scale_out
+        .as_ref()
+        .expect("a hop is planned from [source.scale_out]");
+    repartition::ensure_topic(kafka, scale, &plan)?;
+    tracing::info!(key = %plan.key_names(), topic = %plan.topic, group = %plan.task_group, "kafka: scale-out through the repartition topic");
+    let (hop_tx, hop_rx) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+    let (input, input_durable) =
+        KafkaSource::start(kafka, decode, store.clone(), stop.clone(), hop_tx)?;
+    let input = input
+        .tag_partitions()
+        .with_lag_metric(shared.metrics.source_lag.clone());
+    let forward = Repartitioner::new(kafka, plan.clone(), input_durable)?;
+    let mut tasks = kafka.clone();
+    tasks.topics = vec![plan.topic.clone()];
+    tasks.group_id = plan.task_group.clone();
+    tasks.dead_letter_topic = None;
+    tasks.scale_out = None;
+    // The hop forwards canonical events; the clock bound is judged again on arrival.
+    let forwarded = decode.with_format(Format::Native);
+    let (detect, durable) = KafkaSource::start(&tasks, forwarded, store, stop.clone(), tx)?;
+    let detect = detect
+        .forwarded()
+        .with_lag_metric(shared.metrics.source_lag.clone());
+    let reader = thread::spawn(move || {
+        let input = thread::spawn(move || input.run());
+        let forward = thread::spawn(move || {
+            let result = forward.run(hop_rx);
+            if let Err(e) = &result {
+                // Detection must not go on as if the input were read: stop the daemon.
+                tracing::error!(error = %e, "kafka: the repartition hop failed; stopping");
+                stop.store(true, Ordering::Relaxed);
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+            result
+        });
+        let detected = detect.run();
+        let forwarded = forward
+            .join()
+            .map_err(|_| io::Error::other("the repartition hop panicked"))?;
+        let read = input
+            .join()
+            .map_err(|_| io::Error::other("the input source panicked"))?;
+        detected.and(forwarded).and(read).map_err(io::Error::other)
+    });
+    Ok((reader, durable))
 }
 
 /// Raises the file-descriptor soft limit to the hard limit: each HTTP connection holds one, and

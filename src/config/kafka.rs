@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::event::Field;
 use crate::secret::{self, Secret};
 
 /// The consumer group when `group_id` is not given.
@@ -58,7 +59,29 @@ pub struct KafkaConfig {
     pub follow: bool,
     /// See [`DEFAULT_IDLE_PARTITION_MS`].
     pub idle_partition: Duration,
+    /// `[source.scale_out]`: several instances detecting exactly whatever the producer's key.
+    pub scale_out: Option<ScaleOut>,
 }
+
+/// `[source.scale_out]`: events are repartitioned by the key every loaded rule's groups agree
+/// on, through an internal topic named from the `group_id` (`source::kafka::scale_out`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScaleOut {
+    /// What the producer keys the input topic by, when it is a grouping of the events (for
+    /// example `["tenant", "username"]`); the hop is skipped when every rule's groups agree.
+    pub input_key: Option<Vec<Field>>,
+    /// Create the internal topic when it is missing (with the input's partition count).
+    pub create_topics: bool,
+    /// Replicas of a created internal topic.
+    pub replication_factor: i32,
+}
+
+/// `[source.scale_out] replication_factor`: three copies, Kafka's usual production choice, so
+/// losing one broker loses nothing the hop has acknowledged.
+pub const DEFAULT_REPLICATION_FACTOR: i32 = 3;
+
+/// The longest topic name Kafka accepts.
+const MAX_TOPIC_NAME: usize = 249;
 
 /// `[source.tls]`: TLS to the brokers; without `ca_file` the system's CAs are trusted.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,6 +118,15 @@ pub struct RawKafka {
     pub sasl: Option<RawKafkaSasl>,
     /// librdkafka settings; numbers and booleans are accepted as written.
     pub properties: Option<BTreeMap<String, toml::Value>>,
+    pub scale_out: Option<RawScaleOut>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScaleOut {
+    pub input_key: Option<Vec<String>>,
+    pub create_topics: Option<bool>,
+    pub replication_factor: Option<i32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +226,11 @@ pub fn kafka_source(raw: &RawKafka, error: &mut dyn FnMut(String)) -> Option<Kaf
             }
         },
     };
+    let follow = raw.follow.unwrap_or(true);
+    let scale_out = raw
+        .scale_out
+        .as_ref()
+        .and_then(|so| scale_out(so, &group_id, follow, &mut report));
     let config = KafkaConfig {
         brokers,
         topics,
@@ -202,10 +239,68 @@ pub fn kafka_source(raw: &RawKafka, error: &mut dyn FnMut(String)) -> Option<Kaf
         tls,
         sasl,
         properties,
-        follow: raw.follow.unwrap_or(true),
+        follow,
         idle_partition,
+        scale_out,
     };
     (errors == 0).then_some(config)
+}
+
+fn scale_out(
+    raw: &RawScaleOut,
+    group_id: &str,
+    follow: bool,
+    report: &mut dyn FnMut(String),
+) -> Option<ScaleOut> {
+    let at = "[source.scale_out]";
+    let mut ok = true;
+    // Internal topics are named from the group (`<group_id>-by-<key>-repartition`).
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if !group_id.chars().all(legal) || group_id.len() > MAX_TOPIC_NAME / 2 {
+        ok = false;
+        report(format!(
+            "{at} names its internal topic after group_id `{group_id}`, which must then be at most {} characters of a-z, A-Z, 0-9, '.', '_' and '-'",
+            MAX_TOPIC_NAME / 2
+        ));
+    }
+    if !follow {
+        ok = false;
+        report(format!(
+            "{at} needs `follow = true`: an instance cannot tell when the other instances have finished repartitioning, so it has no end to read to"
+        ));
+    }
+    let mut input_key = None;
+    if let Some(names) = &raw.input_key {
+        let mut fields = Vec::new();
+        for name in names {
+            match Field::parse_grouping(name) {
+                Ok(f) => fields.push(f),
+                Err(e) => {
+                    ok = false;
+                    report(format!("{at} input_key: {e}"));
+                }
+            }
+        }
+        if names.is_empty() {
+            ok = false;
+            report(format!(
+                "{at} input_key must name at least one field, like [\"tenant\", \"username\"]; leave it out when the producer's key is random or unknown"
+            ));
+        }
+        input_key = Some(fields);
+    }
+    let replication_factor = raw.replication_factor.unwrap_or(DEFAULT_REPLICATION_FACTOR);
+    if replication_factor < 1 {
+        ok = false;
+        report(format!(
+            "{at} replication_factor must be 1 or more, not {replication_factor}"
+        ));
+    }
+    ok.then(|| ScaleOut {
+        input_key,
+        create_topics: raw.create_topics.unwrap_or(true),
+        replication_factor,
+    })
 }
 
 fn existing_file(

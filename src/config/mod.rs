@@ -17,7 +17,10 @@ use crate::normalize::Format;
 pub use crate::secret::Secret;
 use crate::sink::{SinkConfig, SinkKind, StdoutConfig};
 pub use ingest::{DEFAULT_MAX_BODY_BYTES, DEFAULT_QUEUE_BATCHES, HttpIngest, HttpServer};
-pub use kafka::{DEFAULT_GROUP_ID, DEFAULT_IDLE_PARTITION_MS, KafkaConfig, KafkaSasl, KafkaTls};
+pub use kafka::{
+    DEFAULT_GROUP_ID, DEFAULT_IDLE_PARTITION_MS, DEFAULT_REPLICATION_FACTOR, KafkaConfig,
+    KafkaSasl, KafkaTls, ScaleOut,
+};
 pub use pull::{Provider, PullConfig};
 
 /// SPEC §5 defaults, used when there is no configuration file.

@@ -31,6 +31,10 @@ pub enum Item {
     Event(std::sync::Arc<Event>),
     /// A record the source decoded and found bad: why, where from (for the log), position.
     Bad(BadInput, String, u64),
+    /// Not a record: the records after it (up to the next such item or the batch's end) were
+    /// read from this partition of the input (`kafka::group::partition_id`). Only the Kafka
+    /// source in front of the repartition hop sends it; detection ignores it.
+    Partition(u64),
     /// Not a record: checkpoint once everything before it is processed and send back the
     /// checkpoint's sequence number. A Kafka revocation waits for that checkpoint to be
     /// durable (`state::OnDurable`) and commits its offsets before the rebalance completes.

@@ -236,7 +236,12 @@ path = "{alerts}"
     /// Starts `authwatch run` with the configuration `name`; its log goes to a file.
     fn spawn(&self, name: &str, follow: bool, extra_source: &str) -> Daemon {
         let cfg = self.config(name, follow, extra_source);
-        let mut command = Daemon::command(&cfg);
+        self.spawn_config(name, &cfg)
+    }
+
+    /// Starts `authwatch run` with the configuration file `cfg`; the log is named after `name`.
+    fn spawn_config(&self, name: &str, cfg: &Path) -> Daemon {
+        let mut command = Daemon::command(cfg);
         command
             .env("RUST_LOG", "info,librdkafka=warn")
             .stdin(Stdio::null())
@@ -260,8 +265,9 @@ path = "{alerts}"
         std::fs::read_to_string(self.log(name)).unwrap_or_default()
     }
 
-    /// The partitions `name` holds now, from its assignment and revocation log lines.
-    fn assignment(&self, name: &str) -> BTreeSet<i32> {
+    /// The partitions of `topic` that `name` holds now, from its assignment and revocation
+    /// log lines.
+    fn assignment_in(&self, name: &str, topic: &str) -> BTreeSet<i32> {
         let mut held = BTreeSet::new();
         for line in self.log_text(name).lines() {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -272,6 +278,7 @@ path = "{alerts}"
                     .as_str()
                     .unwrap_or_default()
                     .split_whitespace()
+                    .filter(|p| p.split_once('/').is_some_and(|(t, _)| t == topic))
                     .filter_map(|p| p.split(['/', '@']).nth(1)?.parse::<i32>().ok())
                     .collect::<Vec<_>>()
             };
@@ -290,9 +297,17 @@ path = "{alerts}"
 
     /// Waits until the members' assignments are exactly `want` (one set per member).
     fn await_assignment(&self, want: &[(&str, usize)], total: usize) {
+        self.await_assignment_in(&self.topic, want, total)
+    }
+
+    /// [`Setup::await_assignment`] for the partitions of `topic`.
+    fn await_assignment_in(&self, topic: &str, want: &[(&str, usize)], total: usize) {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let sets: Vec<BTreeSet<i32>> = want.iter().map(|(n, _)| self.assignment(n)).collect();
+            let sets: Vec<BTreeSet<i32>> = want
+                .iter()
+                .map(|(n, _)| self.assignment_in(n, topic))
+                .collect();
             let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
             let sizes_ok = want.iter().zip(&sets).all(|((_, min), s)| s.len() >= *min);
             let disjoint = sets.iter().map(BTreeSet::len).sum::<usize>() == union.len();
@@ -864,5 +879,255 @@ fn an_idle_partition_does_not_stall_detection() {
         fired,
         "the alert came although partition 1 is idle; log:\n{}",
         setup.log_text("idle")
+    );
+}
+
+/// Synthetic traffic over six tenants as JSON lines keyed at random (a producer that keys by
+/// session or not at all), and apart one marker per tenant an hour after the last event: with
+/// the repartition hop keyed by tenant, each marker moves its tenant's partition past the
+/// lateness. Returns the traffic, the markers and every line (for `replay`).
+fn traffic_keyed_at_random(
+    seed: u64,
+    n: usize,
+    partitions: i32,
+) -> (Vec<Record>, Vec<Record>, Vec<u8>) {
+    let now = chrono::Utc::now().timestamp_millis();
+    let tenants = 6;
+    let events = Traffic {
+        seed,
+        start_ms: now + 86_400_000,
+        users: 2_000,
+        tenants,
+        attack_every: 300,
+        ..Traffic::default()
+    }
+    .generate(n);
+    let mut records = Vec::new();
+    let mut lines = Vec::new();
+    let mut push = |i: usize, json: Vec<u8>| {
+        let key = format!(
+            "k{}",
+            authwatch::event::fingerprint(format!("{seed}/{i}").as_bytes())
+        );
+        records.push((
+            partition_of(&key, partitions),
+            key.into_bytes(),
+            json.clone(),
+        ));
+        lines.extend_from_slice(&json);
+        lines.push(b'\n');
+    };
+    for (i, e) in events.iter().enumerate() {
+        push(i, serde_json::to_vec(e).unwrap());
+    }
+    let last = events.last().map_or(now, |e| e.ts);
+    for t in 0..tenants {
+        let marker = format!(
+            r#"{{"ts":{},"type":"other","tenant":"tenant{t}","user":"marker-{seed}-{t}","username":"marker-{seed}-{t}"}}"#,
+            last + 3_600_000 + t as i64
+        );
+        push(n + t as usize, marker.into_bytes());
+    }
+    let markers = records.split_off(n);
+    (records, markers, lines)
+}
+
+/// Alert ids in the members' alert files: all of them, and the distinct ones.
+fn union_of(setup: &Setup, members: &[&str]) -> (Vec<String>, BTreeSet<String>) {
+    let ids: Vec<String> = members
+        .iter()
+        .flat_map(|m| ids_in(&setup.alerts(m)))
+        .collect();
+    let union = ids.iter().cloned().collect();
+    (ids, union)
+}
+
+/// Issue 12: three instances in one group, a topic keyed at random, the whole default pack
+/// (rules grouped by user, username, ip, ip/24, ASN, session and tenant alike): through the
+/// repartition hop (keyed by the tenant, which every rule groups by), their alerts together
+/// are exactly `replay`'s over the stream sorted by event time, each raised once.
+#[test]
+fn instances_scaled_out_raise_the_alerts_of_replay_whatever_the_producers_key() {
+    let Some(brokers) =
+        brokers("instances_scaled_out_raise_the_alerts_of_replay_whatever_the_producers_key")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(dir.path(), brokers, "scale", 6);
+    let internal = format!("{}-by-tenant-repartition", setup.group);
+    let scale = "[source.scale_out]\nreplication_factor = 1\n";
+    let members = ["a", "b", "c"];
+    let mut daemons: Vec<Daemon> = members
+        .iter()
+        .map(|m| setup.spawn(m, true, scale))
+        .collect();
+    // Both groups settle before anything is produced: a task moving between instances
+    // mid-stream would start its windows afresh (state that follows its partition is the
+    // next step of issue 12).
+    let want_split: Vec<(&str, usize)> = members.iter().map(|m| (*m, 1)).collect();
+    setup.await_assignment(&want_split, 6);
+    setup.await_assignment_in(&internal, &want_split, 6);
+    let (records, markers, lines) = traffic_keyed_at_random(41, 20_000, 6);
+    produce(&setup.brokers, &setup.topic, &records, "none");
+    // The markers go last, once the input group committed the traffic (which it does only
+    // after the repartition topic acknowledged it): one that overtook traffic in the hop would
+    // make it late.
+    let mut ends = BTreeMap::new();
+    advance_ends(&mut ends, 6, &records);
+    setup.await_committed(&ends, &members);
+    produce(&setup.brokers, &setup.topic, &markers, "none");
+    let want = replay_ids(dir.path(), &setup.rules, &lines);
+    assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
+    let deadline = Instant::now() + PATIENCE;
+    while union_of(&setup, &members).1 != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for d in &mut daemons {
+        sigterm(d);
+    }
+    let (ids, union) = union_of(&setup, &members);
+    let logs = || {
+        members
+            .iter()
+            .map(|m| setup.log_text(m))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        union == want,
+        "the instances together raise replay's alerts: missing {:?}, extra {:?}; logs:\n{}",
+        want.difference(&union).collect::<Vec<_>>(),
+        union.difference(&want).collect::<Vec<_>>(),
+        logs()
+    );
+    assert_eq!(ids.len(), union.len(), "no alert was raised twice");
+    // Order survived the hop: the input partitions interleaved in each partition of the
+    // repartition topic are merged back by event time, so nothing came later than the lateness.
+    let late: u64 = members
+        .iter()
+        .map(|m| stopped_total(&setup, m, "late"))
+        .sum();
+    assert_eq!(late, 0, "no event was late; logs:\n{}", logs());
+    // Detection was shared: the tenants' partitions are spread over the instances.
+    let detecting = members
+        .iter()
+        .filter(|m| events_counted(&setup, m) > 0)
+        .count();
+    assert!(
+        detecting >= 2,
+        "one instance detected everything; logs:\n{}",
+        logs()
+    );
+}
+
+/// `check` validates `[source.scale_out]` against the loaded rules without a broker (the
+/// address here has none), saying how events will flow, and collects every mistake.
+#[test]
+fn check_plans_the_scale_out_without_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |source: &str| {
+        let path = dir.path().join("scale.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[source]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9\"\ntopics = [\"auth\"]\n{source}\n[rules]\ndir = \"{}\"\n",
+                rules_dir().display()
+            ),
+        )
+        .unwrap();
+        authwatch(&["check", "--config", path.to_str().unwrap()], b"")
+    };
+    let out = check("group_id = \"aw\"\n[source.scale_out]\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("repartitioned by [tenant] through the topic aw-by-tenant-repartition (consumer group aw-by-tenant)"),
+        "{said}"
+    );
+    // A topic keyed by tenant already holds every group of the pack whole.
+    let out = check("[source.scale_out]\ninput_key = [\"tenant\"]\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("detection reads it directly"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = check(
+        "group_id = \"a group\"\nfollow = false\n[source.scale_out]\ninput_key = [\"tenat\"]\nreplication_factor = 0\n",
+    );
+    assert_eq!(out.status.code(), Some(78));
+    let err = stderr(&out);
+    for said in [
+        "internal topic after group_id `a group`",
+        "needs `follow = true`",
+        "input_key: unknown field `tenat`",
+        "replication_factor must be 1 or more",
+    ] {
+        assert!(err.contains(said), "{said}: {err}");
+    }
+}
+
+/// Where the cluster may not create topics (here: `create_topics = false`), the start is
+/// refused with the command that creates the repartition topic, with the input's partitions.
+#[test]
+fn a_missing_repartition_topic_is_refused_with_the_command_that_creates_it() {
+    let Some(brokers) =
+        brokers("a_missing_repartition_topic_is_refused_with_the_command_that_creates_it")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(dir.path(), brokers, "nocreate", 3);
+    let mut child = setup.spawn(
+        "refused",
+        true,
+        "[source.scale_out]\ncreate_topics = false\nreplication_factor = 1\n",
+    );
+    let status = wait_exit(&mut child, PATIENCE);
+    let log = setup.log_text("refused");
+    assert_eq!(status, Some(1), "{log}");
+    let command = format!(
+        "kafka-topics.sh --bootstrap-server {} --create --topic {}-by-tenant-repartition --partitions 3 --replication-factor 1",
+        setup.brokers, setup.group
+    );
+    assert!(log.contains(&command), "{command}\n{log}");
+}
+
+/// The repartition topic is keyed by what every rule groups by, so a reload whose rules no
+/// longer all group by it is refused, and the running rules stay.
+#[test]
+fn a_reload_that_needs_another_scale_out_key_is_refused() {
+    let Some(brokers) = brokers("a_reload_that_needs_another_scale_out_key_is_refused") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(dir.path(), brokers, "rekey", 2);
+    setup.rules = per_user_rules(dir.path());
+    let mut child = setup.spawn(
+        "rekey",
+        true,
+        "[source.scale_out]\nreplication_factor = 1\n",
+    );
+    let internal = format!("{}-by-tenant-repartition", setup.group);
+    setup.await_assignment_in(&internal, &[("rekey", 2)], 2);
+    std::fs::write(
+        setup.rules.join("per-ip.yaml"),
+        "id: per-ip\ntitle: Failures per address\nseverity: low\nkind: threshold\nmatch: {type: login.failure}\ngroup_by: [ip]\nwindow: 1m\nthreshold: 5\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let refused = loop {
+        let log = setup.log_text("rekey");
+        if log.contains("rules not reloaded") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "no reload was tried:\n{log}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    sigterm(&mut child);
+    assert!(
+        refused.contains("these rules do not group by the scale-out key [tenant] the running instances partition by: per-ip"),
+        "{refused}"
     );
 }

@@ -65,6 +65,9 @@ pub struct Coordinator {
     /// Bumped by every assignment and revocation: the poll loop then splits off the
     /// partitions' queues again (an assignment deactivates the queues split before it).
     pub generation: u64,
+    /// Precede records with `Item::Partition` naming where they were read (for the
+    /// repartition hop, which carries it on so detection can merge them back in order).
+    pub tag_partitions: bool,
 }
 
 impl GroupContext {
@@ -90,6 +93,7 @@ impl GroupContext {
                 topics: Vec::new(),
                 lag,
                 generation: 0,
+                tag_partitions: false,
             }),
         }
     }
@@ -394,6 +398,8 @@ impl Coordinator {
         let mut items = Vec::new();
         let mut next: BTreeMap<Tp, i64> = BTreeMap::new();
         let mut gone = false;
+        let tag_partitions = self.tag_partitions;
+        let mut from: Option<Tp> = None;
         let send = |items: &mut Vec<Item>, next: &mut BTreeMap<Tp, i64>| -> bool {
             let positions = std::mem::take(next)
                 .into_iter()
@@ -406,14 +412,20 @@ impl Coordinator {
         self.merge.release(
             now,
             |tp, next_fetch| at_end(consumer, tp, next_fetch),
-            |tp, entry| {
+            |tp, entry, resume| {
                 if gone {
                     return;
                 }
-                next.insert(tp.clone(), entry.resume_offset());
+                next.insert(tp.clone(), resume);
+                if tag_partitions && from.as_ref() != Some(tp) {
+                    items.push(Item::Partition(partition_id(tp)));
+                    from = Some(tp.clone());
+                }
                 items.push(entry.payload);
-                if items.len() >= BATCH_RECORDS && !send(&mut items, &mut next) {
-                    gone = true;
+                if items.len() >= BATCH_RECORDS {
+                    gone = !send(&mut items, &mut next);
+                    // The next batch names its partition again before its first record.
+                    from = None;
                 }
             },
         );
@@ -453,6 +465,12 @@ impl Coordinator {
     pub fn close_channel(&mut self) {
         self.tx = None;
     }
+}
+
+/// A partition's stable name in the repartition hop's header (never 0, which stands for a
+/// topic's own partition in the merge).
+pub fn partition_id(tp: &Tp) -> u64 {
+    crate::event::fingerprint(format!("{}/{}", tp.0, tp.1).as_bytes()).max(1)
 }
 
 /// The group's committed offsets for `tpl`'s partitions (empty on failure: the checkpoint

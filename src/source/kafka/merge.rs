@@ -11,6 +11,11 @@
 //! waited for, however long it takes. Messages without an event time (bad ones) leave as soon
 //! as they reach the head.
 //!
+//! Behind the repartition hop, a partition interleaves the input's partitions (each written
+//! by whichever instance reads it, at its own pace). Each is a sub-stream of the lane, merged
+//! by the same rule as partitions, so the order is the input's again; a topic's own partition
+//! is a single sub-stream.
+//!
 //! Memory is bounded: once [`MAX_HELD`] messages wait, the smallest head is released even if
 //! a lane is empty (the engine's lateness then absorbs the disorder). Partitions are not
 //! paused at the broker instead: librdkafka resumes a paused partition at the next offset to
@@ -37,6 +42,10 @@ pub struct Entry<T> {
     /// More events of the same message follow this one in its lane (a message holding several
     /// records, such as an Entra Event Hubs body).
     pub more_in_message: bool,
+    /// The sub-stream of the partition the message belongs to: 0 for a topic's own
+    /// partitions; behind the repartition hop, the input partition it was read from (each is
+    /// in its own order there, interleaved with the others in the repartition topic).
+    pub lane: u64,
     pub payload: T,
 }
 
@@ -54,9 +63,20 @@ impl<T> Entry<T> {
     }
 }
 
+/// One sub-stream of a partition: its messages in the order it wrote them.
+#[derive(Debug)]
+struct Sub<T> {
+    id: u64,
+    queue: VecDeque<Entry<T>>,
+    /// When a message of it last arrived.
+    last_seen: Instant,
+}
+
 #[derive(Debug)]
 struct Lane<T> {
-    queue: VecDeque<Entry<T>>,
+    /// One per sub-stream seen (a topic's own partition has one, 0); merged by event time
+    /// like partitions, so interleaved sub-streams come out in order.
+    subs: Vec<Sub<T>>,
     /// When a message last arrived (or the partition was assigned).
     last_seen: Instant,
     /// The offset after the last message received, when known: the partition is at its end
@@ -90,7 +110,7 @@ impl<T> Merge<T> {
         self.lanes.insert(
             tp,
             Lane {
-                queue: VecDeque::new(),
+                subs: Vec::new(),
                 last_seen: now,
                 next_fetch: start,
                 released: start,
@@ -102,7 +122,7 @@ impl<T> Merge<T> {
     /// reads it again from the checkpointed offset.
     pub fn remove(&mut self, tp: &Tp) {
         if let Some(lane) = self.lanes.remove(tp) {
-            self.held -= lane.queue.len();
+            self.held -= lane.subs.iter().map(|s| s.queue.len()).sum::<usize>();
         }
     }
 
@@ -113,31 +133,58 @@ impl<T> Merge<T> {
         };
         lane.last_seen = now;
         lane.next_fetch = Some(entry.offset + 1);
-        lane.queue.push_back(entry);
+        let at = match lane.subs.iter().position(|s| s.id == entry.lane) {
+            Some(at) => at,
+            None => {
+                lane.subs.push(Sub {
+                    id: entry.lane,
+                    queue: VecDeque::new(),
+                    last_seen: now,
+                });
+                lane.subs.len() - 1
+            }
+        };
+        let sub = &mut lane.subs[at];
+        sub.last_seen = now;
+        sub.queue.push_back(entry);
         self.held += 1;
         true
     }
 
     /// Releases messages in event-time order for as long as no lane may still deliver an
     /// earlier one. `at_end(tp, next_fetch)` says whether a partition has nothing more to
-    /// fetch right now.
+    /// fetch right now. `out` receives each message with the offset its partition resumes at
+    /// once it is handed on: the earliest offset still held (sub-streams leave out of offset
+    /// order), or the offset after the last message received.
     pub fn release(
         &mut self,
         now: Instant,
         mut at_end: impl FnMut(&Tp, Option<i64>) -> Option<bool>,
-        mut out: impl FnMut(&Tp, Entry<T>),
+        mut out: impl FnMut(&Tp, Entry<T>, i64),
     ) {
         let idle_after = self.idle_after;
+        // A sub-stream with nothing waiting holds the rest back while its partition is known
+        // to hold more, or until it has been silent for the timeout; a partition that has
+        // delivered nothing yet is one such sub-stream.
         let waits =
             |tp: &Tp, lane: &Lane<T>, at_end: &mut dyn FnMut(&Tp, Option<i64>) -> Option<bool>| {
-                // One known to hold more is behind, not idle, and is waited for; one at its end
-                // (or that cannot tell) is waited for until it has been silent for the timeout.
-                lane.queue.is_empty()
-                    && (at_end(tp, lane.next_fetch) == Some(false)
-                        || now.duration_since(lane.last_seen) < idle_after)
+                let recent = |seen: Instant| now.duration_since(seen) < idle_after;
+                let behind = |at_end: &mut dyn FnMut(&Tp, Option<i64>) -> Option<bool>| {
+                    at_end(tp, lane.next_fetch) == Some(false)
+                };
+                match lane.subs.as_slice() {
+                    [] => recent(lane.last_seen) || behind(at_end),
+                    [one] => one.queue.is_empty() && (recent(one.last_seen) || behind(at_end)),
+                    // Sub-streams are waited for while they are not silent, whatever the
+                    // partition holds: reading it goes on only while the shortest of those is
+                    // short, so waiting for a silent one could wait for good.
+                    many => many
+                        .iter()
+                        .any(|s| s.queue.is_empty() && recent(s.last_seen)),
+                }
             };
-        // Once a lane waits it stays empty (nothing arrives during a release), so the
-        // answer only changes when a lane empties.
+        // Once a sub-stream waits it stays empty (nothing arrives during a release), so the
+        // answer only changes when one empties.
         let mut blocked = self
             .lanes
             .iter()
@@ -146,26 +193,37 @@ impl<T> Merge<T> {
             if blocked && self.held < MAX_HELD {
                 return;
             }
-            let mut best: Option<(&Tp, i64)> = None;
+            let mut best: Option<(&Tp, usize, i64)> = None;
             for (tp, lane) in &self.lanes {
-                if let Some(head) = lane.queue.front() {
-                    let key = head.ts.unwrap_or(i64::MIN);
-                    if best.is_none_or(|(_, k)| key < k) {
-                        best = Some((tp, key));
+                for (at, sub) in lane.subs.iter().enumerate() {
+                    if let Some(head) = sub.queue.front() {
+                        let key = head.ts.unwrap_or(i64::MIN);
+                        if best.is_none_or(|(_, _, k)| key < k) {
+                            best = Some((tp, at, key));
+                        }
                     }
                 }
             }
-            let Some((tp, _)) = best else { return };
+            let Some((tp, at, _)) = best else { return };
             let tp = tp.clone();
             let lane = self.lanes.get_mut(&tp).expect("the lane was just found");
-            let entry = lane.queue.pop_front().expect("the lane has a head");
-            lane.released = Some(entry.resume_offset());
+            let entry = lane.subs[at]
+                .queue
+                .pop_front()
+                .expect("the sub-stream has a head");
+            let resume = lane
+                .subs
+                .iter()
+                .filter_map(|s| s.queue.front().map(|h| h.offset))
+                .min()
+                .unwrap_or_else(|| lane.next_fetch.unwrap_or(entry.resume_offset()));
+            lane.released = Some(resume);
             if blocked {
                 self.forced += 1;
             }
             self.held -= 1;
-            let emptied = lane.queue.is_empty();
-            out(&tp, entry);
+            let emptied = lane.subs[at].queue.is_empty();
+            out(&tp, entry, resume);
             if emptied && waits(&tp, &self.lanes[&tp], &mut at_end) {
                 blocked = true;
             }
@@ -179,7 +237,27 @@ impl<T> Merge<T> {
 
     /// Messages waiting in one partition's lane (0 when it is not assigned).
     pub fn queued(&self, tp: &Tp) -> usize {
-        self.lanes.get(tp).map_or(0, |l| l.queue.len())
+        self.lanes
+            .get(tp)
+            .map_or(0, |l| l.subs.iter().map(|s| s.queue.len()).sum())
+    }
+
+    /// Messages waiting in the partition's shortest sub-stream that is not silent (a partition
+    /// of one sub-stream: all it holds). Reading a partition goes on while this is short: the
+    /// messages a late sub-stream needs may be behind many of another's.
+    pub fn queued_shortest(&self, tp: &Tp, now: Instant) -> usize {
+        let Some(lane) = self.lanes.get(tp) else {
+            return 0;
+        };
+        if lane.subs.len() <= 1 {
+            return self.queued(tp);
+        }
+        lane.subs
+            .iter()
+            .filter(|s| now.duration_since(s.last_seen) < self.idle_after)
+            .map(|s| s.queue.len())
+            .min()
+            .unwrap_or_else(|| self.queued(tp))
     }
 
     /// Messages held across lanes.
@@ -227,6 +305,7 @@ mod tests {
             ts,
             offset,
             more_in_message: false,
+            lane: 0,
             payload: ts.unwrap_or(-1),
         }
     }
@@ -236,7 +315,7 @@ mod tests {
         m.release(
             now,
             |tp, _| ends.contains(&tp.1).then_some(true),
-            |tp, e| out.push((tp.1, e.payload)),
+            |tp, e, _| out.push((tp.1, e.payload)),
         );
         out
     }
@@ -292,7 +371,7 @@ mod tests {
         m.release(
             start + Duration::from_secs(60),
             |tp, _| Some(tp.1 == 0),
-            |_, e| out.push(e.payload),
+            |_, e, _| out.push(e.payload),
         );
         assert!(out.is_empty());
     }
@@ -336,11 +415,49 @@ mod tests {
         m.release(
             now,
             |_, _| Some(true),
-            |_, e| resume.push(e.resume_offset()),
+            |_, e, at| {
+                assert_eq!(at, e.resume_offset());
+                resume.push(at)
+            },
         );
         assert_eq!(resume, [7, 7, 8, 9]);
         let positions: Vec<_> = m.partitions().map(|(_, _, r)| r).collect();
         assert_eq!(positions, [Some(9)]);
+    }
+
+    /// Behind the repartition hop a partition interleaves the input's partitions, each in its
+    /// own order: they are merged back by event time, an empty one waits until it is silent,
+    /// and the partition resumes at the earliest offset still held.
+    #[test]
+    fn sub_streams_of_a_partition_merge_by_event_time() {
+        let now = Instant::now();
+        let mut m = Merge::new(Duration::from_secs(1));
+        m.add(tp(0), Some(0), now);
+        let sub = |lane, ts, offset| Entry {
+            lane,
+            ..entry(Some(ts), offset)
+        };
+        // Input partition 1 ran ahead of input partition 2 into the repartition topic.
+        for (offset, ts) in [10, 20, 30, 40].into_iter().enumerate() {
+            m.push(&tp(0), sub(1, ts, offset as i64), now);
+        }
+        m.push(&tp(0), sub(2, 15, 4), now);
+        let release = |m: &mut Merge<i64>, at| {
+            let mut out = Vec::new();
+            m.release(
+                at,
+                |_, _| None,
+                |_, e, resume| out.push((e.payload, resume)),
+            );
+            out
+        };
+        // 10 and 15 leave; 20 waits for input partition 2, which is empty but not silent.
+        assert_eq!(release(&mut m, now), [(10, 1), (15, 1)]);
+        m.push(&tp(0), sub(2, 35, 5), now);
+        assert_eq!(release(&mut m, now), [(20, 2), (30, 3), (35, 3)]);
+        // Input partition 2 falls silent: the rest leaves, and the partition resumes after it.
+        assert_eq!(release(&mut m, now + Duration::from_secs(1)), [(40, 6)]);
+        assert_eq!(m.held(), 0);
     }
 
     #[test]

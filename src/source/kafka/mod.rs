@@ -21,6 +21,8 @@
 //! | `offsets.rs` | partition positions in the state store; the durable-checkpoint channel |
 //! | `dead_letter.rs` | bad messages to the dead-letter topic |
 //! | `lag.rs` | consumer lag per partition, shared with metrics |
+//! | `scale_out.rs` | the repartition key the loaded rules need, the internal topic and group |
+//! | `repartition.rs` | the hop: events produced to the internal topic, input offsets committed once acknowledged |
 
 pub mod dead_letter;
 mod group;
@@ -28,6 +30,8 @@ pub mod lag;
 mod log;
 pub mod merge;
 pub mod offsets;
+pub mod repartition;
+pub mod scale_out;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,7 +45,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::Message;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Headers};
 
 use self::dead_letter::DeadLetters;
 use self::group::GroupContext;
@@ -75,6 +79,13 @@ const LAST_CHECKPOINT_WAIT: Duration = Duration::from_secs(30);
 /// Consumer errors logged one by one before they are only counted.
 const ERRORS_LOGGED: u64 = 20;
 
+/// A number the repartition hop put in a message's header.
+fn forwarded_u64(message: &BorrowedMessage<'_>, name: &str) -> Option<u64> {
+    let headers = message.headers()?;
+    let header = headers.iter().find(|h| h.key == name)?;
+    Some(u64::from_be_bytes(header.value?.try_into().ok()?))
+}
+
 /// Consumer errors seen (a broker down, a partition gone): logged, the first few one by one.
 #[derive(Default)]
 struct ConsumerErrors(u64);
@@ -98,6 +109,9 @@ pub struct KafkaSource {
     lag: Arc<ConsumerLag>,
     /// `authwatch_source_lag{topic, partition}`, when the daemon exports metrics.
     lag_metric: Option<Family<Labels, Gauge>>,
+    /// Events come from the repartition hop, which carries each one's fingerprint in a
+    /// header (the forwarded bytes are not the ones it was computed from).
+    forwarded: bool,
 }
 
 impl KafkaSource {
@@ -145,6 +159,7 @@ impl KafkaSource {
                 stop,
                 lag,
                 lag_metric: None,
+                forwarded: false,
             },
             on_durable,
         ))
@@ -153,6 +168,20 @@ impl KafkaSource {
     /// Publishes the lag per partition into this gauge family as it is refreshed.
     pub fn with_lag_metric(mut self, family: Family<Labels, Gauge>) -> Self {
         self.lag_metric = Some(family);
+        self
+    }
+
+    /// Reads the events' fingerprints and input partitions from the repartition hop's
+    /// headers.
+    pub fn forwarded(mut self) -> Self {
+        self.forwarded = true;
+        self
+    }
+
+    /// Names, before the records it hands on, the partition they were read from
+    /// (`Item::Partition`), for the repartition hop.
+    pub fn tag_partitions(self) -> Self {
+        self.consumer.context().lock().tag_partitions = true;
         self
     }
 
@@ -296,7 +325,12 @@ impl KafkaSource {
         let mut received = 0;
         let mut entries = Vec::new();
         for (tp, queue) in queues {
-            let queued = self.consumer.context().lock().merge.queued(tp);
+            let queued = self
+                .consumer
+                .context()
+                .lock()
+                .merge
+                .queued_shortest(tp, Instant::now());
             // Decoded without the lock, queued under one lock per partition and round.
             for _ in queued..LANE_TARGET {
                 match queue.poll(Duration::ZERO) {
@@ -345,9 +379,24 @@ impl KafkaSource {
         let origin = || format!("kafka {}/{}", message.topic(), message.partition());
         let first = entries.len();
         let mut dead_lettered = false;
+        // Behind the hop, a partition interleaves the input's partitions: each is merged
+        // back as a sub-stream of its own.
+        let lane = if self.forwarded {
+            forwarded_u64(message, repartition::HEADER_PARTITION).unwrap_or(0)
+        } else {
+            0
+        };
         self.decode.decode_each(payload, |decoded| {
             let (ts, payload) = match decoded {
-                Ok(event) => (Some(event.ts), Item::Event(Arc::new(event))),
+                Ok(mut event) => {
+                    if self.forwarded
+                        && let Some(fingerprint) =
+                            forwarded_u64(message, repartition::HEADER_FINGERPRINT)
+                    {
+                        event.fingerprint = fingerprint;
+                    }
+                    (Some(event.ts), Item::Event(Arc::new(event)))
+                }
                 Err(bad) => {
                     if let Some(dead) = self.dead.as_ref().filter(|_| !dead_lettered) {
                         dead.send(message, &bad);
@@ -360,6 +409,7 @@ impl KafkaSource {
                 ts,
                 offset,
                 more_in_message: true,
+                lane,
                 payload,
             });
         });
