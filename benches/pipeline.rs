@@ -270,7 +270,7 @@ fn okta_lines(n: usize) -> Vec<Vec<u8>> {
 
 /// The engine with the pack alone, and with 80 Sigma rules (and 8 correlations) beside it:
 /// on canonical events, and on Okta records normalised with their record kept for Sigma.
-/// `one_rule/*`: one native `match` against the Sigma selection that says the same.
+/// `one_rule/*`: one native `match` against the Sigma selection that says the same, in one run.
 fn sigma(c: &mut Criterion) {
     let events = Traffic::default().generate(EVENTS);
     let options = EngineOptions::default();
@@ -332,6 +332,15 @@ fn sigma(c: &mut Criterion) {
     };
     group.bench_function("okta_pack", |b| okta(b, &pack_rules));
     group.bench_function("okta_pack_and_80_sigma", |b| okta(b, &okta_sigma));
+    // SigmaHQ's identity rules, where a checkout's folders were copied (their licence keeps
+    // them out of this repository): `SIGMAHQ_RULES=/tmp/sigmahq-identity cargo bench sigma/`.
+    if let Some(dir) = std::env::var_os("SIGMAHQ_RULES") {
+        let mut rules = pack();
+        let hq = rule::load_dir(Path::new(&dir)).expect("the SigmaHQ rules load");
+        rules.extend(hq.enabled());
+        group.bench_function("okta_pack_and_sigmahq", |b| okta(b, &rules));
+        group.bench_function("engine_pack_and_sigmahq", |b| run(b, &rules));
+    }
     group.finish();
 }
 

@@ -36,13 +36,34 @@ pub fn check(rules: Option<&Path>, config: Option<&Path>, strict: bool) -> Resul
                 }
             }
             let formats = configured_formats(&cfg);
+            let sigma = |r: &&rule::Rule| r.enabled && r.sigma.is_some();
+            let part = |r: &rule::Rule| r.sigma.clone().expect("filtered");
+            // Two kinds of idle: a logsource authwatch has no normaliser for (OneLogin, Duo)
+            // idles under any configuration; one for a format not configured here would not.
+            let unread: Vec<&str> = set
+                .rules
+                .iter()
+                .filter(sigma)
+                .filter(|r| part(r).starved(None, &set.rules))
+                .map(|r| r.id.as_str())
+                .collect();
             let idle: Vec<&str> = set
                 .rules
                 .iter()
-                .filter(|r| r.enabled)
-                .filter(|r| r.sigma.as_ref().is_some_and(|s| s.idle_for(&formats)))
+                .filter(sigma)
+                .filter(|r| {
+                    !part(r).starved(None, &set.rules)
+                        && part(r).starved(Some(&formats), &set.rules)
+                })
                 .map(|r| r.id.as_str())
                 .collect();
+            if !unread.is_empty() {
+                println!(
+                    "{} Sigma rules idle (their logsource is no format authwatch reads): {}",
+                    unread.len(),
+                    unread.join(", ")
+                );
+            }
             if !idle.is_empty() {
                 let names: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();
                 println!(

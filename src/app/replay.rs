@@ -2,7 +2,7 @@
 //! (and a progress bar when stderr is a terminal).
 
 use std::fs::File;
-use std::io::{self, BufReader, IsTerminal, Read};
+use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,8 +27,6 @@ use crate::state::{self, Store};
 
 /// Progress is redrawn every this many records (drawing per line would cost more than parsing).
 const PROGRESS_EVERY: u64 = 4096;
-/// Bytes read from an input at once.
-const READ_BUFFER: usize = 1 << 20;
 /// Batches between the reader, the decode stage and detection (each up to `BATCH_RECORDS`).
 const BATCHES_IN_FLIGHT: usize = 4;
 
@@ -136,9 +134,7 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
             read: read.clone(),
         };
         let (tx, lines) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
-        let reader = thread::spawn(move || {
-            stdin::read_batches(BufReader::with_capacity(READ_BUFFER, counted), tx)
-        });
+        let reader = thread::spawn(move || stdin::read_batches(counted, tx));
         let (batches, _) = decoding::start(
             decode,
             name.clone(),

@@ -3,7 +3,7 @@
 //! source on its own thread, and detection on this thread until the input ends or a signal
 //! stops it.
 
-use std::io::{self, BufReader};
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -177,8 +177,7 @@ pub fn run(
     let mut join_on_stop = false;
     let (reader, origin) = match &cfg.source {
         Source::Stdin => {
-            let reader =
-                thread::spawn(move || stdin::read_batches(BufReader::new(io::stdin().lock()), tx));
+            let reader = thread::spawn(move || stdin::read_batches(io::stdin().lock(), tx));
             (reader, "stdin".to_string())
         }
         Source::File {

@@ -17,8 +17,9 @@ pub struct Dedup {
     seen: HashMap<u64, i64>,
     order: VecDeque<(i64, u64)>,
     max_ts: i64,
-    /// Ids first seen since the last checkpoint.
-    fresh: Vec<(i64, u64)>,
+    /// `remembered` at the last checkpoint: the ids first seen since are the tail of
+    /// `order` (those still remembered), so they need no list of their own.
+    checkpointed: u64,
     /// Stored segments, oldest first: number, newest time, and how many ids had been
     /// remembered in all (`remembered`) once its last one was.
     segments: VecDeque<Segment>,
@@ -46,7 +47,6 @@ impl Dedup {
         self.seen.insert(hash, ts);
         self.order.push_back((ts, hash));
         self.remembered += 1;
-        self.fresh.push((ts, hash));
         self.expire();
         false
     }
@@ -62,9 +62,12 @@ impl Dedup {
     /// Writes the ids seen since the last checkpoint as one segment, and deletes segments
     /// that are entirely past the horizon.
     pub fn checkpoint(&mut self, prefix: &[u8], out: &mut StateWrites) {
-        if !self.fresh.is_empty() {
+        // `order` holds ids `forgotten..remembered`; those from `checkpointed` on are new.
+        let first_fresh = self.checkpointed.saturating_sub(self.forgotten) as usize;
+        self.checkpointed = self.remembered;
+        if first_fresh < self.order.len() {
             let number = self.segments.back().map_or(0, |s| s.number + 1);
-            let fresh = std::mem::take(&mut self.fresh);
+            let fresh: Vec<(i64, u64)> = self.order.range(first_fresh..).copied().collect();
             let newest = fresh.iter().map(|&(ts, _)| ts).max().unwrap_or(i64::MIN);
             let key = [prefix, &number.to_be_bytes()].concat();
             // Packed on the checkpoint writer's thread: a busy second holds a million ids.
@@ -122,6 +125,7 @@ impl Dedup {
             newest,
             end: self.remembered,
         });
+        self.checkpointed = self.remembered;
         self.expire();
         Ok(())
     }
@@ -166,6 +170,41 @@ mod tests {
         }
         assert!(again.is_duplicate("a", 3));
         assert!(!again.is_duplicate("b", 3));
+    }
+
+    #[test]
+    fn each_segment_holds_the_ids_first_seen_since_the_last_checkpoint_and_no_others() {
+        let ids_in = |w: &mut StateWrites| {
+            w.resolve();
+            w.puts.iter().map(|(_, v)| v.len() / 16).collect::<Vec<_>>()
+        };
+        let mut d = Dedup::default();
+        d.is_duplicate("a", 1);
+        let mut w = StateWrites::default();
+        d.checkpoint(b"d/", &mut w);
+        assert_eq!(ids_in(&mut w), [1]);
+        d.is_duplicate("a", 2);
+        d.is_duplicate("b", 2);
+        d.is_duplicate("c", 3);
+        let mut w = StateWrites::default();
+        d.checkpoint(b"d/", &mut w);
+        assert_eq!(ids_in(&mut w), [2], "b and c, not a again");
+        let mut w = StateWrites::default();
+        d.checkpoint(b"d/", &mut w);
+        assert_eq!(
+            ids_in(&mut w),
+            Vec::<usize>::new(),
+            "nothing new, no segment"
+        );
+        // Restored ids are not new: the next checkpoint writes only what follows them.
+        let mut again = Dedup::default();
+        again
+            .restore_segment(&0u64.to_be_bytes(), &[0; 32])
+            .unwrap();
+        again.is_duplicate("d", 4);
+        let mut w = StateWrites::default();
+        again.checkpoint(b"d/", &mut w);
+        assert_eq!(ids_in(&mut w), [1]);
     }
 
     #[test]

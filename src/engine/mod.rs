@@ -281,7 +281,8 @@ impl Engine {
         let sigma = crate::rule::sigma::Stage::new(rules.iter().map(|l| &l.rule));
         let mut sigma_rules = Vec::new();
         for (i, live) in rules.iter().enumerate() {
-            if live.rule.sigma.is_some() {
+            // A direct Sigma rule is found by type like a native one.
+            if live.rule.sigma.as_ref().is_some_and(|s| !s.direct) {
                 sigma_rules.push(i);
                 continue;
             }

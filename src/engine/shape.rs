@@ -99,6 +99,7 @@ fn matcher(m: &Matcher) -> Value {
         Matcher::All(parts) => json!({"all": parts.iter().map(matcher).collect::<Vec<_>>()}),
         Matcher::Any(parts) => json!({"any": parts.iter().map(matcher).collect::<Vec<_>>()}),
         Matcher::Not(inner) => json!({"not": matcher(inner)}),
+        Matcher::Predicate(p) => json!({"predicate": p.shape()}),
         Matcher::Cond(field, op) => {
             let (name, value) = operator(op);
             json!({"field": field.to_string(), "op": name, "value": value})

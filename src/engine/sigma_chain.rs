@@ -53,6 +53,7 @@ mod tests {
     use crate::engine::{Alert, Engine, EngineOptions};
     use crate::event::{Event, EventType};
     use crate::normalize::{Format, normalize};
+    use crate::rule::matcher::Matcher;
 
     fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, crate::rule::RuleSet) {
         let dir = tempfile::tempdir().unwrap();
@@ -371,6 +372,89 @@ correlation:
             alerts.len(),
             2,
             "three failures counted by the new detection"
+        );
+    }
+
+    const CANONICAL: &str = "\
+title: Denied pushes
+name: denied_push
+logsource: {product: authwatch}
+detection:
+  selection:
+    type: [mfa.failure, MFA.Deny]
+    reason|contains: denied
+  filter:
+    username|endswith: '@test.example'
+  condition: selection and not filter
+";
+
+    fn push(ts: i64, user: &str, reason: &str) -> Event {
+        let mut e = Event::new(ts, EventType::MfaFailure);
+        e.username = Some(user.into());
+        e.reason = Some(reason.into());
+        e
+    }
+
+    #[test]
+    fn a_canonical_rule_nothing_counts_is_its_own_filter_and_marks_nothing() {
+        let (_d, set) = load(&[("push.yml", CANONICAL)]);
+        let rules = set.enabled();
+        let rule = &rules[0];
+        assert!(rule.sigma.as_ref().unwrap().direct);
+        assert!(matches!(rule.filter, Matcher::Predicate(_)));
+        // Indexed by the types it pins (a value that is no type is left out), as native rules.
+        assert_eq!(
+            rule.filter.possible_types(),
+            Some(vec![EventType::MfaFailure])
+        );
+        let options = EngineOptions {
+            lateness_ms: 0,
+            ..EngineOptions::default()
+        };
+        let mut engine = Engine::new(rules, &options);
+        assert!(engine.sigma.is_none(), "no detection left to mark");
+        let mut alerts = Vec::new();
+        engine.process(push(1_000, "a@x.io", "mfa_denied"), &mut alerts);
+        engine.process(push(2_000, "b@test.example", "mfa_denied"), &mut alerts);
+        engine.process(push(3_000, "c@x.io", "timeout"), &mut alerts);
+        engine.flush(&mut alerts);
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        assert_eq!(alerts[0].rule, "denied_push");
+        assert_eq!(alerts[0].summary, "mfa.failure for all events");
+        assert!(alerts[0].evidence[0].attrs.is_none(), "no mark written");
+    }
+
+    #[test]
+    fn a_canonical_rule_a_correlation_counts_still_marks() {
+        let corr = "\
+title: Many denied pushes
+name: many_denied
+correlation:
+  type: event_count
+  rules: [denied_push]
+  group-by: [username]
+  timespan: 10m
+  condition: {gte: 2}
+";
+        let (_d, set) = load(&[("push.yml", CANONICAL), ("corr.yml", corr)]);
+        let all = set.enabled();
+        let base = set.rules.iter().find(|r| r.id == "denied_push").unwrap();
+        assert!(!base.sigma.as_ref().unwrap().direct);
+        let options = EngineOptions {
+            lateness_ms: 0,
+            ..EngineOptions::default()
+        };
+        let mut engine = Engine::new(all, &options);
+        let mut alerts = Vec::new();
+        engine.process(push(1_000, "a@x.io", "mfa_denied"), &mut alerts);
+        engine.process(push(2_000, "a@x.io", "mfa_denied"), &mut alerts);
+        engine.flush(&mut alerts);
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        assert_eq!(alerts[0].rule, "many_denied");
+        let marks = alerts[0].evidence[1].attrs.as_ref().unwrap();
+        assert!(
+            marks["sigma"]["rules"].get("denied_push").is_some(),
+            "{marks:?}"
         );
     }
 }

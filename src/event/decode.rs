@@ -97,7 +97,14 @@ pub fn decode_line(line: &[u8]) -> Result<Event, BadInput> {
         }
         _ => {}
     }
-    let mut event: Event = serde_json::from_slice(line).map_err(classify)?;
+    // The line's UTF-8 is checked once, whole (a fast pass over ASCII), so that serde_json
+    // need not check each string again; a line that fails is parsed as bytes, for the same
+    // error and message as ever.
+    let parsed = match std::str::from_utf8(line) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(line),
+    };
+    let mut event: Event = parsed.map_err(classify)?;
     event.fingerprint = fingerprint(line);
     Ok(event)
 }

@@ -1,6 +1,7 @@
 //! Match conditions: compiled from a rule's `match:` map, evaluated against events.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use regex::Regex;
@@ -19,6 +20,18 @@ pub enum Matcher {
     /// The part must not hold (`not:`).
     Not(Box<Matcher>),
     Cond(Field, Op),
+    /// A test compiled elsewhere, run as is.
+    Predicate(Arc<dyn Predicate>),
+}
+
+/// A test compiled outside this module: a Sigma detection that reads the canonical event is
+/// run where its rule is, as a native `match` would be, so the event needs no mark.
+pub trait Predicate: std::fmt::Debug + Send + Sync {
+    fn holds(&self, e: &Event) -> bool;
+    /// The event types it can hold for, when it pins them (rules are indexed by type).
+    fn possible_types(&self) -> Option<Vec<EventType>>;
+    /// What names the test in a rule's shape: a changed test is a changed rule.
+    fn shape(&self) -> String;
 }
 
 /// One operator applied to one field.
@@ -67,14 +80,17 @@ impl Matcher {
             Matcher::Any(parts) => parts.iter().any(|m| m.matches(e)),
             Matcher::Not(inner) => !inner.matches(e),
             Matcher::Cond(field, op) => op.holds(field.get(e)),
+            Matcher::Predicate(p) => p.holds(e),
         }
     }
 
     /// The event types this matcher can accept, when its top level pins `type` down.
     /// Used to index rules by type so that an event is only offered to rules that can want it.
     pub fn possible_types(&self) -> Option<Vec<EventType>> {
-        let Matcher::All(parts) = self else {
-            return None;
+        let parts = match self {
+            Matcher::All(parts) => parts,
+            Matcher::Predicate(p) => return p.possible_types(),
+            _ => return None,
         };
         parts.iter().find_map(|part| match part {
             Matcher::Cond(Field::Type, Op::Eq(Literal::Str(t))) => {

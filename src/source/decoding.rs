@@ -121,7 +121,7 @@ mod tests {
 
     fn line(ts: i64, user: &str) -> Item {
         let json = format!(r#"{{"ts":{ts},"type":"login.failure","username":"{user}"}}"#);
-        Item::Line(json.into_bytes(), ts as u64)
+        Item::Line(json.into_bytes().into(), ts as u64)
     }
 
     /// What comes out, as (user or bad line number) per item, batch by batch.
@@ -152,8 +152,8 @@ mod tests {
                 for b in 0..50_i64 {
                     let items = vec![
                         line(b * 10 + 1, &format!("u{b}a")),
-                        Item::Line(b"  ".to_vec(), 0),
-                        Item::Line(b"{oops".to_vec(), (b * 10 + 2) as u64),
+                        Item::Line(b"  ".to_vec().into(), 0),
+                        Item::Line(b"{oops".to_vec().into(), (b * 10 + 2) as u64),
                         Item::TooLong(9, 3),
                         line(b * 10 + 4, &format!("u{b}b")),
                     ];
@@ -181,7 +181,7 @@ mod tests {
         let decoder = Decoder::new(Format::Native, Admission::default());
         let auth0 = br#"{"date":"2024-01-01T00:00:00Z","type":"slo","user_name":"ann"}"#;
         let batch = Batch {
-            items: vec![Item::Line(auth0.to_vec(), 1)],
+            items: vec![Item::Line(auth0.to_vec().into(), 1)],
             positions: vec![(b"k".to_vec(), b"v".to_vec())],
             format: Some(Format::Auth0),
         };

@@ -6,7 +6,7 @@
 //! again after a rotation while the daemon was stopped.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
-use super::{Batch, FilePosition, Item};
-use crate::event::decode::MAX_EVENT_BYTES;
+use super::lines::{Lines, Piece};
+use super::{BATCH_RECORDS, Batch, FilePosition, Item};
 use crate::state::{self, StateError, Store};
 
 /// The state-store name of the file source's position.
@@ -23,7 +23,6 @@ const POSITION_NAME: &str = "file";
 
 /// How often a followed file at its end is checked for growth, rotation or truncation.
 const POLL: Duration = Duration::from_millis(200);
-const READ_CHUNK: usize = 1 << 16;
 /// Bytes at the start of a file its fingerprint covers: Filebeat's default. Enough to tell
 /// apart log files whose first lines carry timestamps; a file shorter than this is
 /// fingerprinted over what it has, and the fingerprint grows with it.
@@ -82,12 +81,11 @@ impl Open {
     }
 }
 
-/// The file as the source reads it: the open file and a line not yet complete.
+/// The file as the source reads it: the open file and a line not yet complete (a line that
+/// outgrows the limit has its bytes dropped and only its length counted).
 struct Reader {
     open: Open,
-    partial: Vec<u8>,
-    /// When a line outgrows the limit its bytes are dropped and only its length counted.
-    overlong: Option<usize>,
+    lines: Lines,
     /// When the file last grew, or was found rotated (whichever is later).
     last_change: Instant,
     /// Found rotated: no longer the file at the path.
@@ -98,21 +96,16 @@ impl Reader {
     fn new(open: Open) -> Reader {
         Reader {
             open,
-            partial: Vec::new(),
-            overlong: None,
+            lines: Lines::default(),
             last_change: Instant::now(),
             rotated: false,
         }
     }
 
     /// Reads to the end of the file, sending batches.
-    fn read_to_end(&mut self, tx: &SyncSender<Batch>, chunk: &mut [u8]) -> io::Result<ReadTo> {
+    fn read_to_end(&mut self, tx: &SyncSender<Batch>) -> io::Result<ReadTo> {
         loop {
-            let n = match self.open.file.read(chunk) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
+            let (n, _) = self.lines.read_from(&mut self.open.file)?;
             if n == 0 {
                 return Ok(ReadTo::End);
             }
@@ -123,25 +116,30 @@ impl Reader {
                 return Ok(ReadTo::Truncated);
             }
             self.last_change = Instant::now();
-            let items = split_lines(
-                &chunk[..n],
-                &mut self.partial,
-                &mut self.overlong,
-                &mut self.open,
-            );
-            if !items.is_empty() {
-                self.open.refresh_fingerprint()?;
-                if !send(tx, items, &self.open) {
-                    return Ok(ReadTo::Stopped);
+            self.open.refresh_fingerprint()?;
+            // A block holds many lines (tiny ones by the hundred thousand): sent in batches of
+            // at most `BATCH_RECORDS`, each with the position after its last line.
+            let (mut items, mut stopped) = (Vec::new(), false);
+            let open = &mut self.open;
+            self.lines.drain(|piece, consumed| {
+                items.push(complete(piece, consumed, open));
+                if items.len() >= BATCH_RECORDS && !stopped {
+                    stopped = !send(tx, std::mem::take(&mut items), open);
                 }
+            });
+            if stopped || (!items.is_empty() && !send(tx, items, &self.open)) {
+                return Ok(ReadTo::Stopped);
             }
         }
     }
 
     /// The file is done with: its last line, even without a newline, is complete.
     fn finish(&mut self, tx: &SyncSender<Batch>) -> bool {
-        match last_line(&mut self.partial, &mut self.overlong, &mut self.open) {
-            Some(item) => send(tx, vec![item], &self.open),
+        match self.lines.finish() {
+            Some((piece, consumed)) => {
+                let item = complete(piece, consumed, &mut self.open);
+                send(tx, vec![item], &self.open)
+            }
             None => true,
         }
     }
@@ -169,9 +167,8 @@ impl FileSource {
     /// Reads until the end (or forever when following) and sends batches.
     pub fn run(self, tx: SyncSender<Batch>) -> io::Result<()> {
         let mut reader = Reader::new(self.open_at_start()?);
-        let mut chunk = vec![0u8; READ_CHUNK];
         loop {
-            match reader.read_to_end(&tx, &mut chunk)? {
+            match reader.read_to_end(&tx)? {
                 ReadTo::End => {}
                 ReadTo::Stopped => return Ok(()),
                 ReadTo::Truncated => {
@@ -393,59 +390,15 @@ pub fn stored_position(store: &dyn Store) -> Result<Option<FilePosition>, StateE
         .and_then(|v| serde_json::from_slice(&v).ok()))
 }
 
-/// Splits a chunk into complete lines; the incomplete tail stays in `partial`. The offset
-/// advances only past complete lines, so a resume never starts mid-line.
-fn split_lines(
-    chunk: &[u8],
-    partial: &mut Vec<u8>,
-    overlong: &mut Option<usize>,
-    open: &mut Open,
-) -> Vec<Item> {
-    let mut items = Vec::new();
-    let mut rest = chunk;
-    while let Some(i) = rest.iter().position(|&b| b == b'\n') {
-        let piece = &rest[..i];
-        open.line += 1;
-        let consumed = partial.len() + overlong.unwrap_or(0) + i + 1;
-        open.offset += consumed as u64;
-        if let Some(len) = overlong.take() {
-            items.push(Item::TooLong(len + piece.len(), open.line));
-        } else if partial.len() + piece.len() > MAX_EVENT_BYTES {
-            items.push(Item::TooLong(partial.len() + piece.len(), open.line));
-        } else {
-            let mut line = std::mem::take(partial);
-            line.extend_from_slice(piece);
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            items.push(Item::Line(line, open.line));
-        }
-        partial.clear();
-        rest = &rest[i + 1..];
-    }
-    match overlong {
-        Some(len) => *len += rest.len(),
-        None if partial.len() + rest.len() > MAX_EVENT_BYTES => {
-            *overlong = Some(partial.len() + rest.len());
-            partial.clear();
-        }
-        None => partial.extend_from_slice(rest),
-    }
-    items
-}
-
-/// The final line of a file that does not end in a newline.
-fn last_line(partial: &mut Vec<u8>, overlong: &mut Option<usize>, open: &mut Open) -> Option<Item> {
-    let len = partial.len() + overlong.unwrap_or(0);
-    if len == 0 {
-        return None;
-    }
+/// A complete line as a record; the position moves past it (never into a line, so a resume
+/// never starts mid-line).
+fn complete(piece: Piece, consumed: usize, open: &mut Open) -> Item {
     open.line += 1;
-    open.offset += len as u64;
-    Some(match overlong.take() {
-        Some(n) => Item::TooLong(n, open.line),
-        None => Item::Line(std::mem::take(partial), open.line),
-    })
+    open.offset += consumed as u64;
+    match piece {
+        Piece::Line(line) => Item::Line(line, open.line),
+        Piece::TooLong(len) => Item::TooLong(len, open.line),
+    }
 }
 
 #[cfg(test)]
@@ -498,6 +451,25 @@ mod tests {
         .run(tx)
         .unwrap();
         assert_eq!(lines_of(&rx.iter().collect::<Vec<_>>()), ["2:b", "3:c"]);
+    }
+
+    #[test]
+    fn a_block_of_many_lines_goes_in_bounded_batches_each_with_the_position_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, "x\n".repeat(3 * BATCH_RECORDS + 5)).unwrap();
+        let (tx, rx) = mpsc::sync_channel(16);
+        source(&path, false, None).run(tx).unwrap();
+        let batches: Vec<Batch> = rx.iter().collect();
+        assert_eq!(batches.len(), 4);
+        let mut lines = 0;
+        for batch in &batches {
+            assert!(batch.items.len() <= BATCH_RECORDS);
+            lines += batch.items.len() as u64;
+            let pos: FilePosition = serde_json::from_slice(&batch.positions[0].1).unwrap();
+            assert_eq!((pos.line, pos.offset), (lines, 2 * lines));
+        }
+        assert_eq!(lines, 3 * BATCH_RECORDS as u64 + 5);
     }
 
     const TEST_ROTATE_WAIT: Duration = Duration::from_secs(1);

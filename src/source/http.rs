@@ -237,6 +237,9 @@ async fn try_accept(ingest: &Ingest, route: Route, request: Request) -> Result<u
     let body = receive(ingest, route, share, request)
         .await
         .map_err(Refusal::closing)?;
+    // Each record is a slice of the body (no copy per event); the body is freed once the
+    // last of them is decoded.
+    let body = bytes::Bytes::from(body);
     let items = records(route, &body, ingest.config.max_events_per_body)?;
     drop(body);
     let accepted = items.len();
@@ -413,12 +416,14 @@ pub fn split_body(
     max_events: usize,
 ) -> Option<Result<Vec<Item>, (u16, String)>> {
     let route = ROUTES.into_iter().find(|r| r.format() == format)?;
-    Some(records(route, body, max_events).map_err(|r| (r.status.as_u16(), r.message)))
+    let body = bytes::Bytes::copy_from_slice(body);
+    Some(records(route, &body, max_events).map_err(|r| (r.status.as_u16(), r.message)))
 }
 
 /// Splits a body into one record per event, or says why it is not a batch (400) or is too
 /// many events (413, found before more than `max` records are made).
-fn records(route: Route, body: &[u8], max: usize) -> Result<Vec<Item>, Refusal> {
+fn records(route: Route, whole: &bytes::Bytes, max: usize) -> Result<Vec<Item>, Refusal> {
+    let body: &[u8] = whole;
     let over = Cell::new(false);
     let shape = |message: String| {
         if over.get() {
@@ -435,7 +440,7 @@ fn records(route: Route, body: &[u8], max: usize) -> Result<Vec<Item>, Refusal> 
         }
         (_, Some(b'[')) => array(body, max, &over).map_err(shape)?,
         (Route::Okta, Some(b'{')) => okta_hook(body, max, &over).map_err(shape)?,
-        (Route::Native | Route::Auth0, Some(b'{')) => return object_or_lines(body, max),
+        (Route::Native | Route::Auth0, Some(b'{')) => return object_or_lines(whole, max),
         (Route::Okta, Some(_)) => {
             return Err(shape(
                 "expected an Okta event hook body, {\"data\": {\"events\": [...]}}".into(),
@@ -452,7 +457,7 @@ fn records(route: Route, body: &[u8], max: usize) -> Result<Vec<Item>, Refusal> 
     Ok(elements
         .into_iter()
         .zip(1..)
-        .map(|(raw, n)| Item::Line(raw.get().as_bytes().to_vec(), n))
+        .map(|(raw, n)| Item::Line(whole.slice_ref(raw.get().as_bytes()), n))
         .collect())
 }
 
@@ -536,9 +541,10 @@ fn okta_hook<'a>(
 /// A body starting with `{`: one event (possibly pretty-printed, as Auth0's "JSON object"
 /// format sends), else NDJSON. A first line that is not JSON means the body is not a batch
 /// (400); a later bad line is one bad event among good ones, counted by the pipeline.
-fn object_or_lines(body: &[u8], max: usize) -> Result<Vec<Item>, Refusal> {
+fn object_or_lines(whole: &bytes::Bytes, max: usize) -> Result<Vec<Item>, Refusal> {
+    let body: &[u8] = whole;
     if serde_json::from_slice::<&RawValue>(body).is_ok() {
-        return Ok(vec![Item::Line(body.trim_ascii().to_vec(), 1)]);
+        return Ok(vec![Item::Line(whole.slice_ref(body.trim_ascii()), 1)]);
     }
     let mut lines = body
         .split(|&b| b == b'\n')
@@ -558,7 +564,7 @@ fn object_or_lines(body: &[u8], max: usize) -> Result<Vec<Item>, Refusal> {
     }
     Ok(lines
         .by_ref()
-        .map(|(line, n)| Item::Line(line.to_vec(), n))
+        .map(|(line, n)| Item::Line(whole.slice_ref(line), n))
         .collect())
 }
 
@@ -638,6 +644,10 @@ impl IntoResponse for Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn records(route: Route, body: &[u8], max: usize) -> Result<Vec<Item>, Refusal> {
+        super::records(route, &bytes::Bytes::copy_from_slice(body), max)
+    }
 
     fn lines(items: &[Item]) -> Vec<String> {
         items

@@ -20,8 +20,9 @@ pub const BATCH_RECORDS: usize = 1024;
 
 /// One record read from a source.
 pub enum Item {
-    /// The record's bytes and its line number.
-    Line(Vec<u8>, u64),
+    /// The record's bytes and its line number. A slice of the block or body it was read in,
+    /// shared rather than copied (`source::lines`).
+    Line(bytes::Bytes, u64),
     /// A record over the size limit: its length and line number (its bytes were dropped).
     TooLong(usize, u64),
     // Kafka decodes on its own thread (it orders partitions by event time, and sends bad

@@ -362,6 +362,7 @@ pub fn compile(
                 temporal,
             })),
             pending: None,
+            direct: false,
             runbook_from_tags: meta.runbook.is_none(),
             chained,
             silent: false,

@@ -40,6 +40,9 @@ pub enum Locator {
     /// A Workspace event parameter by name (`events[].parameters[]` whose `name` is it),
     /// after the direct path.
     WorkspaceParam(Vec<String>, String),
+    /// Cloud Logging's `protoPayload.serviceName` (the path, if the record has it), else the
+    /// Reports API application as the service Cloud Logging names (`login.googleapis.com`).
+    WorkspaceService(Vec<String>),
     /// A canonical field (native events).
     Canonical(Field),
 }
@@ -56,8 +59,12 @@ pub fn keyword_locator(format: Format) -> Option<Locator> {
     Some(Locator::Paths(vec![split(path)]))
 }
 
+/// A field name as a path. Splunk's `name{}` (every element of an array), which rules written
+/// for Splunk's copy of a log use, is the name: arrays fan out on every path anyway.
 fn split(path: &str) -> Vec<String> {
-    path.split('.').map(str::to_string).collect()
+    path.split('.')
+        .map(|p| p.strip_suffix("{}").unwrap_or(p).to_string())
+        .collect()
 }
 
 /// pySigma's Azure sign-in columns and where an exported record (an Event Hubs record with
@@ -117,13 +124,32 @@ pub fn locate(format: Format, name: &str) -> Locator {
             under.extend(camel.iter().cloned());
             Locator::Paths(vec![split(name), under, camel])
         }
-        Format::GoogleWorkspace => match name {
-            "eventName" => Locator::Paths(vec![split("events.name")]),
-            "eventType" => Locator::Paths(vec![split("events.type")]),
-            "eventService" | "applicationName" => Locator::Paths(vec![split("id.applicationName")]),
-            other => Locator::WorkspaceParam(split(other), other.to_string()),
-        },
+        Format::GoogleWorkspace => workspace(name),
         _ => Locator::Paths(vec![split(name)]),
+    }
+}
+
+/// Workspace fields as SigmaHQ names them: the Reports API's own (`eventName`, a parameter by
+/// its name) and Cloud Logging's (`protoPayload.serviceName`, `protoPayload.metadata.event.*`),
+/// each read from either shape of the record.
+fn workspace(name: &str) -> Locator {
+    const EVENT: &str = "protopayload.metadata.event.";
+    let lower = name.to_ascii_lowercase();
+    if lower == "protopayload.servicename" {
+        return Locator::WorkspaceService(split(name));
+    }
+    if let Some(rest) = lower.strip_prefix(EVENT) {
+        return match rest {
+            "eventname" => Locator::Paths(vec![split(name), split("events.name")]),
+            "eventtype" => Locator::Paths(vec![split(name), split("events.type")]),
+            _ => Locator::WorkspaceParam(split(name), name[EVENT.len()..].to_string()),
+        };
+    }
+    match name {
+        "eventName" => Locator::Paths(vec![split("events.name")]),
+        "eventType" => Locator::Paths(vec![split("events.type")]),
+        "eventService" | "applicationName" => Locator::Paths(vec![split("id.applicationName")]),
+        other => Locator::WorkspaceParam(split(other), other.to_string()),
     }
 }
 
@@ -204,6 +230,20 @@ impl<'a> View<'a> {
                     return hit;
                 }
                 workspace_param(v, name, f)
+            }
+            (View::Raw(v), Locator::WorkspaceService(path)) => {
+                let mut found = false;
+                let hit = walk(v, path, &mut |x| {
+                    found = true;
+                    f(x)
+                });
+                if found {
+                    return hit;
+                }
+                match v.pointer("/id/applicationName").and_then(Value::as_str) {
+                    Some(app) => f(&format!("{app}.googleapis.com")),
+                    None => false,
+                }
             }
             (View::Canonical(e), Locator::Canonical(field)) => match field.get(e) {
                 None => false,
@@ -346,6 +386,42 @@ mod tests {
         assert_eq!(values(&ws, &at("login_type")), ["google_password"]);
         assert_eq!(values(&ws, &at("is_suspicious")), ["true"]);
         assert_eq!(values(&ws, &at("eventService")), ["login"]);
+        // Cloud Logging's names for the same record, as SigmaHQ's Workspace rules write them.
+        assert_eq!(
+            values(&ws, &at("protoPayload.serviceName")),
+            ["login.googleapis.com"]
+        );
+        assert_eq!(
+            values(&ws, &at("protoPayload.Servicename")),
+            ["login.googleapis.com"]
+        );
+        assert_eq!(
+            values(&ws, &at("protoPayload.metadata.event.eventName")),
+            ["login_failure"]
+        );
+        assert_eq!(
+            values(&ws, &at("protoPayload.metadata.event.login_type")),
+            ["google_password"]
+        );
+        let logged = json!({"protoPayload": {"serviceName": "login.googleapis.com",
+            "metadata": {"event": [{"eventName": "gov_attack_warning"}]}}});
+        assert_eq!(
+            values(&logged, &at("protoPayload.metadata.event.eventName")),
+            ["gov_attack_warning"]
+        );
+        assert_eq!(
+            values(&logged, &at("protoPayload.serviceName")),
+            ["login.googleapis.com"]
+        );
+        // Splunk's notation for the elements of an array names the array.
+        let auth0 = json!({"data": {"details": {"response": {"body": {"shields": ["admin_notification", "block"]}}}}});
+        assert_eq!(
+            values(
+                &auth0,
+                &locate(Format::Auth0, "data.details.response.body.shields{}")
+            ),
+            ["admin_notification", "block"]
+        );
         // Field names are found whatever their case, as SIEMs find them.
         assert_eq!(
             values(&okta, &locate(Format::Okta, "TARGET.alternateid")),

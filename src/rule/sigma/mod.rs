@@ -26,10 +26,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::diag::Diagnostic;
-use super::matcher::{Literal, Matcher, Op};
+use super::matcher::{Literal, Matcher, Op, Predicate};
 use super::yaml::{Node, Pos};
 use super::{Kind, Origin, Rule, Severity};
-use crate::event::Field;
+use crate::event::{Event, EventType, Field};
 use crate::normalize::Format;
 
 pub use describe::describe;
@@ -52,6 +52,9 @@ pub struct Compiled {
     /// `None`: no format authwatch reads; the rule is idle.
     pub format: Option<Format>,
     pub detection: Detection,
+    /// For the canonical event: the event types the detection pins, if it pins `type` (read
+    /// per alert for its summary, so worked out once).
+    types: Option<Vec<EventType>>,
 }
 
 /// What a rule compiled from Sigma carries beyond the native fields.
@@ -73,14 +76,31 @@ pub struct SigmaPart {
     pub chained: bool,
     /// A correlation that only feeds others (`generate: false`): its alerts are not sent.
     pub silent: bool,
+    /// A plain rule reading the canonical event that no correlation counts: its detection is
+    /// its filter ([`Predicate`]), run where the rule is, so events carry no mark for it.
+    pub direct: bool,
 }
 
 impl SigmaPart {
-    /// Whether no configured format can ever feed the rule.
-    pub fn idle_for(&self, formats: &[Format]) -> bool {
-        self.detections.iter().all(|d| {
-            d.format
-                .is_none_or(|f| f != Format::Native && !formats.contains(&f))
+    /// Whether nothing can feed the rule: no format of `formats` (`None`: no format authwatch
+    /// reads at all) reaches its detections, nor, for a correlation of correlations, those of
+    /// the rules it counts (found in `rules`; cycles were refused at load).
+    pub fn starved(&self, formats: Option<&[Format]>, rules: &[Rule]) -> bool {
+        let own = self.detections.iter().all(|d| match (d.format, formats) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(f), Some(list)) => f != Format::Native && !list.contains(&f),
+        });
+        let counted = match &self.extract {
+            Some(x) if self.chained => x.rules.as_slice(),
+            _ => &[],
+        };
+        own && counted.iter().all(|id| {
+            rules
+                .iter()
+                .find(|r| &r.id == id)
+                .and_then(|r| r.sigma.as_ref())
+                .is_none_or(|s| s.starved(formats, rules))
         })
     }
 
@@ -167,6 +187,21 @@ pub fn marked(key: &str, hash: &str) -> Matcher {
     )
 }
 
+/// A detection of the canonical event as a rule's own filter (see [`SigmaPart::direct`]).
+impl Predicate for Compiled {
+    fn holds(&self, e: &Event) -> bool {
+        self.detection.matches(&logsource::View::Canonical(e))
+    }
+
+    fn possible_types(&self) -> Option<Vec<EventType>> {
+        self.types.clone()
+    }
+
+    fn shape(&self) -> String {
+        format!("sigma:{}:{}", self.key, self.hash)
+    }
+}
+
 fn base_rule(node: &Node, origin: Origin, out: &mut SigmaFile) {
     let mut errors = Vec::new();
     let meta = parse::meta(node, &mut errors);
@@ -213,11 +248,19 @@ fn base_rule(node: &Node, origin: Origin, out: &mut SigmaFile) {
             .as_bytes()
         )
     );
+    let types = match detection.pinned() {
+        // A value that is no event type can match no event.
+        Some((field, values)) if format == Some(Format::Native) && field == "type" => {
+            Some(values.iter().filter_map(|v| EventType::parse(v)).collect())
+        }
+        _ => None,
+    };
     let compiled = Arc::new(Compiled {
         key: key.clone(),
         hash: hash.clone(),
         format,
         detection,
+        types,
     });
     out.rules.push(Rule {
         id: key.clone(),
@@ -244,6 +287,7 @@ fn base_rule(node: &Node, origin: Origin, out: &mut SigmaFile) {
             runbook_from_tags: meta.runbook.is_none(),
             chained: false,
             silent: false,
+            direct: false,
         })),
     });
 }
@@ -324,6 +368,21 @@ pub fn resolve(runbook_dir: &Path, rules: &mut Vec<Rule>) -> (Vec<Diagnostic>, V
         let Some(part) = &mut rule.sigma else {
             continue;
         };
+        let direct = match part.detections.as_slice() {
+            [d] if part.extract.is_none()
+                && !referenced.contains(&rule.id)
+                && d.format == Some(Format::Native) =>
+            {
+                Some(Arc::clone(d))
+            }
+            _ => None,
+        };
+        if let Some(d) = direct {
+            // Nothing reads its mark but itself: it is tested where the rule is, as a native
+            // `match`, and costs no more.
+            rule.filter = Matcher::Predicate(d);
+            Arc::make_mut(part).direct = true;
+        }
         if referenced.contains(&rule.id) && !generated.contains(&rule.id) {
             if part.extract.is_none() {
                 // A Sigma rule that only feeds correlations: its detection runs with them.

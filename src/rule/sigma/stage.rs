@@ -52,6 +52,10 @@ impl Stage {
             if part.chained {
                 chained.push(part);
             }
+            if part.direct {
+                // Tested where the rule is; nothing to mark.
+                continue;
+            }
             for d in &part.detections {
                 if seen.insert((d.key.clone(), d.hash.clone())) {
                     detections.push(Arc::clone(d));

@@ -381,3 +381,54 @@ fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, crate::rule::RuleSet) {
     });
     (dir, set)
 }
+
+#[test]
+fn a_correlation_of_correlations_is_idle_only_when_what_it_counts_is() {
+    // Written here: two detections, a count over each, and an ordering of the two counts.
+    let text = |product: &str| {
+        format!(
+            "title: Denied
+name: denied
+logsource: {{product: {product}}}
+detection: {{selection: {{eventType: user.mfa.okta_verify.deny_push}}, condition: selection}}
+---
+title: Allowed
+name: allowed
+logsource: {{product: {product}}}
+detection: {{selection: {{eventType: user.authentication.auth_via_mfa}}, condition: selection}}
+---
+title: Many denied
+name: many_denied
+correlation: {{type: event_count, rules: [denied], group-by: [actor.alternateId], timespan: 10m, condition: {{gte: 3}}}}
+---
+title: Some allowed
+name: some_allowed
+correlation: {{type: event_count, rules: [allowed], group-by: [actor.alternateId], timespan: 10m, condition: {{gte: 1}}}}
+---
+title: Denied then allowed
+name: fatigue
+correlation: {{type: temporal, rules: [many_denied, some_allowed], group-by: [actor.alternateId], timespan: 10m}}
+"
+        )
+    };
+    let load = |product: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("r.yml"), text(product)).unwrap();
+        crate::rule::load_dir(dir.path())
+            .map_err(|d| format!("{d:?}"))
+            .unwrap()
+            .rules
+    };
+    let fatigue = |rules: &[crate::rule::Rule]| {
+        let r = rules.iter().find(|r| r.id == "fatigue").unwrap();
+        r.sigma.clone().unwrap()
+    };
+    let okta = load("okta");
+    let f = fatigue(&okta);
+    assert!(f.chained);
+    assert!(!f.starved(None, &okta), "okta is a format authwatch reads");
+    assert!(!f.starved(Some(&[Format::Okta]), &okta));
+    assert!(f.starved(Some(&[Format::Entra]), &okta));
+    let vendor = load("onelogin");
+    assert!(fatigue(&vendor).starved(None, &vendor));
+}

@@ -176,7 +176,10 @@ impl Poller {
             if self.cursor.take(&record) {
                 self.records += 1;
                 let raw: Box<str> = record.into();
-                items.push(Item::Line(raw.into_boxed_bytes().into_vec(), self.records));
+                items.push(Item::Line(
+                    raw.into_boxed_bytes().into_vec().into(),
+                    self.records,
+                ));
             }
         }
         // Auth0's first page (search mode, before any `from`) is followed by a `from` request,
