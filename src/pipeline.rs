@@ -127,6 +127,19 @@ impl Pipeline {
             .publish(m, source, format, self.engine.stats(), now_ms);
     }
 
+    /// [`Pipeline::publish_metrics`] with the engine figures of several engines (tasks)
+    /// summed by the caller; they must never go down.
+    pub fn publish_metrics_with(
+        &mut self,
+        m: &Metrics,
+        source: &str,
+        format: &str,
+        stats: &crate::engine::EngineStats,
+        now_ms: i64,
+    ) {
+        self.tally.publish(m, source, format, stats, now_ms);
+    }
+
     pub fn with_enricher(mut self, enricher: Enricher) -> Pipeline {
         self.enricher = enricher;
         self

@@ -14,6 +14,9 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Set once state is restored, rules compiled and the source connected.
     pub ready: AtomicBool,
+    /// Tasks whose state is being restored from the changelog (`[source.scale_out]
+    /// changelog`): not ready meanwhile.
+    pub restoring: AtomicU64,
     /// SIGTERM/SIGINT: stop intake, drain, checkpoint, exit.
     pub stop: AtomicBool,
     /// SIGHUP: reload rules, reopen files.
@@ -33,6 +36,11 @@ fn monotonic_ms() -> u64 {
 }
 
 impl Shared {
+    /// What `/readyz` reports: started, and no task's state being restored.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && self.restoring.load(Ordering::Relaxed) == 0
+    }
+
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }

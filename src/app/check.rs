@@ -76,7 +76,8 @@ pub fn check(rules: Option<&Path>, config: Option<&Path>, strict: bool) -> Resul
             if let Source::Kafka(kafka) = &cfg.source
                 && let Some(scale) = &kafka.scale_out
             {
-                match scale_out::plan(kafka, scale, &set.enabled()) {
+                let route = scale_out::plan(kafka, scale, &set.enabled());
+                match &route {
                     Ok(Route::Direct) => println!(
                         "scale-out: the input topic's key groups every rule; detection reads it directly"
                     ),
@@ -86,7 +87,18 @@ pub fn check(rules: Option<&Path>, config: Option<&Path>, strict: bool) -> Resul
                         plan.topic,
                         plan.task_group
                     ),
-                    Err(e) => errors.push(e),
+                    Err(e) => errors.push(e.clone()),
+                }
+                if scale.changelog
+                    && let Ok(route) = &route
+                {
+                    match scale_out::changelog_topics(kafka, route) {
+                        Ok((changelog, tasks)) => println!(
+                            "scale-out: each partition of {tasks} is a task whose state is kept in the topic {changelog} (a snapshot every {} checkpoints that changed it)",
+                            scale.snapshot_every
+                        ),
+                        Err(e) => errors.push(e),
+                    }
                 }
                 if scale.alert_topic {
                     let groups: Vec<String> = cfg

@@ -15,6 +15,7 @@ use crate::state::StateWrites;
 use crate::telemetry::metrics::label;
 
 use super::reload::Reloader;
+use super::tasks::Tasks;
 
 /// Batches in flight between source and detection: a bound, so a fast source waits (or an
 /// HTTP client is told to retry) instead of filling memory.
@@ -76,6 +77,8 @@ pub struct Detector {
     queue_capacity: usize,
     /// HTTP requests waiting for the checkpoint that covers their batch (`Item::AckWhenDurable`).
     acks: Vec<crate::source::Ack>,
+    /// Changelog mode: an engine per partition of detection's topic (`app::tasks`).
+    tasks: Option<Tasks>,
 }
 
 /// systemd's watchdog: pinged from the detection thread, so a wedged loop gets restarted.
@@ -104,6 +107,42 @@ impl Detector {
             watchdog: watchdog(),
             queue_capacity: BATCHES_IN_FLIGHT,
             acks: Vec::new(),
+            tasks: None,
+        }
+    }
+
+    /// Runs an engine per task, checkpointed into the changelog (`[source.scale_out]
+    /// changelog`).
+    pub fn with_tasks(mut self, tasks: Tasks) -> Self {
+        self.tasks = Some(tasks);
+        self
+    }
+
+    /// The engines' figures: the pipeline's engine, or every task's.
+    pub fn engine_stats(&mut self) -> crate::engine::EngineStats {
+        match &mut self.tasks {
+            Some(tasks) => tasks.stats(&mut self.pipeline),
+            None => self.pipeline.engine().stats().clone(),
+        }
+    }
+
+    /// The newest event time detection has seen.
+    fn event_time(&mut self) -> Option<i64> {
+        match &mut self.tasks {
+            Some(tasks) => tasks.event_time(&mut self.pipeline),
+            None => self.pipeline.engine().event_time(),
+        }
+    }
+
+    /// Runs `f` once per engine: the pipeline's, or each task's in the pipeline in turn.
+    fn each_engine(
+        &mut self,
+        f: impl FnMut(&mut Pipeline) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let mut f = f;
+        match &mut self.tasks {
+            Some(tasks) => tasks.each(&mut self.pipeline, f),
+            None => f(&mut self.pipeline),
         }
     }
 
@@ -175,12 +214,12 @@ impl Detector {
                     // not see the rest of its events judged late.
                     let quiet = last_input.elapsed();
                     if quiet >= IDLE
-                        && let Some(base) = quiet_from.or(self.pipeline.engine().event_time())
+                        && let Some(base) = quiet_from.or_else(|| self.event_time())
                     {
                         quiet_from = Some(base);
                         let wall = chrono::Utc::now().timestamp_millis();
                         let now = idle_event_time(base, quiet, wall);
-                        self.pipeline.advance_to(now)?;
+                        self.each_engine(|p| p.advance_to(now))?;
                         self.pipeline.flush_sinks()?;
                     }
                 }
@@ -194,7 +233,7 @@ impl Detector {
         if ended == Ended::EndOfInput {
             // Nothing more will come: what the lateness holds can be judged now. On a stop it
             // stays held and is checkpointed, so the next start continues exactly.
-            self.pipeline.finish()?;
+            self.each_engine(Pipeline::finish)?;
         }
         self.checkpoint()?;
         Ok(ended)
@@ -221,16 +260,40 @@ impl Detector {
     }
 
     fn reload_rules(&mut self, why: &str) {
-        if let Some(reloader) = &mut self.reloader {
-            reloader.reload(self.pipeline.engine_mut(), &self.shared.metrics, why);
+        let Some(reloader) = &mut self.reloader else {
+            return;
+        };
+        let metrics = &self.shared.metrics;
+        // The idle engine too: a task assigned later starts from its rules.
+        reloader.reload(self.pipeline.engine_mut(), metrics, why);
+        if let Some(tasks) = &mut self.tasks {
+            let _ = tasks.each(&mut self.pipeline, |p| {
+                reloader.reload(p.engine_mut(), metrics, why);
+                Ok(())
+            });
         }
     }
 
     fn publish_metrics(&mut self) {
         let now = chrono::Utc::now().timestamp_millis();
-        let (source, format) = &self.labels;
-        self.pipeline
-            .publish_metrics(&self.shared.metrics, source, format, now);
+        match &mut self.tasks {
+            Some(tasks) => {
+                let stats = tasks.stats(&mut self.pipeline);
+                let (source, format) = &self.labels;
+                self.pipeline.publish_metrics_with(
+                    &self.shared.metrics,
+                    source,
+                    format,
+                    &stats,
+                    now,
+                );
+            }
+            None => {
+                let (source, format) = &self.labels;
+                self.pipeline
+                    .publish_metrics(&self.shared.metrics, source, format, now);
+            }
+        }
     }
 
     fn ping_watchdog(&mut self) {
@@ -242,16 +305,19 @@ impl Detector {
         }
     }
 
-    /// Waits for the last checkpoint to be durable; hands back the pipeline for its counts.
-    pub fn close(self) -> Result<Pipeline, Failure> {
+    /// Waits for the last checkpoint to be durable; hands back the pipeline for its counts,
+    /// and the engines' figures.
+    pub fn close(mut self) -> Result<(Pipeline, crate::engine::EngineStats), Failure> {
+        let stats = self.engine_stats();
         self.writer.finish()?;
-        Ok(self.pipeline)
+        Ok((self.pipeline, stats))
     }
 
     fn process(&mut self, batch: Batch) -> Result<(), Failure> {
         // A batch may name its own format (HTTP routes); otherwise the source's decoder.
         let format = batch.format;
         let mut checkpoint_now = None;
+        let mut revoked = Vec::new();
         for item in batch.items {
             match (item, format) {
                 (Item::Line(line, n), Some(d)) => {
@@ -265,6 +331,31 @@ impl Detector {
                 (Item::AckWhenDurable(ack), _) => self.acks.push(ack),
                 // For the repartition hop only.
                 (Item::Partition(_), _) => {}
+                (Item::Task(task), _) => {
+                    if let Some(tasks) = &mut self.tasks {
+                        tasks.enter(task, &mut self.pipeline);
+                    }
+                }
+                (Item::TaskRestored(task, state), _) => {
+                    if let Some(tasks) = &mut self.tasks {
+                        let report =
+                            tasks
+                                .restored(task, state, &mut self.pipeline)
+                                .map_err(|e| {
+                                    Failure::Runtime(anyhow::anyhow!(
+                                        "cannot restore task {task} from its changelog: {e}"
+                                    ))
+                                })?;
+                        tracing::info!(
+                            task,
+                            groups = report.groups,
+                            pending = report.pending,
+                            dropped = report.dropped,
+                            "task state restored"
+                        );
+                    }
+                }
+                (Item::TasksRevoked(list), _) => revoked.extend(list),
             }
         }
         self.positions.extend(batch.positions);
@@ -274,9 +365,23 @@ impl Detector {
         // asked for a checkpoint covering this batch; it waits on the writer's callback.
         if let Some(reply) = checkpoint_now {
             let seq = self.checkpoint()?;
+            self.drop_tasks(&revoked);
             let _ = reply.send(seq);
+        } else if !revoked.is_empty() {
+            self.checkpoint()?;
+            self.drop_tasks(&revoked);
         }
         Ok(())
+    }
+
+    /// Drops revoked tasks, once a checkpoint has written them.
+    fn drop_tasks(&mut self, revoked: &[i32]) {
+        if let Some(tasks) = &mut self.tasks
+            && !revoked.is_empty()
+        {
+            tasks.revoke(revoked, &mut self.pipeline);
+            tracing::info!(tasks = ?revoked, "tasks revoked: their state is in the changelog");
+        }
     }
 
     /// Takes engine state and source positions as one atomic batch for the checkpoint writer.
@@ -286,6 +391,10 @@ impl Detector {
         let started = Instant::now();
         self.pipeline.flush_sinks()?;
         let mut writes = StateWrites::default();
+        // Tasks first: it puts the pipeline's own engine back in place.
+        if let Some(tasks) = &mut self.tasks {
+            tasks.checkpoint(&mut self.pipeline, &self.positions, &mut writes);
+        }
         self.pipeline.engine_mut().checkpoint(&mut writes);
         for (key, value) in std::mem::take(&mut self.positions) {
             writes.put(key, value);

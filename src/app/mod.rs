@@ -9,6 +9,7 @@ mod replay;
 mod rule_tests;
 mod run;
 mod subject;
+mod tasks;
 mod test;
 
 use std::path::{Path, PathBuf};

@@ -152,7 +152,10 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
                     Item::Line(..)
                     | Item::CheckpointNow(_)
                     | Item::AckWhenDurable(_)
-                    | Item::Partition(_) => {
+                    | Item::Partition(_)
+                    | Item::Task(_)
+                    | Item::TaskRestored(..)
+                    | Item::TasksRevoked(_) => {
                         unreachable!(
                             "the decode stage decodes lines; a file asks for no checkpoint"
                         )

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::detect::{BATCHES_IN_FLIGHT, Detector, Ended};
 use super::reload::Reloader;
+use super::tasks::Tasks;
 use super::{
     Failure, bound_restored_clock, engine_options, enricher, load_config, load_rules, open_state,
 };
@@ -29,6 +30,7 @@ use crate::shared::{Shared, watch_signals};
 use crate::sink::{AlertFormat, AlertSink, Router, Routing, SinkKind};
 use crate::source::file::{self, FileSource};
 use crate::source::kafka::KafkaSource;
+use crate::source::kafka::changelog::{ChangelogStore, Restorer};
 use crate::source::kafka::repartition::{self, Repartitioner};
 use crate::source::kafka::scale_out::{self, Plan, Route};
 use crate::source::pull::{self, PullSource};
@@ -173,6 +175,25 @@ pub fn run(
             .and_then(|scale| scale.input_key.clone()),
         _ => None,
     };
+    // Changelog mode: the tasks' state lives in a topic, restored on assignment.
+    let changelog = match (&route, &cfg.source) {
+        (Some(route), Source::Kafka(kafka))
+            if kafka.scale_out.as_ref().is_some_and(|s| s.changelog) =>
+        {
+            let scale = kafka.scale_out.as_ref().expect("scale-out");
+            let (topic, tasks_topic) =
+                scale_out::changelog_topics(kafka, route).map_err(|e| Failure::Invalid(vec![e]))?;
+            if repartition::ensure_internal_topic(kafka, scale, &topic, "changelog topic")? {
+                tracing::info!(%topic, "kafka: created the changelog topic");
+            }
+            Some(Changelog {
+                topic,
+                tasks_topic,
+                snapshot_every: scale.snapshot_every,
+            })
+        }
+        _ => None,
+    };
     let stop_source = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut join_on_stop = false;
     let (reader, origin) = match &cfg.source {
@@ -208,8 +229,15 @@ pub fn run(
             join_on_stop = true;
             match route.clone().unwrap_or(Route::Direct) {
                 Route::Direct => {
-                    let (source, durable) =
+                    let (mut source, durable) =
                         KafkaSource::start(kafka, decode, store.clone(), stop_source.clone(), tx)?;
+                    if let Some(c) = &changelog {
+                        source = source.with_tasks(Restorer::new(
+                            kafka,
+                            c.topic.clone(),
+                            shared.clone(),
+                        ));
+                    }
                     let source = source.with_lag_metric(shared.metrics.source_lag.clone());
                     on_durable = Some(durable);
                     (
@@ -227,6 +255,7 @@ pub fn run(
                         shared.clone(),
                         stop_source.clone(),
                         tx,
+                        changelog.as_ref().map(|c| c.topic.clone()),
                     )?;
                     on_durable = Some(durable);
                     (reader, origin)
@@ -260,7 +289,14 @@ pub fn run(
     let mut pipeline = Pipeline::new(engine, decode, router).with_enricher(enricher);
     pipeline.publish_top_offenders(cfg.http.metrics_top_offenders);
     let interval = Duration::from_millis(cfg.checkpoint_interval_ms as u64);
-    let writer = CheckpointWriter::start(store.clone(), on_durable);
+    // In changelog mode the writer commits tasks' state to the changelog topic first.
+    let committed_to: Arc<dyn state::Store + Send + Sync> = match (&changelog, &cfg.source) {
+        (Some(c), Source::Kafka(kafka)) => {
+            Arc::new(ChangelogStore::new(kafka, c.topic.clone(), store.clone())?)
+        }
+        _ => store.clone(),
+    };
+    let writer = CheckpointWriter::start(committed_to, on_durable);
     let mut detector = Detector::new(pipeline, writer, shared.clone(), origin, interval)
         .with_reloader(match scale_key {
             Some(key) => Reloader::new(cfg.rules_dir.clone(), engine_options(&cfg, &set))
@@ -269,6 +305,13 @@ pub fn run(
         })
         .with_labels(source_kind(&cfg.source), cfg.format.as_str())
         .with_queue_capacity(queue);
+    if let Some(c) = &changelog {
+        detector = detector.with_tasks(Tasks::new(
+            c.tasks_topic.clone(),
+            c.snapshot_every,
+            admission,
+        ));
+    }
     shared.metrics.rules_loaded.set(set.enabled().len() as i64);
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let ended = detector.run(&rx);
@@ -300,7 +343,7 @@ pub fn run(
     for server in stopping {
         let _ = runtime.block_on(server);
     }
-    let pipeline = detector.close()?;
+    let (pipeline, stats) = detector.close()?;
     // Healthy sinks get `[daemon] shutdown_timeout` to deliver what is stored (a failing sink
     // is not waited for); the rest is delivered on the next start.
     match delivery {
@@ -318,7 +361,6 @@ pub fn run(
     }
     // On a stop the reader may be blocked on stdin; it ends with the process.
     let c = pipeline.counts();
-    let stats = pipeline.engine().stats();
     tracing::info!(
         events = c.events,
         bad = c.bad_total(),
@@ -341,6 +383,7 @@ pub fn run(
 /// reads that topic as a member of its own group, exactly as a single instance reads a topic
 /// keyed by what its rules group by. Returns the reader thread (it runs the three parts and
 /// ends with them) and the callback for the checkpoint writer.
+#[allow(clippy::too_many_arguments)]
 fn start_hop(
     kafka: &KafkaConfig,
     plan: Plan,
@@ -349,6 +392,7 @@ fn start_hop(
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     tx: mpsc::SyncSender<Batch>,
+    changelog: Option<String>,
 ) -> Result<(thread::JoinHandle<io::Result<()>>, state::OnDurable), Failure> {
     let scale = kafka
         .scale_out
@@ -370,7 +414,10 @@ fn start_hop(
     tasks.scale_out = None;
     // The hop forwards canonical events; the clock bound is judged again on arrival.
     let forwarded = decode.with_format(Format::Native);
-    let (detect, durable) = KafkaSource::start(&tasks, forwarded, store, stop.clone(), tx)?;
+    let (mut detect, durable) = KafkaSource::start(&tasks, forwarded, store, stop.clone(), tx)?;
+    if let Some(topic) = changelog {
+        detect = detect.with_tasks(Restorer::new(&tasks, topic, shared.clone()));
+    }
     let detect = detect
         .forwarded()
         .with_lag_metric(shared.metrics.source_lag.clone());
@@ -396,6 +443,13 @@ fn start_hop(
         detected.and(forwarded).and(read).map_err(io::Error::other)
     });
     Ok((reader, durable))
+}
+
+/// Changelog mode: where tasks' state goes, and the topic whose partitions are the tasks.
+struct Changelog {
+    topic: String,
+    tasks_topic: String,
+    snapshot_every: u32,
 }
 
 /// The delivery side: the embedded outbox, or the alert topic in Kafka scale-out.

@@ -77,7 +77,19 @@ pub struct ScaleOut {
     /// The outbox is the topic `<group_id>-alerts`, delivered by every instance
     /// (`outbox::topic`), instead of each instance's state directory.
     pub alert_topic: bool,
+    /// Each partition of detection is a task whose state is kept in the topic
+    /// `<detection group>-changelog` and restored from it by whichever instance is assigned
+    /// the partition (`source::kafka::changelog`, `app::tasks`).
+    pub changelog: bool,
+    /// A task writes its whole state to the changelog every this many checkpoints (and on
+    /// the first checkpoint after it was assigned); in between, only what changed. Restore
+    /// reads from the task's last snapshot, so this bounds restore time.
+    pub snapshot_every: u32,
 }
+
+/// `[source.scale_out] snapshot_every`: with the default 1 s checkpoint interval, a snapshot a
+/// minute; a restore then reads one snapshot and at most a minute of changes.
+pub const DEFAULT_SNAPSHOT_EVERY: u32 = 60;
 
 /// The topic that is the outbox with `[source.scale_out] alert_topic = true`.
 pub fn alert_topic_name(group_id: &str) -> String {
@@ -141,6 +153,8 @@ pub struct RawScaleOut {
     pub create_topics: Option<bool>,
     pub replication_factor: Option<i32>,
     pub alert_topic: Option<bool>,
+    pub changelog: Option<bool>,
+    pub snapshot_every: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -320,11 +334,20 @@ fn scale_out(
             "{at} replication_factor must be 1 or more, not {replication_factor}"
         ));
     }
+    let snapshot_every = raw.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY);
+    if snapshot_every == 0 {
+        ok = false;
+        report(format!(
+            "{at} snapshot_every must be 1 or more checkpoints, not 0"
+        ));
+    }
     ok.then(|| ScaleOut {
         input_key,
         create_topics: raw.create_topics.unwrap_or(true),
         replication_factor,
         alert_topic: raw.alert_topic.unwrap_or(false),
+        changelog: raw.changelog.unwrap_or(false),
+        snapshot_every,
     })
 }
 

@@ -134,6 +134,19 @@ pub struct EngineStats {
     pub alerts_by_rule: BTreeMap<String, u64>,
 }
 
+impl EngineStats {
+    /// Adds another engine's counts (the engines of several tasks make one daemon's figures).
+    pub fn add(&mut self, other: &EngineStats) {
+        self.events += other.events;
+        self.duplicates += other.duplicates;
+        self.late += other.late;
+        self.forced_releases += other.forced_releases;
+        for (rule, n) in &other.alerts_by_rule {
+            *self.alerts_by_rule.entry(rule.clone()).or_default() += n;
+        }
+    }
+}
+
 /// What [`Engine::bound_clock`] corrected.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ClockFix {
@@ -247,6 +260,8 @@ pub struct Engine {
     group_log: persist::GroupLog,
     /// Sigma detections tested at each event's arrival (`rule::sigma::Stage`).
     sigma: Option<crate::rule::sigma::Stage>,
+    /// What it was built with, for [`Engine::fresh`].
+    options: EngineOptions,
 }
 
 impl Engine {
@@ -308,7 +323,15 @@ impl Engine {
             stale_keys: Vec::new(),
             group_log: persist::GroupLog::default(),
             sigma,
+            options: options.clone(),
         }
+    }
+
+    /// An engine with the same rules and options and no state: the engine of a task whose
+    /// partition was just assigned (`app::tasks`), before its state is restored into it.
+    pub fn fresh(&self) -> Engine {
+        let rules = self.rules.iter().map(|l| l.rule.clone()).collect();
+        Engine::new(rules, &self.options)
     }
 
     /// Takes one event in arrival order; alerts for every event whose turn came are appended.

@@ -66,6 +66,7 @@ impl Engine {
         self.by_type = fresh.by_type;
         self.sigma_rules = fresh.sigma_rules;
         self.sigma = fresh.sigma;
+        self.options = options.clone();
         diff
     }
 

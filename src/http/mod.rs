@@ -56,8 +56,10 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {
-    if shared.ready.load(Ordering::Relaxed) {
+    if shared.is_ready() {
         (StatusCode::OK, "ready\n")
+    } else if shared.ready.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "restoring\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
     }

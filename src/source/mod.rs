@@ -35,6 +35,17 @@ pub enum Item {
     /// read from this partition of the input (`kafka::group::partition_id`). Only the Kafka
     /// source in front of the repartition hop sends it; detection ignores it.
     Partition(u64),
+    /// Not a record: the records after it (up to the next such item or the batch's end) belong
+    /// to this task, the partition of detection's topic they were read from. Only a Kafka
+    /// source with a changelog (`[source.scale_out] changelog`) sends it.
+    Task(i32),
+    /// Not a record: this task was assigned to the instance, and its state (engine entries and
+    /// the partition's position) restored from the changelog; it replaces any the detector
+    /// held. Sent before any of the task's records.
+    TaskRestored(i32, std::collections::BTreeMap<Vec<u8>, Vec<u8>>),
+    /// Not a record: these tasks were revoked. Sent with a `CheckpointNow` after it: the
+    /// checkpoint writes their state to the changelog, then the detector drops them.
+    TasksRevoked(Vec<i32>),
     /// Not a record: checkpoint once everything before it is processed and send back the
     /// checkpoint's sequence number. A Kafka revocation waits for that checkpoint to be
     /// durable (`state::OnDurable`) and commits its offsets before the rebalance completes.

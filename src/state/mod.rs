@@ -14,6 +14,7 @@
 //! | `c/` | the outbox | `c/<sink>`: the next seq each sink delivers |
 //! | `x/` | the outbox | `x/<sink>/<seq>`: dead letters, listed by `dead-letters`, sent again by `redrive` |
 //! | `m/outbox-next` | the outbox | the seq the next stored alert gets |
+//! | `t/<task u32>` | the detector (`app/tasks.rs`), in a checkpoint's writes only | a task's state, produced to the changelog topic by `source/kafka/changelog.rs`, never stored here |
 //! | `0xFE <len u16><key><n u32>` | `sled_store.rs` | chunk `n` of a value over 32 KiB stored under `<key>` |
 //!
 //! Besides sled's files the directory holds `authwatch.lock`, locked while a process has the
@@ -56,6 +57,8 @@ pub enum StateError {
     WrongVersion { dir: PathBuf, found: String },
     #[error("cannot use the state directory {dir}: {reason}")]
     Io { dir: PathBuf, reason: String },
+    #[error("cannot write the tasks' state to the changelog topic {topic}: {reason}")]
+    Changelog { topic: String, reason: String },
 }
 
 /// Stored entries: keys and values in key order.

@@ -29,6 +29,9 @@ pub struct Metrics {
     pub checkpoint_seconds: Histogram,
     pub state_size_bytes: Gauge,
     pub source_lag: Family<Labels, Gauge>,
+    pub restoring_tasks: Gauge,
+    pub restored_bytes: Counter,
+    pub restore_seconds: Histogram,
     pub sink_deliveries: Family<Labels, Counter>,
     pub sink_failures: Family<Labels, Counter>,
     pub sink_retries: Family<Labels, Counter>,
@@ -67,6 +70,10 @@ impl Metrics {
             checkpoint_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             state_size_bytes: Gauge::default(),
             source_lag: Family::default(),
+            restoring_tasks: Gauge::default(),
+            restored_bytes: Counter::default(),
+            // 10 ms to ~160 s.
+            restore_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 15)),
             sink_deliveries: Family::default(),
             sink_failures: Family::default(),
             sink_retries: Family::default(),
@@ -136,6 +143,21 @@ impl Metrics {
                 "state_size_bytes",
                 "Size of the state store on disk",
                 m.state_size_bytes.clone(),
+            );
+            r.register(
+                "restoring_tasks",
+                "Tasks whose state is being restored from the changelog topic (not ready meanwhile)",
+                m.restoring_tasks.clone(),
+            );
+            r.register(
+                "restored_bytes",
+                "Bytes of task state read from the changelog topic",
+                m.restored_bytes.clone(),
+            );
+            r.register(
+                "restore_duration_seconds",
+                "Time to restore one task's state from the changelog topic",
+                m.restore_seconds.clone(),
             );
             r.register(
                 "source_lag",

@@ -1021,6 +1021,75 @@ fn instances_scaled_out_raise_the_alerts_of_replay_whatever_the_producers_key() 
     );
 }
 
+/// Issue 12, state that follows its partition: one instance detects a stream keyed at random
+/// with `changelog = true`; a second one, on an empty disk, joins mid-stream and takes about
+/// half the tasks, each with the state its changelog holds (snapshots and changes: a snapshot
+/// every 3 checkpoints here). Together they raise exactly `replay`'s alerts. Without the
+/// changelog the second would start those tasks' windows and baselines afresh.
+#[test]
+fn tasks_move_with_their_state_to_an_instance_that_joins_mid_stream() {
+    let Some(brokers) = brokers("tasks_move_with_their_state_to_an_instance_that_joins_mid_stream")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(dir.path(), brokers, "tasks", 6);
+    let internal = format!("{}-by-tenant-repartition", setup.group);
+    let scale =
+        "[source.scale_out]\nreplication_factor = 1\nchangelog = true\nsnapshot_every = 3\n";
+    let mut a = setup.spawn("a", true, scale);
+    setup.await_assignment(&[("a", 6)], 6);
+    setup.await_assignment_in(&internal, &[("a", 6)], 6);
+    let (records, markers, lines) = traffic_keyed_at_random(43, 20_000, 6);
+    let (first, second) = records.split_at(records.len() / 2);
+    produce(&setup.brokers, &setup.topic, first, "none");
+    let mut ends = BTreeMap::new();
+    advance_ends(&mut ends, 6, first);
+    setup.await_committed(&ends, &["a"]);
+    // Windows are open in a's tasks when b joins.
+    let mut b = setup.spawn("b", true, scale);
+    setup.await_assignment_in(&internal, &[("a", 1), ("b", 1)], 6);
+    produce(&setup.brokers, &setup.topic, second, "none");
+    advance_ends(&mut ends, 6, second);
+    setup.await_committed(&ends, &["a", "b"]);
+    produce(&setup.brokers, &setup.topic, &markers, "none");
+    let want = replay_ids(dir.path(), &setup.rules, &lines);
+    assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
+    let members = ["a", "b"];
+    let deadline = Instant::now() + PATIENCE;
+    while union_of(&setup, &members).1 != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sigterm(&mut a);
+    sigterm(&mut b);
+    let (_, union) = union_of(&setup, &members);
+    let logs = || format!("{}\n{}", setup.log_text("a"), setup.log_text("b"));
+    assert!(
+        union == want,
+        "the instances together raise replay's alerts: missing {:?}, extra {:?}; logs:\n{}",
+        want.difference(&union).collect::<Vec<_>>(),
+        union.difference(&want).collect::<Vec<_>>(),
+        logs()
+    );
+    // b detected, on tasks it restored from what a had written.
+    assert!(
+        events_counted(&setup, "b") > 0,
+        "b detected nothing; logs:\n{}",
+        logs()
+    );
+    let restored_state = setup.log_text("b").lines().any(|l| {
+        serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+            field(&v, "message") == "kafka: task restored"
+                && field(&v, "entries").as_u64().unwrap_or(0) > 0
+        })
+    });
+    assert!(
+        restored_state,
+        "b restored no task state; logs:\n{}",
+        logs()
+    );
+}
+
 /// `check` validates `[source.scale_out]` against the loaded rules without a broker (the
 /// address here has none), saying how events will flow, and collects every mistake.
 #[test]

@@ -26,6 +26,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::changelog::Restorer;
 use super::dead_letter::DeadLetters;
 use super::lag::{ConsumerLag, PartitionLag};
 use super::log::librdkafka_log;
@@ -68,6 +69,10 @@ pub struct Coordinator {
     /// Precede records with `Item::Partition` naming where they were read (for the
     /// repartition hop, which carries it on so detection can merge them back in order).
     pub tag_partitions: bool,
+    /// Changelog mode: each partition is a task, restored from its changelog on assignment
+    /// (its position there is where it starts), written to it on revocation; records are
+    /// preceded by `Item::Task` naming their partition.
+    pub tasks: Option<Arc<Restorer>>,
 }
 
 impl GroupContext {
@@ -94,6 +99,7 @@ impl GroupContext {
                 lag,
                 generation: 0,
                 tag_partitions: false,
+                tasks: None,
             }),
         }
     }
@@ -184,6 +190,10 @@ impl Coordinator {
 
     fn on_assign(&mut self, consumer: &BaseConsumer<GroupContext>, tpl: &mut TopicPartitionList) {
         self.generation += 1;
+        if let Some(restorer) = self.tasks.clone() {
+            self.assign_tasks(&restorer, tpl);
+            return;
+        }
         let now = Instant::now();
         let parts: Vec<(String, i32)> = tpl
             .elements()
@@ -236,6 +246,44 @@ impl Coordinator {
         tracing::info!(partitions = %starts.join(" "), "kafka: partitions assigned");
     }
 
+    /// Changelog mode: each assigned partition's state is read from its changelog and handed
+    /// to detection before any of its records, and the partition starts at the position that
+    /// state holds (from its beginning when the changelog has none: the state is then empty).
+    fn assign_tasks(&mut self, restorer: &Restorer, tpl: &mut TopicPartitionList) {
+        let now = Instant::now();
+        let parts: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let mut starts = Vec::new();
+        for (topic, partition) in parts {
+            let restored = restorer.restore(partition);
+            let position = offsets::stored_in(&restored.state, &topic, partition);
+            let offset = position.map_or(Offset::Beginning, Offset::Offset);
+            if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
+                tracing::error!(error = %e, topic, partition, "cannot set the start offset");
+            }
+            if let Some(tx) = &self.tx
+                && tx
+                    .send(Batch::without_position(vec![Item::TaskRestored(
+                        partition,
+                        restored.state,
+                    )]))
+                    .is_err()
+            {
+                self.tx = None;
+            }
+            starts.push(format!(
+                "{topic}/{partition}@{}",
+                position.map_or("start".to_string(), |o| o.to_string())
+            ));
+            let tp = self.tp(&topic, partition);
+            self.merge.add(tp, position, now);
+        }
+        tracing::info!(partitions = %starts.join(" "), "kafka: partitions assigned");
+    }
+
     fn on_revoke(
         &mut self,
         consumer: &BaseConsumer<GroupContext>,
@@ -252,7 +300,13 @@ impl Coordinator {
             self.merge.remove(tp);
         }
         if !self.closing {
-            self.checkpoint_now();
+            // Changelog mode: the checkpoint writes the revoked tasks' state to the changelog
+            // before the next owner restores it; detection then drops them.
+            let before = match self.tasks {
+                Some(_) => vec![Item::TasksRevoked(revoked.iter().map(|tp| tp.1).collect())],
+                None => Vec::new(),
+            };
+            self.checkpoint_now(before);
         }
         self.absorb_durable();
         if lost {
@@ -268,13 +322,11 @@ impl Coordinator {
 
     /// Asks detection to checkpoint everything handed on so far and waits until that
     /// checkpoint is durable; `false` when it could not (detection gone, timeout).
-    fn checkpoint_now(&mut self) -> bool {
+    fn checkpoint_now(&mut self, mut before: Vec<Item>) -> bool {
         let Some(tx) = &self.tx else { return false };
         let (reply, answer) = mpsc::channel();
-        if tx
-            .send(Batch::without_position(vec![Item::CheckpointNow(reply)]))
-            .is_err()
-        {
+        before.push(Item::CheckpointNow(reply));
+        if tx.send(Batch::without_position(before)).is_err() {
             self.tx = None;
             return false;
         }
@@ -399,6 +451,7 @@ impl Coordinator {
         let mut next: BTreeMap<Tp, i64> = BTreeMap::new();
         let mut gone = false;
         let tag_partitions = self.tag_partitions;
+        let tag_tasks = self.tasks.is_some();
         let mut from: Option<Tp> = None;
         let send = |items: &mut Vec<Item>, next: &mut BTreeMap<Tp, i64>| -> bool {
             let positions = std::mem::take(next)
@@ -417,8 +470,13 @@ impl Coordinator {
                     return;
                 }
                 next.insert(tp.clone(), resume);
-                if tag_partitions && from.as_ref() != Some(tp) {
-                    items.push(Item::Partition(partition_id(tp)));
+                if from.as_ref() != Some(tp) {
+                    if tag_partitions {
+                        items.push(Item::Partition(partition_id(tp)));
+                    }
+                    if tag_tasks {
+                        items.push(Item::Task(tp.1));
+                    }
                     from = Some(tp.clone());
                 }
                 items.push(entry.payload);

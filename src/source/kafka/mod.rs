@@ -19,11 +19,13 @@
 //! | `group.rs` | assignment and revocation, commits, the state shared with the poll loop |
 //! | `merge.rs` | the event-time merge of partitions, with idleness and a bound on what it holds (no pausing) |
 //! | `offsets.rs` | partition positions in the state store; the durable-checkpoint channel |
+//! | `changelog.rs` | changelog mode: tasks' state produced to the changelog topic, and restored from it on assignment |
 //! | `dead_letter.rs` | bad messages to the dead-letter topic |
 //! | `lag.rs` | consumer lag per partition, shared with metrics |
 //! | `scale_out.rs` | the repartition key the loaded rules need, the internal topic and group |
 //! | `repartition.rs` | the hop: events produced to the internal topic, input offsets committed once acknowledged |
 
+pub mod changelog;
 pub mod dead_letter;
 mod group;
 pub mod lag;
@@ -175,6 +177,13 @@ impl KafkaSource {
     /// headers.
     pub fn forwarded(mut self) -> Self {
         self.forwarded = true;
+        self
+    }
+
+    /// Changelog mode: each partition is a task restored by `restorer` on assignment
+    /// (`changelog`, `group`).
+    pub fn with_tasks(self, restorer: changelog::Restorer) -> Self {
+        self.consumer.context().lock().tasks = Some(Arc::new(restorer));
         self
     }
 

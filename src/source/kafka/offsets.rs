@@ -44,6 +44,18 @@ pub fn stored(store: &dyn Store, topic: &str, partition: i32) -> Result<Option<i
         .map(|s| s.offset))
 }
 
+/// The position of a partition in a task's restored state, if it holds one.
+pub fn stored_in(
+    state: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let value = state.get(&key(topic, partition))?;
+    serde_json::from_slice::<Stored>(value)
+        .ok()
+        .map(|s| s.offset)
+}
+
 /// A durable checkpoint: its sequence number and the partition positions it wrote.
 pub struct Durable {
     pub seq: u64,

@@ -7,6 +7,7 @@
 //! which is the case for the fields all rules group by (for the default pack, `tenant`).
 //! Fields filled by enrichment (`geo.*`) are left out: the hop runs before enrichment.
 
+use super::changelog;
 use crate::config::{KafkaConfig, ScaleOut};
 use crate::event::{Event, Field};
 use crate::rule::Rule;
@@ -50,6 +51,21 @@ impl Plan {
     pub fn key_names(&self) -> String {
         let names: Vec<String> = self.key.iter().map(ToString::to_string).collect();
         format!("[{}]", names.join(", "))
+    }
+}
+
+/// Changelog mode (`[source.scale_out] changelog`): the changelog topic of detection's tasks
+/// and detection's own topic, whose partitions are the tasks.
+pub fn changelog_topics(config: &KafkaConfig, route: &Route) -> Result<(String, String), String> {
+    match route {
+        Route::Hop(plan) => Ok((changelog::topic_name(&plan.task_group), plan.topic.clone())),
+        Route::Direct => match config.topics.as_slice() {
+            [topic] => Ok((changelog::topic_name(&config.group_id), topic.clone())),
+            _ => Err(format!(
+                "[source.scale_out] changelog = true reads the input topics directly (their key groups every rule), and then needs exactly one, not {}: a task is a partition",
+                config.topics.len()
+            )),
+        },
     }
 }
 
