@@ -207,6 +207,16 @@ impl Detector {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     self.publish_metrics();
+                    // Tasks being restored hold the input back; that is no quiet source.
+                    if self
+                        .shared
+                        .restoring
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        > 0
+                    {
+                        last_input = Instant::now();
+                        quiet_from = None;
+                    }
                     // A quiet source: event time moves on at the pace of the wall clock from
                     // the newest event, so what the lateness holds comes out on a live stream.
                     // Only a source quiet for longer is taken as caught up, and event time

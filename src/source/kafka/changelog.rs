@@ -493,6 +493,15 @@ pub fn restore(
     })
 }
 
+/// See [`Restorer::busy`].
+pub struct Busy<'a>(&'a Shared);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.restoring.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Restores tasks as they are assigned (called by the source's rebalance callback, before any
 /// of the partition's messages is handed on): readiness is off meanwhile, progress is in the
 /// metrics and the log.
@@ -510,6 +519,13 @@ impl Restorer {
             topic,
             shared,
         }
+    }
+
+    /// Marks the daemon as restoring (not ready, no quiet source) until the guard is dropped:
+    /// held over a whole assignment, between its tasks too.
+    pub fn busy(&self) -> Busy<'_> {
+        self.shared.restoring.fetch_add(1, Ordering::Relaxed);
+        Busy(&self.shared)
     }
 
     /// Task `task`'s state. One that cannot be read after a few attempts ends the process:

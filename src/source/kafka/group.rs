@@ -250,6 +250,7 @@ impl Coordinator {
     /// to detection before any of its records, and the partition starts at the position that
     /// state holds (from its beginning when the changelog has none: the state is then empty).
     fn assign_tasks(&mut self, restorer: &Restorer, tpl: &mut TopicPartitionList) {
+        let _busy = restorer.busy();
         let now = Instant::now();
         let parts: Vec<(String, i32)> = tpl
             .elements()
