@@ -18,13 +18,19 @@
 //! `authwatch-snapshot` holds the task's whole state: restoring starts over from it. A task's
 //! first commit after its assignment is a snapshot, and so is every `snapshot_every`-th.
 //!
-//! **Restoring** ([`restore`]) reads the partition and applies whole commits only: a commit
-//! cut short by a crash (its last message never written) is ignored, so the restored state is
-//! always exactly that of one checkpoint, whose position is where processing resumes.
+//! Every message names, in `authwatch-base`, the offset where the task's last acknowledged
+//! snapshot starts.
+//!
+//! **Restoring** ([`restore`]) reads the partition's last message for that offset, reads from
+//! there to the end (one snapshot and at most `snapshot_every` commits of changes: restore
+//! time is bounded by the snapshot interval, not by the topic's retention), and applies whole
+//! commits only: a commit cut short by a crash (its last message never written) is ignored,
+//! so the restored state is always exactly that of one checkpoint, whose position is where
+//! processing resumes.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -44,6 +50,10 @@ use crate::state::{Entries, StateError, StateWrites, Store};
 pub const HEADER_COMMIT: &str = "authwatch-commit";
 /// The header marking the messages of a snapshot commit.
 pub const HEADER_SNAPSHOT: &str = "authwatch-snapshot";
+/// The header giving the offset where the task's last acknowledged snapshot starts: a restore
+/// reads the partition's last message and starts there, so it reads one snapshot and the
+/// changes after it, however long the topic's retention.
+pub const HEADER_BASE: &str = "authwatch-base";
 /// A changelog message's largest payload: well under the brokers' default `message.max.bytes`
 /// (1 MiB), whatever a single stored value weighs.
 pub const MESSAGE_BYTES: usize = 512 * 1024;
@@ -60,6 +70,10 @@ const QUIET_AT_END: Duration = Duration::from_millis(500);
 const QUIET_BELOW_END: Duration = Duration::from_secs(30);
 /// How long reading the partition's watermarks may take.
 const WATERMARK_WAIT: Duration = Duration::from_secs(10);
+/// How long reading the partition's last message (for its base) may take.
+const LAST_MESSAGE_WAIT: Duration = Duration::from_secs(3);
+/// The delivery tag of a snapshot's first message (the task in the low 32 bits).
+const FIRST_OF_SNAPSHOT: usize = 1 << 32;
 /// Attempts at restoring a task before the daemon gives up (the broker may be restarting).
 const RESTORE_ATTEMPTS: u32 = 4;
 /// Restore progress is logged every this many bytes.
@@ -251,10 +265,12 @@ impl Restoring {
     }
 }
 
-/// Counts deliveries that failed for good (after librdkafka's retries).
+/// Counts deliveries that failed for good (after librdkafka's retries), and notes where each
+/// snapshot's first message landed.
 #[derive(Default)]
 struct ChangelogAcks {
     failed: AtomicU64,
+    snapshot_starts: Mutex<BTreeMap<i32, i64>>,
 }
 
 impl ClientContext for ChangelogAcks {
@@ -268,13 +284,23 @@ impl ClientContext for ChangelogAcks {
 }
 
 impl ProducerContext for ChangelogAcks {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, _)) = result
-            && self.failed.fetch_add(1, Ordering::Relaxed) == 0
-        {
-            tracing::error!(%error, "kafka: a task's state could not be written to the changelog");
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
+        match result {
+            Ok(message) if tag & FIRST_OF_SNAPSHOT != 0 => {
+                let task = (tag & 0xffff_ffff) as u32 as i32;
+                self.snapshot_starts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(task, message.offset());
+            }
+            Ok(_) => {}
+            Err((error, _)) => {
+                if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::error!(%error, "kafka: a task's state could not be written to the changelog");
+                }
+            }
         }
     }
 }
@@ -286,6 +312,8 @@ pub struct ChangelogStore {
     local: Arc<dyn Store + Send + Sync>,
     producer: ThreadedProducer<ChangelogAcks>,
     topic: String,
+    /// Per task, the offset where its last acknowledged snapshot starts.
+    bases: Mutex<BTreeMap<i32, i64>>,
 }
 
 impl ChangelogStore {
@@ -306,6 +334,7 @@ impl ChangelogStore {
             local,
             producer,
             topic,
+            bases: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -325,19 +354,35 @@ impl ChangelogStore {
         };
         let count = parts.len();
         let key = task.to_string();
+        let base = self
+            .bases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&task)
+            .map(i64::to_string);
         for (i, payload) in parts.into_iter().enumerate() {
             let numbering = format!("{}/{count}", i + 1);
             let mut headers = OwnedHeaders::new().insert(Header {
                 key: HEADER_COMMIT,
                 value: Some(numbering.as_bytes()),
             });
+            if let Some(base) = &base {
+                headers = headers.insert(Header {
+                    key: HEADER_BASE,
+                    value: Some(base.as_bytes()),
+                });
+            }
+            let tag = match (commit.snapshot, i) {
+                (true, 0) => FIRST_OF_SNAPSHOT | task as u32 as usize,
+                _ => 0,
+            };
             if commit.snapshot {
                 headers = headers.insert(Header {
                     key: HEADER_SNAPSHOT,
                     value: Some(&b"1"[..]),
                 });
             }
-            let mut record = BaseRecord::to(&self.topic)
+            let mut record = BaseRecord::with_opaque_to(&self.topic, tag)
                 .partition(task)
                 .key(key.as_bytes())
                 .payload(payload)
@@ -383,6 +428,19 @@ impl Store for ChangelogStore {
             if self.producer.context().failed.load(Ordering::Relaxed) > 0 {
                 return Err(self.fail("a commit could not be produced".into()));
             }
+            // Snapshots acknowledged: the commits after them name where they start.
+            let starts = std::mem::take(
+                &mut *self
+                    .producer
+                    .context()
+                    .snapshot_starts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
+            self.bases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(starts);
         }
         self.local.commit(local)
     }
@@ -395,6 +453,8 @@ impl Store for ChangelogStore {
 /// A task's state read back from its changelog partition.
 #[derive(Debug)]
 pub struct Restored {
+    /// The offset the restore read from: the last snapshot's start, or the partition's.
+    pub from: i64,
     pub state: BTreeMap<Vec<u8>, Vec<u8>>,
     pub commits: u64,
     pub messages: u64,
@@ -422,7 +482,24 @@ fn commit_part(message: &rdkafka::message::BorrowedMessage<'_>) -> Option<((u32,
     Some((part?, snapshot))
 }
 
-/// Reads task `task`'s changelog partition from its start to its end and rebuilds the state
+/// The `authwatch-base` of the partition's last message, if it can be read.
+fn last_base(consumer: &BaseConsumer, topic: &str, task: i32, high: i64) -> Option<i64> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, task, Offset::Offset(high - 1))
+        .ok()?;
+    consumer.assign(&tpl).ok()?;
+    let deadline = Instant::now() + LAST_MESSAGE_WAIT;
+    while Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let headers = message.headers()?;
+            let base = headers.iter().find(|h| h.key == HEADER_BASE)?;
+            return std::str::from_utf8(base.value?).ok()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// Reads task `task`'s changelog partition from its last snapshot to its end and rebuilds the state
 /// its last whole commit left. `progress` is told the bytes read as they come.
 pub fn restore(
     config: &KafkaConfig,
@@ -441,11 +518,20 @@ pub fn restore(
         .with_context(|| format!("cannot read the watermarks of {topic}/{task}"))?;
     let mut restoring = Restoring::default();
     let (mut messages, mut bytes) = (0u64, 0u64);
+    let mut from = low;
     if high > low {
+        // The last message names where the last snapshot before it starts; without one
+        // (a single snapshot so far, or a message that cannot be read), from the start.
+        if let Some(base) = last_base(&consumer, topic, task, high)
+            && base > low
+            && base < high
+        {
+            from = base;
+        }
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, task, Offset::Beginning)?;
+        tpl.add_partition_offset(topic, task, Offset::Offset(from))?;
         consumer.assign(&tpl)?;
-        let mut next = low;
+        let mut next = from;
         let mut last = Instant::now();
         loop {
             match consumer.poll(Duration::from_millis(100)) {
@@ -484,6 +570,7 @@ pub fn restore(
         }
     }
     Ok(Restored {
+        from,
         state: restoring.state,
         commits: restoring.commits,
         messages,
@@ -569,6 +656,7 @@ impl Restorer {
                     topic = %self.topic,
                     task,
                     entries = restored.state.len(),
+                    from = restored.from,
                     commits = restored.commits,
                     messages = restored.messages,
                     bytes = restored.bytes,
