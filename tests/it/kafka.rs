@@ -1138,6 +1138,22 @@ fn check_plans_the_scale_out_without_connecting() {
         said.contains("repartitioned by [tenant] through the topic aw-by-tenant-repartition (consumer group aw-by-tenant)"),
         "{said}"
     );
+    // Changelog mode names the topic each task's state is kept in.
+    let out =
+        check("group_id = \"aw\"\n[source.scale_out]\nchangelog = true\nsnapshot_every = 10\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("each partition of aw-by-tenant-repartition is a task whose state is kept in the topic aw-by-tenant-changelog (a snapshot every 10 checkpoints that changed it)"),
+        "{said}"
+    );
+    let out = check("[source.scale_out]\nchangelog = true\nsnapshot_every = 0\n");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        stderr(&out).contains("snapshot_every must be 1 or more"),
+        "{}",
+        stderr(&out)
+    );
     // A topic keyed by tenant already holds every group of the pack whole.
     let out = check("[source.scale_out]\ninput_key = [\"tenant\"]\n");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
