@@ -1114,6 +1114,76 @@ fn tasks_move_with_their_state_to_an_instance_that_joins_mid_stream() {
     );
 }
 
+/// Issue 12, failover forgets nothing: two instances in changelog mode, with the alert topic,
+/// on a stream keyed at random; one is killed with SIGKILL once half the stream is in, and a
+/// replacement starts on an empty disk. The survivor and the replacement restore the dead
+/// one's tasks from the changelog, deliver what it raised and had not delivered, and the
+/// alerts of the three together are exactly `replay`'s. On librdkafka's mock cluster: tansu
+/// never evicts a member that dies without leaving, so its partitions would never move.
+#[test]
+fn an_instance_killed_mid_stream_and_replaced_on_an_empty_disk_loses_no_detection() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("a mock cluster");
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("failover");
+    mock.create_topic(&topic, 6, 1).expect("a mock topic");
+    let setup = Setup {
+        dir: dir.path().to_path_buf(),
+        brokers: mock.bootstrap_servers(),
+        group: format!("{topic}-group"),
+        topic,
+        rules: rules_dir(),
+    };
+    let internal = format!("{}-by-tenant-repartition", setup.group);
+    for internal_topic in [
+        internal.clone(),
+        format!("{}-by-tenant-changelog", setup.group),
+        format!("{}-alerts", setup.group),
+    ] {
+        mock.create_topic(&internal_topic, 6, 1)
+            .expect("an internal topic");
+    }
+    let scale = "[source.scale_out]\nreplication_factor = 1\nchangelog = true\nsnapshot_every = 3\nalert_topic = true\n";
+    let mut a = setup.spawn("a", true, scale);
+    let mut b = setup.spawn("b", true, scale);
+    setup.await_assignment(&[("a", 1), ("b", 1)], 6);
+    setup.await_assignment_in(&internal, &[("a", 1), ("b", 1)], 6);
+    let (records, markers, lines) = traffic_keyed_at_random(47, 20_000, 6);
+    let (first, second) = records.split_at(records.len() / 2);
+    produce(&setup.brokers, &setup.topic, first, "none");
+    let mut ends = BTreeMap::new();
+    advance_ends(&mut ends, 6, first);
+    setup.await_committed(&ends, &["a", "b"]);
+    a.kill(); // SIGKILL, and its disk is never used again
+    let mut c = setup.spawn("c", true, scale);
+    setup.await_assignment(&[("b", 1), ("c", 1)], 6);
+    setup.await_assignment_in(&internal, &[("b", 1), ("c", 1)], 6);
+    produce(&setup.brokers, &setup.topic, second, "none");
+    advance_ends(&mut ends, 6, second);
+    setup.await_committed(&ends, &["b", "c"]);
+    produce(&setup.brokers, &setup.topic, &markers, "none");
+    let want = replay_ids(dir.path(), &setup.rules, &lines);
+    assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
+    let members = ["a", "b", "c"];
+    let deadline = Instant::now() + PATIENCE;
+    while union_of(&setup, &members).1 != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sigterm(&mut b);
+    sigterm(&mut c);
+    let (_, union) = union_of(&setup, &members);
+    assert!(
+        union == want,
+        "no detection was lost with a: missing {:?}, extra {:?}; logs:\n{}",
+        want.difference(&union).collect::<Vec<_>>(),
+        union.difference(&want).collect::<Vec<_>>(),
+        members
+            .iter()
+            .map(|m| setup.log_text(m))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
 /// `check` validates `[source.scale_out]` against the loaded rules without a broker (the
 /// address here has none), saying how events will flow, and collects every mistake.
 #[test]
