@@ -891,8 +891,17 @@ fn traffic_keyed_at_random(
     n: usize,
     partitions: i32,
 ) -> (Vec<Record>, Vec<Record>, Vec<u8>) {
+    traffic_of_tenants_keyed_at_random(seed, n, partitions, 6)
+}
+
+/// [`traffic_keyed_at_random`] over `tenants` tenants.
+fn traffic_of_tenants_keyed_at_random(
+    seed: u64,
+    n: usize,
+    partitions: i32,
+    tenants: u64,
+) -> (Vec<Record>, Vec<Record>, Vec<u8>) {
     let now = chrono::Utc::now().timestamp_millis();
-    let tenants = 6;
     let events = Traffic {
         seed,
         start_ms: now + 86_400_000,
@@ -1181,6 +1190,91 @@ fn an_instance_killed_mid_stream_and_replaced_on_an_empty_disk_loses_no_detectio
             .map(|m| setup.log_text(m))
             .collect::<Vec<_>>()
             .join("\n")
+    );
+}
+
+/// Issue 12, rebalances move tasks with their state while events flow: three instances in
+/// changelog mode detect a stream of 24 tenants (every partition of detection holds some)
+/// keyed at random, and a fourth joins while it is being produced, so both groups rebalance
+/// mid-stream and tasks with open windows change instance. Together the four raise exactly
+/// `replay`'s alerts. On librdkafka's mock cluster, which serves a fetch starting inside a
+/// record batch (tansu does not: see above).
+#[test]
+fn a_fourth_instance_joining_while_events_flow_takes_tasks_with_their_state() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("a mock cluster");
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("fourth");
+    mock.create_topic(&topic, 6, 1).expect("a mock topic");
+    let setup = Setup {
+        dir: dir.path().to_path_buf(),
+        brokers: mock.bootstrap_servers(),
+        group: format!("{topic}-group"),
+        topic,
+        rules: rules_dir(),
+    };
+    let internal = format!("{}-by-tenant-repartition", setup.group);
+    for internal_topic in [
+        internal.clone(),
+        format!("{}-by-tenant-changelog", setup.group),
+    ] {
+        mock.create_topic(&internal_topic, 6, 1)
+            .expect("an internal topic");
+    }
+    let scale =
+        "[source.scale_out]\nreplication_factor = 1\nchangelog = true\nsnapshot_every = 3\n";
+    let members = ["a", "b", "c", "d"];
+    let mut daemons: Vec<Daemon> = members[..3]
+        .iter()
+        .map(|m| setup.spawn(m, true, scale))
+        .collect();
+    let three: Vec<(&str, usize)> = members[..3].iter().map(|m| (*m, 1)).collect();
+    setup.await_assignment(&three, 6);
+    setup.await_assignment_in(&internal, &three, 6);
+    let (records, markers, lines) = traffic_of_tenants_keyed_at_random(53, 20_000, 6, 24);
+    let brokers = setup.brokers.clone();
+    let input = setup.topic.clone();
+    let flowing = records.clone();
+    let producer = std::thread::spawn(move || {
+        for chunk in flowing.chunks(400) {
+            produce(&brokers, &input, chunk, "none");
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    daemons.push(setup.spawn("d", true, scale));
+    producer.join().unwrap();
+    let four: Vec<(&str, usize)> = members.iter().map(|m| (*m, 1)).collect();
+    setup.await_assignment_in(&internal, &four, 6);
+    let mut ends = BTreeMap::new();
+    advance_ends(&mut ends, 6, &records);
+    setup.await_committed(&ends, &members);
+    produce(&setup.brokers, &setup.topic, &markers, "none");
+    let want = replay_ids(dir.path(), &setup.rules, &lines);
+    assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
+    let deadline = Instant::now() + PATIENCE;
+    while union_of(&setup, &members).1 != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for d in &mut daemons {
+        sigterm(d);
+    }
+    let (_, union) = union_of(&setup, &members);
+    assert!(
+        union == want,
+        "the four raise replay's alerts: missing {:?}, extra {:?}; logs:\n{}",
+        want.difference(&union).collect::<Vec<_>>(),
+        union.difference(&want).collect::<Vec<_>>(),
+        members
+            .iter()
+            .map(|m| setup.log_text(m))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // Every partition holds events, so d's tasks came from another instance with their state.
+    assert!(
+        events_counted(&setup, "d") > 0,
+        "d took tasks and detected; log:\n{}",
+        setup.log_text("d")
     );
 }
 
