@@ -366,6 +366,12 @@ impl Detector {
                     }
                 }
                 (Item::TasksRevoked(list), _) => revoked.extend(list),
+                (Item::TasksLost(list), _) => {
+                    if let Some(tasks) = &mut self.tasks {
+                        tasks.revoke(&list, &mut self.pipeline);
+                        tracing::warn!(tasks = ?list, "tasks lost: dropped without writing their changelog (another instance may own them)");
+                    }
+                }
             }
         }
         self.positions.extend(batch.positions);

@@ -155,7 +155,8 @@ pub fn replay(files: &[PathBuf], opts: &Options<'_>) -> Result<(), Failure> {
                     | Item::Partition(_)
                     | Item::Task(_)
                     | Item::TaskRestored(..)
-                    | Item::TasksRevoked(_) => {
+                    | Item::TasksRevoked(_)
+                    | Item::TasksLost(_) => {
                         unreachable!(
                             "the decode stage decodes lines; a file asks for no checkpoint"
                         )

@@ -46,6 +46,10 @@ pub enum Item {
     /// Not a record: these tasks were revoked. Sent with a `CheckpointNow` after it: the
     /// checkpoint writes their state to the changelog, then the detector drops them.
     TasksRevoked(Vec<i32>),
+    /// Not a record: these tasks were lost (the group session expired, so another instance
+    /// may own them and be writing their changelog already): dropped at once, never
+    /// checkpointed again here.
+    TasksLost(Vec<i32>),
     /// Not a record: checkpoint once everything before it is processed and send back the
     /// checkpoint's sequence number. A Kafka revocation waits for that checkpoint to be
     /// durable (`state::OnDurable`) and commits its offsets before the rebalance completes.

@@ -24,6 +24,9 @@ const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// ends the process: enough to log and leave the detection loop, not enough to look hung.
 pub const FATAL_GRACE: Duration = Duration::from_secs(5);
 
+/// How a failure caused by the state directory's removal or replacement begins.
+const REMOVED: &str = "the state directory was removed or replaced";
+
 /// The health of one open store, shared by its [`Guarded`] handle, the watchdog and whoever
 /// asks (the detection loop, `/healthz`).
 pub struct StoreGuard {
@@ -62,6 +65,17 @@ impl StoreGuard {
 
     /// Marks the store failed (the first cause is kept) and logs it with the directory.
     pub fn fail(&self, cause: String) {
+        // A write that failed because the directory is gone says so, whichever thread (the
+        // checkpoint writer or the watchdog) notices first.
+        let cause = match self.lock_file {
+            Some(expected)
+                if !cause.starts_with(REMOVED)
+                    && identity(&self.dir.join(LOCK_FILE)) != Some(expected) =>
+            {
+                format!("{REMOVED} (its {LOCK_FILE} is gone): {cause}")
+            }
+            _ => cause,
+        };
         if self.failure.set((cause, Instant::now())).is_ok() {
             tracing::error!(
                 dir = %self.dir.display(),
@@ -140,9 +154,7 @@ impl StoreGuard {
         {
             // As PostgreSQL rechecks postmaster.pid: a directory removed or replaced under a
             // running daemon means its writes go nowhere anyone will read.
-            self.fail(format!(
-                "the state directory was removed or replaced (its {LOCK_FILE} is gone)"
-            ));
+            self.fail(format!("{REMOVED} (its {LOCK_FILE} is gone)"));
         }
         let (_, at) = self.failure.get()?;
         Some(if at.elapsed() >= FATAL_GRACE {

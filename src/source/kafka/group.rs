@@ -300,11 +300,22 @@ impl Coordinator {
         for tp in &revoked {
             self.merge.remove(tp);
         }
-        if !self.closing {
+        let tasks: Vec<i32> = revoked.iter().map(|tp| tp.1).collect();
+        if self.tasks.is_some() && lost {
+            // Another member may own them and be writing their changelog already: a
+            // checkpoint from here would overwrite its state with this one's.
+            if let Some(tx) = &self.tx
+                && tx
+                    .send(Batch::without_position(vec![Item::TasksLost(tasks)]))
+                    .is_err()
+            {
+                self.tx = None;
+            }
+        } else if !self.closing {
             // Changelog mode: the checkpoint writes the revoked tasks' state to the changelog
             // before the next owner restores it; detection then drops them.
             let before = match self.tasks {
-                Some(_) => vec![Item::TasksRevoked(revoked.iter().map(|tp| tp.1).collect())],
+                Some(_) => vec![Item::TasksRevoked(tasks)],
                 None => Vec::new(),
             };
             self.checkpoint_now(before);
