@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Message as _};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -33,6 +33,7 @@ use crate::engine::Alert;
 use crate::sink::{
     self, AlertSink, Deliver, DeliveryPolicy, Record, Routing, SendError, SinkConfig,
 };
+use crate::source::kafka::produce::send_when_room;
 use crate::state::StateWrites;
 
 /// How long a flush waits for the brokers' acknowledgements; librdkafka retries within it.
@@ -106,24 +107,12 @@ impl TopicWriter {
 impl AlertSink for TopicWriter {
     fn deliver(&mut self, alert: &Alert) -> io::Result<()> {
         let payload = serde_json::to_vec(alert).map_err(io::Error::other)?;
-        let mut record = BaseRecord::to(&self.topic)
+        let record = BaseRecord::to(&self.topic)
             .key(alert.id.as_bytes())
             .payload(&payload);
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(QUEUE_FULL_WAIT);
-                }
-                Err((e, _)) => {
-                    return Err(io::Error::other(format!(
-                        "cannot produce an alert to {}: {e}",
-                        self.topic
-                    )));
-                }
-            }
-        }
+        send_when_room(&self.producer, record, QUEUE_FULL_WAIT).map_err(|e| {
+            io::Error::other(format!("cannot produce an alert to {}: {e}", self.topic))
+        })?;
         self.sent = true;
         Ok(())
     }

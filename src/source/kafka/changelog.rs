@@ -36,12 +36,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use super::log::librdkafka_log;
+use super::produce::send_when_room;
 use crate::config::{KafkaConfig, kafka_client};
 use crate::shared::Shared;
 use crate::state::{Entries, StateError, StateWrites, Store};
@@ -382,21 +383,13 @@ impl ChangelogStore {
                     value: Some(&b"1"[..]),
                 });
             }
-            let mut record = BaseRecord::with_opaque_to(&self.topic, tag)
+            let record = BaseRecord::with_opaque_to(&self.topic, tag)
                 .partition(task)
                 .key(key.as_bytes())
                 .payload(payload)
                 .headers(headers);
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        std::thread::sleep(QUEUE_FULL_WAIT);
-                    }
-                    Err((e, _)) => return Err(self.fail(e.to_string())),
-                }
-            }
+            send_when_room(&self.producer, record, QUEUE_FULL_WAIT)
+                .map_err(|e| self.fail(e.to_string()))?;
         }
         Ok(())
     }

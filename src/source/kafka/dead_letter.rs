@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 
 use super::log::librdkafka_log;
+use super::produce::send_when_room;
 use crate::config::KafkaConfig;
 use crate::config::kafka_client;
 use crate::event::BadInput;
@@ -115,22 +116,13 @@ impl DeadLetters {
         if let Some(ts) = message.timestamp().to_millis() {
             record = record.timestamp(ts);
         }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(QUEUE_FULL_WAIT);
-                }
-                Err((error, _)) => {
-                    self.producer
-                        .context()
-                        .failed
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(%error, "a dead letter could not be queued; the bad message is only counted");
-                    return;
-                }
-            }
+        if let Err(error) = send_when_room(&self.producer, record, QUEUE_FULL_WAIT) {
+            self.producer
+                .context()
+                .failed
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%error, "a dead letter could not be queued; the bad message is only counted");
+            return;
         }
         self.unflushed.fetch_add(1, Ordering::Relaxed);
     }

@@ -195,11 +195,7 @@ impl Coordinator {
             return;
         }
         let now = Instant::now();
-        let parts: Vec<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
+        let parts = partitions_of(tpl);
         let mut stored = BTreeMap::new();
         for (topic, partition) in &parts {
             match offsets::stored(&*self.store, topic, *partition) {
@@ -252,11 +248,7 @@ impl Coordinator {
     fn assign_tasks(&mut self, restorer: &Restorer, tpl: &mut TopicPartitionList) {
         let _busy = restorer.busy();
         let now = Instant::now();
-        let parts: Vec<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
+        let parts = partitions_of(tpl);
         let mut starts = Vec::new();
         for (topic, partition) in parts {
             let restored = restorer.restore(partition);
@@ -535,6 +527,14 @@ impl Coordinator {
     pub fn close_channel(&mut self) {
         self.tx = None;
     }
+}
+
+/// The topics and partitions of a rebalance's list.
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
 }
 
 /// A partition's stable name in the repartition hop's header (never 0, which stands for a

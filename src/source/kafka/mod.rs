@@ -21,6 +21,7 @@
 //! | `offsets.rs` | partition positions in the state store; the durable-checkpoint channel |
 //! | `changelog.rs` | changelog mode: tasks' state produced to the changelog topic, and restored from it on assignment |
 //! | `dead_letter.rs` | bad messages to the dead-letter topic |
+//! | `produce.rs` | queueing a record with a producer, waiting out a full queue |
 //! | `lag.rs` | consumer lag per partition, shared with metrics |
 //! | `scale_out.rs` | the repartition key the loaded rules need, the internal topic and group |
 //! | `repartition.rs` | the hop: events produced to the internal topic, input offsets committed once acknowledged |
@@ -32,6 +33,7 @@ pub mod lag;
 pub mod log;
 pub mod merge;
 pub mod offsets;
+pub mod produce;
 pub mod repartition;
 pub mod scale_out;
 

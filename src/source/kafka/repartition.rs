@@ -26,6 +26,7 @@ use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 
 use super::log::librdkafka_log;
+use super::produce::send_when_room;
 use super::scale_out::Plan;
 use crate::config::{KafkaConfig, ScaleOut, kafka_client};
 use crate::source::{Batch, Item};
@@ -254,20 +255,12 @@ impl Repartitioner {
                 key: HEADER_PARTITION,
                 value: Some(&from[..]),
             });
-        let mut record = BaseRecord::to(&self.plan.topic)
+        let record = BaseRecord::to(&self.plan.topic)
             .key(key.as_bytes())
             .payload(payload)
             .headers(headers);
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(QUEUE_FULL_WAIT);
-                }
-                Err((e, _)) => anyhow::bail!("cannot produce to {}: {e}", self.plan.topic),
-            }
-        }
+        send_when_room(&self.producer, record, QUEUE_FULL_WAIT)
+            .with_context(|| format!("cannot produce to {}", self.plan.topic))
     }
 
     /// Waits until the broker acknowledged everything sent, then reports `pending` (the input
