@@ -274,14 +274,19 @@ impl Detector {
             return;
         };
         let metrics = &self.shared.metrics;
-        // The idle engine too: a task assigned later starts from its rules.
-        reloader.reload(self.pipeline.engine_mut(), metrics, why);
-        if let Some(tasks) = &mut self.tasks {
-            let _ = tasks.each(&mut self.pipeline, |p| {
-                reloader.reload(p.engine_mut(), metrics, why);
-                Ok(())
-            });
-        }
+        let (pipeline, tasks) = (&mut self.pipeline, &mut self.tasks);
+        reloader.reload(metrics, why, |apply| match tasks {
+            Some(tasks) => {
+                let _ = tasks.each(pipeline, |p| {
+                    apply(p.engine_mut());
+                    Ok(())
+                });
+                // The idle engine too (after `each` parked the tasks' engines): a task
+                // assigned later starts from its rules.
+                apply(pipeline.engine_mut());
+            }
+            None => apply(pipeline.engine_mut()),
+        });
     }
 
     fn publish_metrics(&mut self) {
@@ -420,7 +425,18 @@ impl Detector {
         metrics
             .checkpoint_seconds
             .observe(started.elapsed().as_secs_f64());
-        for (rule, groups, evicted) in self.pipeline.engine().state_sizes() {
+        let sizes = match &mut self.tasks {
+            Some(tasks) => tasks.state_sizes(&mut self.pipeline),
+            None => self
+                .pipeline
+                .engine()
+                .state_sizes()
+                .into_iter()
+                .map(|(rule, groups, evicted)| (rule.to_string(), groups, evicted))
+                .collect(),
+        };
+        for (rule, groups, evicted) in &sizes {
+            let (groups, evicted) = (*groups, *evicted);
             metrics
                 .state_groups
                 .get_or_create(&label("rule", rule))

@@ -59,8 +59,15 @@ impl Reloader {
         changed
     }
 
-    /// Validates the directory's rules and swaps them in, or keeps the running set.
-    pub fn reload(&mut self, engine: &mut Engine, metrics: &Metrics, why: &str) {
+    /// Validates the directory's rules and swaps them into every engine `each` hands to the
+    /// apply function it is given (one, or in changelog mode one per task: the directory is
+    /// read once, so all run the same set), or keeps the running set.
+    pub fn reload(
+        &mut self,
+        metrics: &Metrics,
+        why: &str,
+        each: impl FnOnce(&mut dyn FnMut(&mut Engine)),
+    ) {
         self.fingerprint = dir_fingerprint(&self.dir);
         match rule::load_dir(&self.dir) {
             Ok(set) if let Some(Err(error)) = self.guard.as_ref().map(|g| g(&set.enabled())) => {
@@ -71,18 +78,26 @@ impl Reloader {
                 tracing::error!(why, %error, "rules not reloaded: the running set stays");
             }
             Ok(set) => {
-                let diff = engine.reload(set.enabled(), &self.options);
+                let rules = set.enabled();
+                let mut diff = None;
+                each(&mut |engine: &mut Engine| {
+                    let d = engine.reload(rules.clone(), &self.options);
+                    metrics.rules_loaded.set(engine.rule_count() as i64);
+                    // Every engine ran the same set, so the first one's diff says it.
+                    diff.get_or_insert(d);
+                });
                 metrics.reloads.get_or_create(&label("outcome", "ok")).inc();
-                metrics.rules_loaded.set(engine.rule_count() as i64);
-                tracing::info!(
-                    why,
-                    added = ?diff.added,
-                    removed = ?diff.removed,
-                    changed = ?diff.changed,
-                    retitled = ?diff.retitled,
-                    unchanged = diff.unchanged,
-                    "rules reloaded"
-                );
+                if let Some(diff) = diff {
+                    tracing::info!(
+                        why,
+                        added = ?diff.added,
+                        removed = ?diff.removed,
+                        changed = ?diff.changed,
+                        retitled = ?diff.retitled,
+                        unchanged = diff.unchanged,
+                        "rules reloaded"
+                    );
+                }
             }
             Err(diags) => {
                 metrics

@@ -150,6 +150,23 @@ impl Tasks {
         sum
     }
 
+    /// Each rule's groups and evictions summed over the tasks (every rule named, with
+    /// nothing while no task holds state for it).
+    pub fn state_sizes(&mut self, pipeline: &mut Pipeline) -> Vec<(String, usize, u64)> {
+        self.park(pipeline);
+        let mut sum: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+        let engines =
+            std::iter::once(pipeline.engine()).chain(self.tasks.values().map(|t| &t.engine));
+        for engine in engines {
+            for (rule, groups, evicted) in engine.state_sizes() {
+                let entry = sum.entry(rule.to_string()).or_default();
+                entry.0 += groups;
+                entry.1 += evicted;
+            }
+        }
+        sum.into_iter().map(|(rule, (g, e))| (rule, g, e)).collect()
+    }
+
     /// Writes each task's changes (or snapshot), with its partition's position from
     /// `positions`, under its task keys into `out`.
     pub fn checkpoint(

@@ -182,6 +182,34 @@ impl Setup {
         }
     }
 
+    /// A setup on librdkafka's mock cluster `mock`: the input topic `name` of `partitions`, and
+    /// each of `internal` (suffixes of the group's name, such as `-by-tenant-changelog`) with
+    /// as many, since the mock cluster creates no topic itself.
+    fn on_mock(
+        mock: &rdkafka::mocking::MockCluster<'_, DefaultProducerContext>,
+        dir: &Path,
+        name: &str,
+        partitions: i32,
+        rules: PathBuf,
+        internal: &[&str],
+    ) -> Setup {
+        let topic = unique(name);
+        mock.create_topic(&topic, partitions, 1)
+            .expect("a mock topic");
+        let group = format!("{topic}-group");
+        for suffix in internal {
+            mock.create_topic(&format!("{group}{suffix}"), partitions, 1)
+                .expect("an internal topic");
+        }
+        Setup {
+            dir: dir.to_path_buf(),
+            brokers: mock.bootstrap_servers(),
+            group,
+            topic,
+            rules,
+        }
+    }
+
     /// A daemon configuration named `name` (its state, alerts and log are named after it).
     fn config(&self, name: &str, follow: bool, extra_source: &str) -> PathBuf {
         let path = self.dir.join(format!("{name}.toml"));
@@ -811,15 +839,14 @@ fn group_members_split_partitions_and_take_over_when_one_leaves() {
 fn a_member_killed_with_sigkill_is_taken_over_from_its_committed_offsets() {
     let mock = rdkafka::mocking::MockCluster::new(1).expect("a mock cluster");
     let dir = tempfile::tempdir().unwrap();
-    let topic = unique("killed");
-    mock.create_topic(&topic, 4, 1).expect("a mock topic");
-    let setup = Setup {
-        dir: dir.path().to_path_buf(),
-        brokers: mock.bootstrap_servers(),
-        group: format!("{topic}-group"),
-        topic,
-        rules: per_user_rules(dir.path()),
-    };
+    let setup = Setup::on_mock(
+        &mock,
+        dir.path(),
+        "killed",
+        4,
+        per_user_rules(dir.path()),
+        &[],
+    );
     let mut phases = Phases {
         setup: &setup,
         partitions: 4,
@@ -1146,24 +1173,15 @@ fn spawn_with_lateness(setup: &Setup, name: &str, extra_source: &str) -> Daemon 
 fn an_instance_killed_mid_stream_and_replaced_on_an_empty_disk_loses_no_detection() {
     let mock = rdkafka::mocking::MockCluster::new(1).expect("a mock cluster");
     let dir = tempfile::tempdir().unwrap();
-    let topic = unique("failover");
-    mock.create_topic(&topic, 6, 1).expect("a mock topic");
-    let setup = Setup {
-        dir: dir.path().to_path_buf(),
-        brokers: mock.bootstrap_servers(),
-        group: format!("{topic}-group"),
-        topic,
-        rules: rules_dir(),
-    };
+    let setup = Setup::on_mock(
+        &mock,
+        dir.path(),
+        "failover",
+        6,
+        rules_dir(),
+        &["-by-tenant-repartition", "-by-tenant-changelog", "-alerts"],
+    );
     let internal = format!("{}-by-tenant-repartition", setup.group);
-    for internal_topic in [
-        internal.clone(),
-        format!("{}-by-tenant-changelog", setup.group),
-        format!("{}-alerts", setup.group),
-    ] {
-        mock.create_topic(&internal_topic, 6, 1)
-            .expect("an internal topic");
-    }
     let scale = "[source.scale_out]\nreplication_factor = 1\nchangelog = true\nsnapshot_every = 3\nalert_topic = true\n";
     let mut a = spawn_with_lateness(&setup, "a", scale);
     let mut b = spawn_with_lateness(&setup, "b", scale);
@@ -1216,23 +1234,15 @@ fn an_instance_killed_mid_stream_and_replaced_on_an_empty_disk_loses_no_detectio
 fn a_fourth_instance_joining_while_events_flow_takes_tasks_with_their_state() {
     let mock = rdkafka::mocking::MockCluster::new(1).expect("a mock cluster");
     let dir = tempfile::tempdir().unwrap();
-    let topic = unique("fourth");
-    mock.create_topic(&topic, 6, 1).expect("a mock topic");
-    let setup = Setup {
-        dir: dir.path().to_path_buf(),
-        brokers: mock.bootstrap_servers(),
-        group: format!("{topic}-group"),
-        topic,
-        rules: rules_dir(),
-    };
+    let setup = Setup::on_mock(
+        &mock,
+        dir.path(),
+        "fourth",
+        6,
+        rules_dir(),
+        &["-by-tenant-repartition", "-by-tenant-changelog"],
+    );
     let internal = format!("{}-by-tenant-repartition", setup.group);
-    for internal_topic in [
-        internal.clone(),
-        format!("{}-by-tenant-changelog", setup.group),
-    ] {
-        mock.create_topic(&internal_topic, 6, 1)
-            .expect("an internal topic");
-    }
     let scale =
         "[source.scale_out]\nreplication_factor = 1\nchangelog = true\nsnapshot_every = 3\n";
     let members = ["a", "b", "c", "d"];
@@ -1288,6 +1298,173 @@ fn a_fourth_instance_joining_while_events_flow_takes_tasks_with_their_state() {
         events_counted(&setup, "d") > 0,
         "d took tasks and detected; log:\n{}",
         setup.log_text("d")
+    );
+}
+
+/// A tansu broker of the test's own, on a free port, keeping its logs in an SQLite file so a
+/// restart finds them again (the shared broker keeps them in memory). Killed when dropped.
+struct OwnBroker {
+    binary: PathBuf,
+    db: PathBuf,
+    log: PathBuf,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnBroker {
+    /// The binary is `AUTHWATCH_TANSU` (`.ci/kafka.sh` builds tansu with its SQLite engine and
+    /// exports it); `None`, with the skip printed, without it.
+    fn start(test: &str, dir: &Path) -> Option<OwnBroker> {
+        let binary = match std::env::var("AUTHWATCH_TANSU") {
+            Ok(b) if !b.is_empty() => PathBuf::from(b),
+            _ => {
+                crate::support::skip_unless_ci(&format!(
+                    "{test}: AUTHWATCH_TANSU is unset (.ci/run builds tansu with SQLite storage and sets it)"
+                ));
+                return None;
+            }
+        };
+        let mut broker = OwnBroker {
+            binary,
+            db: dir.join("tansu.db"),
+            log: dir.join("tansu.log"),
+            port: crate::support::free_port(),
+            child: None,
+        };
+        broker.up();
+        Some(broker)
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the broker on its port and file, and waits until it accepts connections.
+    fn up(&mut self) {
+        let url = format!("tcp://{}", self.address());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = std::process::Command::new(&self.binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .arg("--storage-engine")
+            .arg(format!("sqlite://{}", self.db.display()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("tansu starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(self.address()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen; its log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills the broker (SIGKILL: a crash, not a shutdown).
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// Issue 12, a broker restart: two instances in changelog mode with the alert topic detect a
+/// stream keyed at random; the broker is killed while they are busy with the first half (the
+/// hop, detection, the changelog and the alert topic all in flight) and started again on its
+/// files seconds later. The instances ride it out (nothing exits, nothing acknowledged is lost:
+/// each retries until the broker is back) and, with the second half, raise exactly `replay`'s
+/// alerts. On tansu with SQLite storage, started by the test.
+#[test]
+fn instances_ride_out_a_broker_restart_without_losing_a_detection() {
+    let test = "instances_ride_out_a_broker_restart_without_losing_a_detection";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut broker) = OwnBroker::start(test, dir.path()) else {
+        return;
+    };
+    let setup = Setup::new(dir.path(), broker.address(), "restart", 6);
+    let internal = format!("{}-by-tenant-repartition", setup.group);
+    let scale = "[source.scale_out]\nreplication_factor = 1\nchangelog = true\nsnapshot_every = 3\nalert_topic = true\n";
+    // One message per record batch, as in the tansu test above: after the restart the groups
+    // may resume at any committed offset, and tansu cannot serve a fetch inside a batch.
+    let spawn = |name: &str| {
+        let cfg = setup.config(name, true, scale);
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("[rules]\n", "[rules]\nlateness = \"10m\"\n")
+            .replace(
+                "[source.properties]\n",
+                "[source.properties]\n\"batch.num.messages\" = 1\n",
+            );
+        std::fs::write(&cfg, text).unwrap();
+        setup.spawn_config(name, &cfg)
+    };
+    let members = ["a", "b"];
+    let mut daemons: Vec<Daemon> = members.iter().map(|m| spawn(m)).collect();
+    setup.await_assignment(&[("a", 1), ("b", 1)], 6);
+    setup.await_assignment_in(&internal, &[("a", 1), ("b", 1)], 6);
+    let (records, markers, lines) = traffic_keyed_at_random(59, 6_000, 6);
+    let (first, second) = records.split_at(records.len() / 2);
+    produce_batched(&setup.brokers, &setup.topic, first, "none", 1);
+    // The broker dies while the instances are still at work on the first half.
+    std::thread::sleep(Duration::from_millis(300));
+    broker.down();
+    std::thread::sleep(Duration::from_secs(5));
+    for (name, daemon) in members.iter().zip(&mut daemons) {
+        assert!(
+            daemon.exits_within(Duration::ZERO).is_none(),
+            "{name} exited while the broker was down; log:\n{}",
+            setup.log_text(name)
+        );
+    }
+    broker.up();
+    let mut ends = BTreeMap::new();
+    advance_ends(&mut ends, 6, first);
+    setup.await_committed(&ends, &members);
+    produce_batched(&setup.brokers, &setup.topic, second, "none", 1);
+    advance_ends(&mut ends, 6, second);
+    setup.await_committed(&ends, &members);
+    produce_batched(&setup.brokers, &setup.topic, &markers, "none", 1);
+    let want = replay_ids(dir.path(), &setup.rules, &lines);
+    assert!(want.len() > 10, "the traffic holds attacks: {}", want.len());
+    let deadline = Instant::now() + PATIENCE;
+    while union_of(&setup, &members).1 != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for d in &mut daemons {
+        sigterm(d);
+    }
+    let (_, union) = union_of(&setup, &members);
+    assert!(
+        union == want,
+        "the broker's restart lost no detection: missing {:?}, extra {:?}; logs:\n{}",
+        want.difference(&union).collect::<Vec<_>>(),
+        union.difference(&want).collect::<Vec<_>>(),
+        members
+            .iter()
+            .map(|m| setup.log_text(m))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -1468,18 +1645,15 @@ fn alerts_of_an_instance_killed_before_delivering_them_are_delivered_by_another(
     use crate::sinks_harness::{Receiver, ids};
     let mock = rdkafka::mocking::MockCluster::new(1).expect("a mock cluster");
     let dir = tempfile::tempdir().unwrap();
-    let topic = unique("outbox");
-    mock.create_topic(&topic, 4, 1).expect("a mock topic");
-    let setup = Setup {
-        dir: dir.path().to_path_buf(),
-        brokers: mock.bootstrap_servers(),
-        group: format!("{topic}-group"),
-        topic,
-        rules: per_username_rules(dir.path()),
-    };
+    let setup = Setup::on_mock(
+        &mock,
+        dir.path(),
+        "outbox",
+        4,
+        per_username_rules(dir.path()),
+        &["-alerts"],
+    );
     let alert_topic = format!("{}-alerts", setup.group);
-    mock.create_topic(&alert_topic, 4, 1)
-        .expect("the alert topic");
     let port = crate::support::free_port();
     let config = |name: &str| {
         let path = setup.config(
