@@ -3,8 +3,9 @@
 #   system OpenSSL and zlib), before anything compiles;
 # - kafka_broker_start: a real Kafka-protocol broker for the Kafka source tests
 #   (tests/it/kafka.rs): tansu, installed once into a cache folder, started on 127.0.0.1
-#   with in-memory storage and stopped at exit. Exports AUTHWATCH_KAFKA_BROKERS; the tests
-#   skip, with the reason printed, without it.
+#   with in-memory storage and stopped at exit. Exports AUTHWATCH_KAFKA_BROKERS, and
+#   AUTHWATCH_TANSU (the binary, for the broker restart test's own broker on SQLite); the
+#   tests skip, with the reason printed, without them.
 
 kafka_build_deps() {
     echo "== librdkafka build dependencies"
@@ -20,12 +21,15 @@ kafka_build_deps() {
 
 kafka_broker_start() {
     echo "== kafka broker (tansu) for the Kafka source tests"
-    TANSU_ROOT="${AUTHWATCH_CI_CACHE:-$HOME/.cache/authwatch-ci}/tansu"
+    TANSU_ROOT="${AUTHWATCH_CI_CACHE:-$HOME/.cache/authwatch-ci}/tansu-libsql"
     if [ ! -x "$TANSU_ROOT/bin/tansu" ]; then
-        # About 9 minutes cold; the default features build a broker without the in-memory engine.
-        cargo install tansu --version 0.6.0 --locked --no-default-features --features dynostore \
-            --root "$TANSU_ROOT"
+        # About 20 minutes cold. `dynostore` is the in-memory engine the shared broker uses (the
+        # default features build a broker without it); `libsql` the SQLite engine of the broker
+        # restart test, which starts a broker of its own on a file (AUTHWATCH_TANSU below).
+        cargo install tansu --version 0.6.0 --locked --no-default-features \
+            --features dynostore,libsql --root "$TANSU_ROOT"
     fi
+    export AUTHWATCH_TANSU="$TANSU_ROOT/bin/tansu"
     KAFKA_DIR=$(mktemp -d /tmp/authwatch-kafka.XXXXXX)
     kafka_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     "$TANSU_ROOT/bin/tansu" broker \
