@@ -85,6 +85,24 @@ pub struct ScaleOut {
     /// the first checkpoint after it was assigned); in between, only what changed. Restore
     /// reads from the task's last snapshot, so this bounds restore time.
     pub snapshot_every: u32,
+    /// How long a write to an internal topic (the hop, the changelog, the alert topic) may
+    /// wait for the brokers' acknowledgement; librdkafka retries within it, and beyond it the
+    /// process ends with the error (nothing unacknowledged was committed).
+    pub ack_timeout: Duration,
+}
+
+/// `[source.scale_out] ack_timeout`: a broker restart or a leader election takes seconds to
+/// tens of seconds; a minute rides those out and still ends a process whose brokers are gone
+/// soon enough for its supervisor to say so.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl KafkaConfig {
+    /// `[source.scale_out] ack_timeout`, or its default when there is no scale-out.
+    pub fn ack_timeout(&self) -> Duration {
+        self.scale_out
+            .as_ref()
+            .map_or(DEFAULT_ACK_TIMEOUT, |s| s.ack_timeout)
+    }
 }
 
 /// `[source.scale_out] snapshot_every`: with the default 1 s checkpoint interval, a snapshot a
@@ -155,6 +173,7 @@ pub struct RawScaleOut {
     pub alert_topic: Option<bool>,
     pub changelog: Option<bool>,
     pub snapshot_every: Option<u32>,
+    pub ack_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -341,6 +360,19 @@ fn scale_out(
             "{at} snapshot_every must be 1 or more checkpoints, not 0"
         ));
     }
+    let ack_timeout = match &raw.ack_timeout {
+        None => DEFAULT_ACK_TIMEOUT,
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                ok = false;
+                report(format!(
+                    "{at} ack_timeout `{text}` must be a duration above 0 like 60s"
+                ));
+                DEFAULT_ACK_TIMEOUT
+            }
+        },
+    };
     ok.then(|| ScaleOut {
         input_key,
         create_topics: raw.create_topics.unwrap_or(true),
@@ -348,6 +380,7 @@ fn scale_out(
         alert_topic: raw.alert_topic.unwrap_or(false),
         changelog: raw.changelog.unwrap_or(false),
         snapshot_every,
+        ack_timeout,
     })
 }
 

@@ -36,8 +36,6 @@ use crate::sink::{
 use crate::source::kafka::produce::send_when_room;
 use crate::state::StateWrites;
 
-/// How long a flush waits for the brokers' acknowledgements; librdkafka retries within it.
-const FLUSH_WAIT: Duration = Duration::from_secs(60);
 /// How long a send waits for room in the producer's queue before trying again.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(5);
 /// The producer batches for this long: at most this is added to a batch's flush.
@@ -79,6 +77,8 @@ impl ProducerContext for Acks {
 pub struct TopicWriter {
     producer: ThreadedProducer<Acks>,
     topic: String,
+    /// `[source.scale_out] ack_timeout`.
+    ack_timeout: Duration,
     sent: bool,
     /// For reopening files (SIGHUP). Weak: the delivery side owns the sinks.
     sinks: Vec<Weak<dyn Deliver>>,
@@ -98,6 +98,7 @@ impl TopicWriter {
         Ok(TopicWriter {
             producer,
             topic: alert_topic_name(&config.group_id),
+            ack_timeout: config.ack_timeout(),
             sent: false,
             sinks: sinks.iter().map(Arc::downgrade).collect(),
         })
@@ -121,7 +122,7 @@ impl AlertSink for TopicWriter {
         if !std::mem::take(&mut self.sent) {
             return Ok(());
         }
-        self.producer.flush(FLUSH_WAIT).map_err(|e| {
+        self.producer.flush(self.ack_timeout).map_err(|e| {
             io::Error::other(format!(
                 "the brokers did not acknowledge the alerts in {} in time: {e}",
                 self.topic

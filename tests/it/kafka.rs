@@ -1305,7 +1305,8 @@ fn a_fourth_instance_joining_while_events_flow_takes_tasks_with_their_state() {
 /// restart finds them again (the shared broker keeps them in memory). Killed when dropped.
 struct OwnBroker {
     binary: PathBuf,
-    db: PathBuf,
+    /// Holds `tansu.db`, its log file.
+    dir: PathBuf,
     log: PathBuf,
     port: u16,
     child: Option<std::process::Child>,
@@ -1326,7 +1327,7 @@ impl OwnBroker {
         };
         let mut broker = OwnBroker {
             binary,
-            db: dir.join("tansu.db"),
+            dir: dir.to_path_buf(),
             log: dir.join("tansu.log"),
             port: crate::support::free_port(),
             child: None,
@@ -1355,23 +1356,25 @@ impl OwnBroker {
                 "--advertised-listener-url",
                 &url,
             ])
-            .arg("--storage-engine")
-            .arg(format!("sqlite://{}", self.db.display()))
+            // tansu reads the path of a `sqlite://` URL as relative: it runs in the file's folder.
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("tansu starts");
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut child = child;
         while std::net::TcpStream::connect(self.address()).is_err() {
             assert!(
-                Instant::now() < deadline,
+                Instant::now() < deadline && child.try_wait().unwrap().is_none(),
                 "tansu did not listen; its log:\n{}",
                 std::fs::read_to_string(&self.log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        self.child = Some(child);
     }
 
     /// Kills the broker (SIGKILL: a crash, not a shutdown).
@@ -1505,6 +1508,13 @@ fn check_plans_the_scale_out_without_connecting() {
     assert_eq!(out.status.code(), Some(78));
     assert!(
         stderr(&out).contains("snapshot_every must be 1 or more"),
+        "{}",
+        stderr(&out)
+    );
+    let out = check("[source.scale_out]\nack_timeout = \"soon\"\n");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        stderr(&out).contains("ack_timeout `soon` must be a duration above 0"),
         "{}",
         stderr(&out)
     );

@@ -60,8 +60,6 @@ pub const HEADER_BASE: &str = "authwatch-base";
 pub const MESSAGE_BYTES: usize = 512 * 1024;
 /// The prefix of a task's keys in the checkpoint's writes; never stored locally.
 const TASK_PREFIX: &[u8] = b"t/";
-/// How long the brokers may take to acknowledge a checkpoint's commits.
-const FLUSH_WAIT: Duration = Duration::from_secs(60);
 /// How long a send waits for room in the producer's queue before trying again.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(5);
 /// Restoring: how long a partition read to its high watermark must stay silent to be at its
@@ -313,6 +311,8 @@ pub struct ChangelogStore {
     local: Arc<dyn Store + Send + Sync>,
     producer: ThreadedProducer<ChangelogAcks>,
     topic: String,
+    /// `[source.scale_out] ack_timeout`.
+    ack_timeout: Duration,
     /// Per task, the offset where its last acknowledged snapshot starts.
     bases: Mutex<BTreeMap<i32, i64>>,
 }
@@ -335,6 +335,7 @@ impl ChangelogStore {
             local,
             producer,
             topic,
+            ack_timeout: config.ack_timeout(),
             bases: Mutex::new(BTreeMap::new()),
         })
     }
@@ -416,7 +417,7 @@ impl Store for ChangelogStore {
                 self.produce(*task, commit)?;
             }
             self.producer
-                .flush(FLUSH_WAIT)
+                .flush(self.ack_timeout)
                 .map_err(|e| self.fail(format!("not acknowledged in time: {e}")))?;
             if self.producer.context().failed.load(Ordering::Relaxed) > 0 {
                 return Err(self.fail("a commit could not be produced".into()));

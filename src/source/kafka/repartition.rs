@@ -40,8 +40,6 @@ pub const HEADER_PARTITION: &str = "authwatch-input-partition";
 
 /// How often acknowledged input offsets are reported (and so committed) while events flow.
 const ACK_EVERY: Duration = Duration::from_millis(200);
-/// How long a flush waits for the broker's acknowledgements; librdkafka retries within it.
-const FLUSH_WAIT: Duration = Duration::from_secs(60);
 /// How long a send waits for room in the producer's queue before trying again.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(5);
 /// How long topic metadata and creation may take at start.
@@ -165,6 +163,8 @@ pub fn ensure_internal_topic(
 pub struct Repartitioner {
     producer: ThreadedProducer<Acks>,
     plan: Plan,
+    /// `[source.scale_out] ack_timeout`.
+    ack_timeout: Duration,
     /// Tells the input's source which offsets it may commit.
     on_durable: OnDurable,
 }
@@ -183,6 +183,7 @@ impl Repartitioner {
         Ok(Repartitioner {
             producer,
             plan,
+            ack_timeout: config.ack_timeout(),
             on_durable,
         })
     }
@@ -271,7 +272,7 @@ impl Repartitioner {
         pending: &mut BTreeMap<Vec<u8>, Vec<u8>>,
     ) -> anyhow::Result<()> {
         self.producer
-            .flush(FLUSH_WAIT)
+            .flush(self.ack_timeout)
             .context("the brokers did not acknowledge the repartitioned events in time")?;
         if self.producer.context().failed.load(Ordering::Relaxed) > 0 {
             anyhow::bail!(
