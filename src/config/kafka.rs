@@ -161,7 +161,8 @@ pub struct RawKafka {
     pub sasl: Option<RawKafkaSasl>,
     /// librdkafka settings; numbers and booleans are accepted as written.
     pub properties: Option<BTreeMap<String, toml::Value>>,
-    pub scale_out: Option<RawScaleOut>,
+    /// Boxed: the one large optional table, kept out of every other source's size.
+    pub scale_out: Option<Box<RawScaleOut>>,
 }
 
 #[derive(Debug, Deserialize)]
