@@ -1149,6 +1149,73 @@ fn tasks_move_with_their_state_to_an_instance_that_joins_mid_stream() {
     );
 }
 
+/// Issue 12, an instance that leaves hands its tasks over with their state: two instances in
+/// changelog mode detect the first half of a stream keyed at random; one is stopped (SIGTERM:
+/// its last checkpoint writes its tasks to the changelog as they are revoked), the other takes
+/// every task, restoring those it did not hold, and with the second half the two raise exactly
+/// `replay`'s alerts. On tansu, one message per batch as above.
+#[test]
+fn an_instance_that_leaves_mid_stream_hands_its_tasks_over_with_their_state() {
+    let Some(brokers) =
+        brokers("an_instance_that_leaves_mid_stream_hands_its_tasks_over_with_their_state")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(dir.path(), brokers, "leave", 6);
+    let internal = format!("{}-by-tenant-repartition", setup.group);
+    let scale =
+        "[source.scale_out]\nreplication_factor = 1\nchangelog = true\nsnapshot_every = 3\n";
+    let spawn = |name: &str| {
+        let cfg = setup.config(name, true, scale);
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("[rules]\n", "[rules]\nlateness = \"10m\"\n")
+            .replace(
+                "[source.properties]\n",
+                "[source.properties]\n\"batch.num.messages\" = 1\n",
+            );
+        std::fs::write(&cfg, text).unwrap();
+        setup.spawn_config(name, &cfg)
+    };
+    let mut a = spawn("a");
+    let mut b = spawn("b");
+    setup.await_assignment(&[("a", 1), ("b", 1)], 6);
+    setup.await_assignment_in(&internal, &[("a", 1), ("b", 1)], 6);
+    let (records, markers, lines) = traffic_keyed_at_random(61, 20_000, 6);
+    let (first, second) = records.split_at(records.len() / 2);
+    produce(&setup.brokers, &setup.topic, first, "none");
+    let mut ends = BTreeMap::new();
+    advance_ends(&mut ends, 6, first);
+    setup.await_committed(&ends, &["a", "b"]);
+    // Windows are open in b's tasks when it leaves.
+    let (status, _) = b.sigterm();
+    assert!(status.success(), "b stops cleanly: {}", setup.log_text("b"));
+    setup.await_assignment(&[("a", 6)], 6);
+    setup.await_assignment_in(&internal, &[("a", 6)], 6);
+    produce(&setup.brokers, &setup.topic, second, "none");
+    advance_ends(&mut ends, 6, second);
+    setup.await_committed(&ends, &["a"]);
+    produce(&setup.brokers, &setup.topic, &markers, "none");
+    let want = replay_ids(dir.path(), &setup.rules, &lines);
+    assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
+    let members = ["a", "b"];
+    let deadline = Instant::now() + PATIENCE;
+    while union_of(&setup, &members).1 != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sigterm(&mut a);
+    let (_, union) = union_of(&setup, &members);
+    assert!(
+        union == want,
+        "b's tasks went on at a with their state: missing {:?}, extra {:?}; logs:\n{}\n{}",
+        want.difference(&union).collect::<Vec<_>>(),
+        union.difference(&want).collect::<Vec<_>>(),
+        setup.log_text("a"),
+        setup.log_text("b")
+    );
+}
+
 /// Starts `authwatch run` as `name` with `[rules] lateness` raised to 10 minutes. After a
 /// rebalance a task's merge meets the input partitions interleaved in its partition again one
 /// by one, as their forwarders resume; a loaded machine lets one forwarder run minutes of event
