@@ -32,6 +32,9 @@ fn watchdog() -> Option<Watchdog> {
 
 /// How often the loop looks at its control flags when no input arrives.
 const TICK: Duration = Duration::from_millis(200);
+/// How often the loop looks whether the checkpoint writer is free while HTTP requests wait
+/// for a checkpoint.
+const ACK_POLL: Duration = Duration::from_millis(1);
 /// How long the source may be quiet before it counts as caught up and event time jumps to the
 /// wall clock.
 const CAUGHT_UP: Duration = Duration::from_secs(5);
@@ -192,19 +195,16 @@ impl Detector {
                 self.reload_rules("a rule file changed");
             }
             self.ping_watchdog();
-            match rx.recv_timeout(TICK) {
+            // Clients wait for a durable checkpoint: while the writer writes one, look again
+            // soon, so the next is taken as soon as it is free.
+            let wait = if self.acks.is_empty() { TICK } else { ACK_POLL };
+            match rx.recv_timeout(wait) {
                 Ok(batch) => {
                     self.process(batch)?;
                     last_input = Instant::now();
                     quiet_from = None;
-                    // Clients wait for a durable checkpoint: take what else is queued (one
-                    // checkpoint for all of it, group commit) and checkpoint now.
-                    if !self.acks.is_empty() {
-                        self.take_queued(rx)?;
-                        self.checkpoint()?;
-                        last_checkpoint = Instant::now();
-                    }
                 }
+                Err(RecvTimeoutError::Timeout) if !self.acks.is_empty() => {}
                 Err(RecvTimeoutError::Timeout) => {
                     self.publish_metrics();
                     // Tasks being restored hold the input back; that is no quiet source.
@@ -234,6 +234,15 @@ impl Detector {
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => break Ended::EndOfInput,
+            }
+            // Group commit, as PostgreSQL does: requests that arrive while a checkpoint is
+            // written wait for the next, which covers all of them and is taken once the
+            // writer is free. Taking one per request instead filled the writer's queue and
+            // blocked this thread in `submit` while requests piled up unprocessed.
+            if !self.acks.is_empty() && self.writer.in_flight() == 0 {
+                self.take_queued(rx)?;
+                self.checkpoint()?;
+                last_checkpoint = Instant::now();
             }
             if last_checkpoint.elapsed() >= self.checkpoint_every {
                 self.checkpoint()?;

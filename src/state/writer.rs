@@ -26,6 +26,9 @@ pub struct CheckpointWriter {
     /// The store's size on disk, measured on the writer's thread after each commit (so the
     /// detection thread never waits on the query).
     size_on_disk: Arc<AtomicU64>,
+    /// Checkpoints written (durable or failed), counted by the writer's thread: `next` less
+    /// this is how many are queued or being written.
+    written: Arc<AtomicU64>,
 }
 
 impl CheckpointWriter {
@@ -38,9 +41,11 @@ impl CheckpointWriter {
         let slot = failure.clone();
         let size_on_disk = Arc::new(AtomicU64::new(0));
         let size = size_on_disk.clone();
+        let written = Arc::new(AtomicU64::new(0));
+        let done = written.clone();
         let thread = thread::Builder::new()
             .name("authwatch-checkpoint".into())
-            .spawn(move || write_loop(&*store, &rx, &slot, on_durable, &size))
+            .spawn(move || write_loop(&*store, &rx, &slot, on_durable, &size, &done))
             .expect("the checkpoint thread starts");
         CheckpointWriter {
             tx: Some(tx),
@@ -48,7 +53,14 @@ impl CheckpointWriter {
             failure,
             next: 0,
             size_on_disk,
+            written,
         }
+    }
+
+    /// Checkpoints submitted and not yet written: 0 when the writer is idle, 1 while it
+    /// writes one, 2 when another waits behind it (the next `submit` would block).
+    pub fn in_flight(&self) -> u64 {
+        self.next - self.written.load(Ordering::Acquire)
     }
 
     /// Bytes on disk after the last durable checkpoint (0 before the first).
@@ -106,6 +118,7 @@ fn write_loop(
     failure: &Mutex<Option<StateError>>,
     on_durable: Option<OnDurable>,
     size_on_disk: &AtomicU64,
+    written: &AtomicU64,
 ) {
     for (seq, mut writes) in rx {
         let started = std::time::Instant::now();
@@ -134,10 +147,12 @@ fn write_loop(
                     f(seq, &positions);
                 }
                 size_on_disk.store(store.size_on_disk(), Ordering::Relaxed);
+                written.fetch_add(1, Ordering::Release);
             }
             Err(e) => {
                 tracing::error!(error = %e, "a checkpoint could not be written");
                 *failure.lock().expect("the failure slot is never poisoned") = Some(e);
+                written.fetch_add(1, Ordering::Release);
                 return;
             }
         }
@@ -150,6 +165,43 @@ mod tests {
 
     use super::*;
     use crate::state::SledStore;
+
+    /// A store whose commits wait until the test opens its gate.
+    struct Gated(Mutex<mpsc::Receiver<()>>);
+
+    impl Store for Gated {
+        fn scan(&self, _: &[u8]) -> Result<crate::state::Entries, StateError> {
+            Ok(Vec::new())
+        }
+        fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+            Ok(None)
+        }
+        fn commit(&self, _: StateWrites) -> Result<(), StateError> {
+            let _ = self.0.lock().unwrap().recv();
+            Ok(())
+        }
+        fn size_on_disk(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn in_flight_counts_checkpoints_until_they_are_written() {
+        let (gate, opened) = mpsc::channel();
+        let mut writer = CheckpointWriter::start(Arc::new(Gated(Mutex::new(opened))), None);
+        assert_eq!(writer.in_flight(), 0);
+        writer.submit(StateWrites::default()).unwrap();
+        writer.submit(StateWrites::default()).unwrap();
+        assert_eq!(writer.in_flight(), 2);
+        gate.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while writer.in_flight() != 1 {
+            assert!(Instant::now() < deadline, "the first checkpoint was not counted");
+            std::thread::yield_now();
+        }
+        gate.send(()).unwrap();
+        writer.finish().unwrap();
+    }
 
     #[test]
     fn the_size_on_disk_is_measured_after_a_durable_checkpoint() {
