@@ -196,7 +196,10 @@ mod tests {
         gate.send(()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while writer.in_flight() != 1 {
-            assert!(Instant::now() < deadline, "the first checkpoint was not counted");
+            assert!(
+                Instant::now() < deadline,
+                "the first checkpoint was not counted"
+            );
             std::thread::yield_now();
         }
         gate.send(()).unwrap();
