@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use foldhash::HashMap;
+use foldhash::HashSet;
 
 use crate::state::StateWrites;
 
@@ -14,7 +14,8 @@ pub const DEDUP_CAPACITY: usize = 1_000_000;
 
 #[derive(Default)]
 pub struct Dedup {
-    seen: HashMap<u64, i64>,
+    /// The ids' hashes (their times are in `order`, which forgets them oldest first).
+    seen: HashSet<u64>,
     order: VecDeque<(i64, u64)>,
     max_ts: i64,
     /// `remembered` at the last checkpoint: the ids first seen since are the tail of
@@ -40,11 +41,11 @@ impl Dedup {
     /// True when an event with this id was already seen.
     pub fn is_duplicate(&mut self, id: &str, ts: i64) -> bool {
         let hash = xxhash_rust::xxh3::xxh3_64(id.as_bytes());
-        if self.seen.contains_key(&hash) {
+        // One probe: the insert says whether it was there.
+        if !self.seen.insert(hash) {
             return true;
         }
         self.max_ts = self.max_ts.max(ts);
-        self.seen.insert(hash, ts);
         self.order.push_back((ts, hash));
         self.remembered += 1;
         self.expire();
@@ -114,7 +115,7 @@ impl Dedup {
             let hash = u64::from_le_bytes(chunk[8..].try_into().expect("8 bytes"));
             newest = newest.max(ts);
             self.max_ts = self.max_ts.max(ts);
-            if self.seen.insert(hash, ts).is_none() {
+            if self.seen.insert(hash) {
                 self.order.push_back((ts, hash));
                 self.remembered += 1;
             }
