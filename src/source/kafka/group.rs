@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,9 @@ const DEAD_LETTER_FLUSH: Duration = Duration::from_secs(5);
 
 pub struct GroupContext {
     inner: Mutex<Coordinator>,
+    /// Set by the commit callback when an asynchronous commit failed (it may not take the
+    /// lock); the next commit then forgets what it believed committed and commits again.
+    commit_failed: AtomicBool,
 }
 
 pub struct Coordinator {
@@ -85,6 +89,7 @@ impl GroupContext {
         lag: Arc<ConsumerLag>,
     ) -> GroupContext {
         GroupContext {
+            commit_failed: AtomicBool::new(false),
             inner: Mutex::new(Coordinator {
                 tx: Some(tx),
                 durable,
@@ -169,6 +174,7 @@ impl ConsumerContext for GroupContext {
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         // Never takes the lock: librdkafka may call this from inside a synchronous commit.
         if let Err(e) = result {
+            self.commit_failed.store(true, Ordering::Release);
             tracing::warn!(error = %e, partitions = offsets.count(), "kafka offset commit failed; the next durable checkpoint commits again");
         }
     }
@@ -233,6 +239,9 @@ impl Coordinator {
             } else {
                 starts.push(format!("{topic}/{partition}@group"));
             }
+            // What this instance last committed says nothing about the group after the
+            // partition was away (lost, or committed by another member since).
+            self.committed.remove(&key);
             if let Some(g) = group {
                 self.committed.insert(key, g);
             }
@@ -253,6 +262,8 @@ impl Coordinator {
         for (topic, partition) in parts {
             let restored = restorer.restore(partition);
             let position = offsets::stored_in(&restored.state, &topic, partition);
+            // As in `on_assign`: commit again from what the restored state holds.
+            self.committed.remove(&(topic.clone(), partition));
             let offset = position.map_or(Offset::Beginning, Offset::Offset);
             if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
                 tracing::error!(error = %e, topic, partition, "cannot set the start offset");
@@ -409,6 +420,12 @@ impl Coordinator {
                 .map(|((t, p), _, _)| (t.to_string(), *p))
                 .collect(),
         };
+        // An asynchronous commit is counted as done when it is sent; one that failed later
+        // (the coordinator gone in a broker restart, say) must be sent again, or the group
+        // would stay behind what this instance believes committed for good.
+        if consumer.context().commit_failed.swap(false, Ordering::AcqRel) {
+            self.committed.clear();
+        }
         let mut tpl = TopicPartitionList::new();
         let mut moved = Vec::new();
         for key in assigned {
