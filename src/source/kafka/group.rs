@@ -15,8 +15,8 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -423,7 +423,11 @@ impl Coordinator {
         // An asynchronous commit is counted as done when it is sent; one that failed later
         // (the coordinator gone in a broker restart, say) must be sent again, or the group
         // would stay behind what this instance believes committed for good.
-        if consumer.context().commit_failed.swap(false, Ordering::AcqRel) {
+        if consumer
+            .context()
+            .commit_failed
+            .swap(false, Ordering::AcqRel)
+        {
             self.committed.clear();
         }
         let mut tpl = TopicPartitionList::new();
