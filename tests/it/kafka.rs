@@ -978,6 +978,43 @@ fn union_of(setup: &Setup, members: &[&str]) -> (Vec<String>, BTreeSet<String>) 
     (ids, union)
 }
 
+/// Every member's log, one after the other (for a failing assertion).
+fn logs_of(setup: &Setup, members: &[&str]) -> String {
+    members
+        .iter()
+        .map(|m| setup.log_text(m))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits, at most [`PATIENCE`], until the members' alerts together are `want`.
+fn await_union(setup: &Setup, members: &[&str], want: &BTreeSet<String>) {
+    let deadline = Instant::now() + PATIENCE;
+    while union_of(setup, members).1 != *want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Asserts that the members' alerts together are exactly `want` (`what` says what that
+/// shows), naming what is missing and extra and showing their logs otherwise; returns every
+/// id raised, repeats included.
+fn assert_union(
+    setup: &Setup,
+    members: &[&str],
+    want: &BTreeSet<String>,
+    what: &str,
+) -> Vec<String> {
+    let (ids, union) = union_of(setup, members);
+    assert!(
+        union == *want,
+        "{what}: missing {:?}, extra {:?}; logs:\n{}",
+        want.difference(&union).collect::<Vec<_>>(),
+        union.difference(want).collect::<Vec<_>>(),
+        logs_of(setup, members)
+    );
+    ids
+}
+
 /// Issue 12: three instances in one group, a topic keyed at random, the whole default pack
 /// (rules grouped by user, username, ip, ip/24, ASN, session and tenant alike): through the
 /// repartition hop (keyed by the tenant, which every rule groups by), their alerts together
@@ -1015,29 +1052,18 @@ fn instances_scaled_out_raise_the_alerts_of_replay_whatever_the_producers_key() 
     produce(&setup.brokers, &setup.topic, &markers, "none");
     let want = replay_ids(dir.path(), &setup.rules, &lines);
     assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
-    let deadline = Instant::now() + PATIENCE;
-    while union_of(&setup, &members).1 != want && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    await_union(&setup, &members, &want);
     for d in &mut daemons {
         sigterm(d);
     }
-    let (ids, union) = union_of(&setup, &members);
-    let logs = || {
-        members
-            .iter()
-            .map(|m| setup.log_text(m))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    assert!(
-        union == want,
-        "the instances together raise replay's alerts: missing {:?}, extra {:?}; logs:\n{}",
-        want.difference(&union).collect::<Vec<_>>(),
-        union.difference(&want).collect::<Vec<_>>(),
-        logs()
+    let ids = assert_union(
+        &setup,
+        &members,
+        &want,
+        "the instances together raise replay's alerts",
     );
-    assert_eq!(ids.len(), union.len(), "no alert was raised twice");
+    assert_eq!(ids.len(), want.len(), "no alert was raised twice");
+    let logs = || logs_of(&setup, &members);
     // Order survived the hop: the input partitions interleaved in each partition of the
     // repartition topic are merged back by event time, so nothing came later than the lateness.
     let late: u64 = members
@@ -1074,24 +1100,8 @@ fn tasks_move_with_their_state_to_an_instance_that_joins_mid_stream() {
     let internal = format!("{}-by-tenant-repartition", setup.group);
     let scale =
         "[source.scale_out]\nreplication_factor = 1\nchangelog = true\nsnapshot_every = 3\n";
-    // The lateness is raised as in `spawn_with_lateness` (after the rebalance the input
-    // partitions' forwarders resume at their own paces).
-    //
-    // A task resumes at the earliest offset its merge still held, which may lie inside a
-    // record batch; tansu cannot serve a fetch that starts there (it skips and repeats
-    // messages; Kafka serves it), so here the hop writes one message per batch.
-    let spawn = |name: &str| {
-        let cfg = setup.config(name, true, scale);
-        let text = std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("[rules]\n", "[rules]\nlateness = \"10m\"\n")
-            .replace(
-                "[source.properties]\n",
-                "[source.properties]\n\"batch.num.messages\" = 1\n",
-            );
-        std::fs::write(&cfg, text).unwrap();
-        setup.spawn_config(name, &cfg)
-    };
+    // On tansu: see `spawn_one_per_batch`.
+    let spawn = |name: &str| spawn_one_per_batch(&setup, name, scale);
     let mut a = spawn("a");
     setup.await_assignment(&[("a", 6)], 6);
     setup.await_assignment_in(&internal, &[("a", 6)], 6);
@@ -1113,21 +1123,16 @@ fn tasks_move_with_their_state_to_an_instance_that_joins_mid_stream() {
     let want = replay_ids(dir.path(), &setup.rules, &lines);
     assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
     let members = ["a", "b"];
-    let deadline = Instant::now() + PATIENCE;
-    while union_of(&setup, &members).1 != want && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    await_union(&setup, &members, &want);
     sigterm(&mut a);
     sigterm(&mut b);
-    let (_, union) = union_of(&setup, &members);
-    let logs = || format!("{}\n{}", setup.log_text("a"), setup.log_text("b"));
-    assert!(
-        union == want,
-        "the instances together raise replay's alerts: missing {:?}, extra {:?}; logs:\n{}",
-        want.difference(&union).collect::<Vec<_>>(),
-        union.difference(&want).collect::<Vec<_>>(),
-        logs()
+    assert_union(
+        &setup,
+        &members,
+        &want,
+        "the instances together raise replay's alerts",
     );
+    let logs = || logs_of(&setup, &members);
     // b detected, on tasks it restored from what a had written, reading from their last
     // snapshot rather than from the changelog's start.
     assert!(
@@ -1166,18 +1171,7 @@ fn an_instance_that_leaves_mid_stream_hands_its_tasks_over_with_their_state() {
     let internal = format!("{}-by-tenant-repartition", setup.group);
     let scale =
         "[source.scale_out]\nreplication_factor = 1\nchangelog = true\nsnapshot_every = 3\n";
-    let spawn = |name: &str| {
-        let cfg = setup.config(name, true, scale);
-        let text = std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("[rules]\n", "[rules]\nlateness = \"10m\"\n")
-            .replace(
-                "[source.properties]\n",
-                "[source.properties]\n\"batch.num.messages\" = 1\n",
-            );
-        std::fs::write(&cfg, text).unwrap();
-        setup.spawn_config(name, &cfg)
-    };
+    let spawn = |name: &str| spawn_one_per_batch(&setup, name, scale);
     let mut a = spawn("a");
     let mut b = spawn("b");
     setup.await_assignment(&[("a", 1), ("b", 1)], 6);
@@ -1200,19 +1194,13 @@ fn an_instance_that_leaves_mid_stream_hands_its_tasks_over_with_their_state() {
     let want = replay_ids(dir.path(), &setup.rules, &lines);
     assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
     let members = ["a", "b"];
-    let deadline = Instant::now() + PATIENCE;
-    while union_of(&setup, &members).1 != want && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    await_union(&setup, &members, &want);
     sigterm(&mut a);
-    let (_, union) = union_of(&setup, &members);
-    assert!(
-        union == want,
-        "b's tasks went on at a with their state: missing {:?}, extra {:?}; logs:\n{}\n{}",
-        want.difference(&union).collect::<Vec<_>>(),
-        union.difference(&want).collect::<Vec<_>>(),
-        setup.log_text("a"),
-        setup.log_text("b")
+    assert_union(
+        &setup,
+        &members,
+        &want,
+        "b's tasks went on at a with their state",
     );
 }
 
@@ -1222,10 +1210,28 @@ fn an_instance_that_leaves_mid_stream_hands_its_tasks_over_with_their_state() {
 /// time ahead of another, and the lateness absorbs that (docs/kafka.md). The tests' streams
 /// arrive as bursts of 400 s of event time, where a live stream moves with the wall clock.
 fn spawn_with_lateness(setup: &Setup, name: &str, extra_source: &str) -> Daemon {
+    spawn_edited(setup, name, extra_source, false)
+}
+
+/// [`spawn_with_lateness`] with one message per record batch from the daemon's producers: a
+/// task resumes at the earliest offset its merge still held, which may lie inside a record
+/// batch, and tansu cannot serve a fetch that starts there (it skips and repeats messages;
+/// Kafka serves it). For the tests on tansu.
+fn spawn_one_per_batch(setup: &Setup, name: &str, extra_source: &str) -> Daemon {
+    spawn_edited(setup, name, extra_source, true)
+}
+
+fn spawn_edited(setup: &Setup, name: &str, extra_source: &str, one_per_batch: bool) -> Daemon {
     let cfg = setup.config(name, true, extra_source);
-    let text = std::fs::read_to_string(&cfg)
+    let mut text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace("[rules]\n", "[rules]\nlateness = \"10m\"\n");
+    if one_per_batch {
+        text = text.replace(
+            "[source.properties]\n",
+            "[source.properties]\n\"batch.num.messages\" = 1\n",
+        );
+    }
     std::fs::write(&cfg, text).unwrap();
     setup.spawn_config(name, &cfg)
 }
@@ -1271,24 +1277,10 @@ fn an_instance_killed_mid_stream_and_replaced_on_an_empty_disk_loses_no_detectio
     let want = replay_ids(dir.path(), &setup.rules, &lines);
     assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
     let members = ["a", "b", "c"];
-    let deadline = Instant::now() + PATIENCE;
-    while union_of(&setup, &members).1 != want && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    await_union(&setup, &members, &want);
     sigterm(&mut b);
     sigterm(&mut c);
-    let (_, union) = union_of(&setup, &members);
-    assert!(
-        union == want,
-        "no detection was lost with a: missing {:?}, extra {:?}; logs:\n{}",
-        want.difference(&union).collect::<Vec<_>>(),
-        union.difference(&want).collect::<Vec<_>>(),
-        members
-            .iter()
-            .map(|m| setup.log_text(m))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_union(&setup, &members, &want, "no detection was lost with a");
 }
 
 /// Issue 12, rebalances move tasks with their state while events flow: three instances in
@@ -1341,25 +1333,11 @@ fn a_fourth_instance_joining_while_events_flow_takes_tasks_with_their_state() {
     produce(&setup.brokers, &setup.topic, &markers, "none");
     let want = replay_ids(dir.path(), &setup.rules, &lines);
     assert!(want.len() > 20, "the traffic holds attacks: {}", want.len());
-    let deadline = Instant::now() + PATIENCE;
-    while union_of(&setup, &members).1 != want && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    await_union(&setup, &members, &want);
     for d in &mut daemons {
         sigterm(d);
     }
-    let (_, union) = union_of(&setup, &members);
-    assert!(
-        union == want,
-        "the four raise replay's alerts: missing {:?}, extra {:?}; logs:\n{}",
-        want.difference(&union).collect::<Vec<_>>(),
-        union.difference(&want).collect::<Vec<_>>(),
-        members
-            .iter()
-            .map(|m| setup.log_text(m))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_union(&setup, &members, &want, "the four raise replay's alerts");
     // Every partition holds events, so d's tasks came from another instance with their state.
     assert!(
         events_counted(&setup, "d") > 0,
@@ -1475,20 +1453,9 @@ fn instances_ride_out_a_broker_restart_without_losing_a_detection() {
     let setup = Setup::new(dir.path(), broker.address(), "restart", 6);
     let internal = format!("{}-by-tenant-repartition", setup.group);
     let scale = "[source.scale_out]\nreplication_factor = 1\nchangelog = true\nsnapshot_every = 3\nalert_topic = true\n";
-    // One message per record batch, as in the tansu test above: after the restart the groups
-    // may resume at any committed offset, and tansu cannot serve a fetch inside a batch.
-    let spawn = |name: &str| {
-        let cfg = setup.config(name, true, scale);
-        let text = std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("[rules]\n", "[rules]\nlateness = \"10m\"\n")
-            .replace(
-                "[source.properties]\n",
-                "[source.properties]\n\"batch.num.messages\" = 1\n",
-            );
-        std::fs::write(&cfg, text).unwrap();
-        setup.spawn_config(name, &cfg)
-    };
+    // After the restart the groups may resume at any committed offset: see
+    // `spawn_one_per_batch`.
+    let spawn = |name: &str| spawn_one_per_batch(&setup, name, scale);
     let members = ["a", "b"];
     let mut daemons: Vec<Daemon> = members.iter().map(|m| spawn(m)).collect();
     setup.await_assignment(&[("a", 1), ("b", 1)], 6);
@@ -1517,24 +1484,15 @@ fn instances_ride_out_a_broker_restart_without_losing_a_detection() {
     produce_batched(&setup.brokers, &setup.topic, &markers, "none", 1);
     let want = replay_ids(dir.path(), &setup.rules, &lines);
     assert!(want.len() > 10, "the traffic holds attacks: {}", want.len());
-    let deadline = Instant::now() + PATIENCE;
-    while union_of(&setup, &members).1 != want && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    await_union(&setup, &members, &want);
     for d in &mut daemons {
         sigterm(d);
     }
-    let (_, union) = union_of(&setup, &members);
-    assert!(
-        union == want,
-        "the broker's restart lost no detection: missing {:?}, extra {:?}; logs:\n{}",
-        want.difference(&union).collect::<Vec<_>>(),
-        union.difference(&want).collect::<Vec<_>>(),
-        members
-            .iter()
-            .map(|m| setup.log_text(m))
-            .collect::<Vec<_>>()
-            .join("\n")
+    assert_union(
+        &setup,
+        &members,
+        &want,
+        "the broker's restart lost no detection",
     );
 }
 
