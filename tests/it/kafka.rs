@@ -1839,9 +1839,10 @@ fn the_alert_topic_is_created_and_the_instance_that_stays_delivers_what_the_othe
     sigterm(&mut b);
     assert!(
         delivered == want,
-        "b delivered every alert: missing {:?}, extra {:?}; log of b:\n{}",
+        "b delivered every alert: missing {:?}, extra {:?}; log of a:\n{}\nlog of b:\n{}",
         want.difference(&delivered).collect::<Vec<_>>(),
         delivered.difference(&want).collect::<Vec<_>>(),
+        setup.log_text("a"),
         setup.log_text("b")
     );
 }
