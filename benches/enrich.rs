@@ -202,8 +202,8 @@ fn logins(users: u32, days: std::ops::Range<i64>) -> Vec<Event> {
             let ts = 1_772_352_000_000 + day * 86_400_000 + i64::from(u);
             let mut e = Event::new(ts, EventType::LoginSuccess);
             e.tenant = Some("acme".into());
-            e.user = Some(format!("u-{u}"));
-            e.device = Some(format!("laptop-{u}"));
+            e.user = Some(format!("u-{u}").into());
+            e.device = Some(format!("laptop-{u}").into());
             e.geo = Some(Box::new(Geo {
                 country: Some(place.country.into()),
                 city: place.city.map(Into::into),

@@ -7,6 +7,8 @@ pub mod evasive;
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use compact_str::format_compact;
+
 use crate::event::{Event, EventType};
 
 /// A small, fast, seedable generator (xorshift64*): synthetic data needs no more.
@@ -75,7 +77,7 @@ impl Traffic {
         out.sort_by_key(|e| e.ts);
         out.truncate(n);
         for (i, e) in out.iter_mut().enumerate() {
-            e.id = Some(format!("synth-{}-{i}", self.seed));
+            e.id = Some(format_compact!("synth-{}-{i}", self.seed));
             e.fingerprint =
                 crate::event::fingerprint(e.id.as_deref().unwrap_or_default().as_bytes());
         }
@@ -84,9 +86,9 @@ impl Traffic {
 
     fn user_event(&self, rng: &mut Rng, ts: i64, kind: EventType, user: u64) -> Event {
         let mut e = Event::new(ts, kind);
-        e.tenant = Some(format!("tenant{}", user % self.tenants));
-        e.user = Some(format!("u{user}"));
-        e.username = Some(format!("user{user}@example.com"));
+        e.tenant = Some(format_compact!("tenant{}", user % self.tenants));
+        e.user = Some(format_compact!("u{user}"));
+        e.username = Some(format_compact!("user{user}@example.com"));
         e.ip = Some(client_ip(user, rng.below(3)));
         e.client = Some("portal".into());
         e

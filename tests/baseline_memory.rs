@@ -50,10 +50,11 @@ fn month_of(u: u32, day: i64) -> Event {
     let ts = 1_772_352_000_000 + day * 86_400_000 + i64::from(u) * 5;
     let mut e = Event::new(ts, EventType::LoginSuccess);
     e.tenant = Some("acme".into());
-    e.user = Some(format!("00u{u:07}"));
-    e.username = Some(format!("user{u}@example.com"));
+    e.user = Some(format!("00u{u:07}").into());
+    e.username = Some(format!("user{u}@example.com").into());
     let away = day % 7 == 5;
-    e.device = Some(if day % 4 == 0 { "phone" } else { "laptop" }.to_string() + &u.to_string());
+    e.device =
+        Some((if day % 4 == 0 { "phone" } else { "laptop" }.to_string() + &u.to_string()).into());
     e.geo = Some(Box::new(Geo {
         country: Some(if away { "FR" } else { "DE" }.into()),
         city: Some(if away { "Paris" } else { "Berlin" }.into()),

@@ -713,9 +713,9 @@ fn make_alert(live: &LiveRule, key: &str, e: &Arc<Event>, fired: Fired) -> Alert
         last_seen: format_ts(e.ts),
         runbook_url: live.runbook_url.clone(),
         evidence: fired.triggers[evidence_from..].to_vec(),
-        tenant: e.tenant.clone(),
-        user: e.user.clone(),
-        username: e.username.clone(),
+        tenant: e.tenant.as_deref().map(String::from),
+        user: e.user.as_deref().map(String::from),
+        username: e.username.as_deref().map(String::from),
         ip: e.ip.map(|ip| ip.to_string()),
         references: rule
             .sigma

@@ -129,7 +129,15 @@ pub fn held_bytes(e: &Event) -> usize {
     ];
     let text: usize = strings
         .iter()
-        .map(|s| s.as_ref().map_or(0, String::len))
+        .map(|s| {
+            s.as_ref().map_or(0, |s| {
+                if s.is_heap_allocated() {
+                    s.capacity()
+                } else {
+                    0
+                }
+            })
+        })
         .sum();
     let geo = e.geo.as_ref().map_or(0, |g| {
         std::mem::size_of::<crate::event::Geo>()

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Deserializer};
 
-use super::{Event, fingerprint};
+use super::{Event, Text, fingerprint};
 
 /// Lines longer than this are rejected unread: no identity provider emits a 1 MiB login event,
 /// and parsing one would let a single line stall the pipeline.
@@ -149,8 +149,8 @@ pub(crate) fn classify(err: serde_json::Error) -> BadInput {
 }
 
 /// serde glue: usernames are compared case-insensitively, so they are stored lower-cased.
-pub(crate) fn lowercase<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let s = Option::<String>::deserialize(d)?;
+pub(crate) fn lowercase<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Text>, D::Error> {
+    let s = Option::<Text>::deserialize(d)?;
     Ok(s.map(|s| {
         if s.bytes().any(|b| b.is_ascii_uppercase()) || !s.is_ascii() {
             s.to_lowercase()

@@ -15,6 +15,10 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+/// An event's text field: inline up to 24 bytes (most tenants, usernames, reasons, factors),
+/// so decoding one allocates nothing and dropping one on another thread frees nothing.
+pub type Text = compact_str::CompactString;
+
 /// What happened, from the fixed list of SPEC §1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventType {
@@ -156,17 +160,17 @@ pub struct Event {
     #[serde(rename = "type")]
     pub kind: EventType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
+    pub tenant: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<Text>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "decode::lowercase"
     )]
-    pub username: Option<String>,
+    pub username: Option<Text>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -174,21 +178,21 @@ pub struct Event {
     )]
     pub ip: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
+    pub device: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session: Option<String>,
+    pub session: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client: Option<String>,
+    pub client: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub factor: Option<String>,
+    pub factor: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geo: Option<Box<Geo>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    pub source: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attrs: Option<serde_json::Map<String, serde_json::Value>>,
     /// A stable hash of the event as it arrived. It breaks ties between events with the same

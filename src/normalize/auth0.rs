@@ -8,7 +8,7 @@ use super::common::{
     set_ip, set_username, text, timestamp,
 };
 use super::country::country_code;
-use crate::event::{BadInput, BadReason, Event, EventType as T, Geo};
+use crate::event::{BadInput, BadReason, Event, EventType as T, Geo, Text};
 
 /// One row of the type-code table: what an Auth0 code means canonically.
 pub(crate) struct Code {
@@ -285,7 +285,7 @@ fn is_mfa(kind: T) -> bool {
 
 /// The factor of a Guardian event, from its authenticator details or its description
 /// ("Guardian - Enrollment complete (sms)").
-fn mfa_factor(data: &Value) -> Option<String> {
+fn mfa_factor(data: &Value) -> Option<Text> {
     let named = [
         &["details", "authenticator", "type"][..],
         &["details", "authenticator_type"],
@@ -296,7 +296,7 @@ fn mfa_factor(data: &Value) -> Option<String> {
         .iter()
         .filter_map(|keys| text(data, keys))
         .find_map(factor_in_text)
-        .map(str::to_string)
+        .map(Into::into)
 }
 
 /// A generic failed login is a credential failure unless its text names a client
@@ -312,7 +312,7 @@ fn refine_failed_login(e: &mut Event, data: &Value) {
     e.reason = FAILED_LOGIN_REASONS
         .iter()
         .find(|(marker, _)| said.contains(marker))
-        .map(|(_, reason)| reason.to_string());
+        .map(|(_, reason)| Text::from(*reason));
 }
 
 /// Description and error details of a failure, lower-cased, for marker matching.
@@ -461,7 +461,7 @@ fn geo(data: &Value) -> Geo {
         country: info("country_code")
             .or_else(|| info("country_name"))
             .and_then(country_code)
-            .map(str::to_string),
+            .map(Into::into),
         city: owned(info("city_name")),
         lat: number(data, &["location_info", "latitude"]),
         lon: number(data, &["location_info", "longitude"]),

@@ -9,7 +9,7 @@ use super::common::{
     set_geo, set_ip, set_username, text,
 };
 use super::country::country_code;
-use crate::event::{BadInput, BadReason, Event, EventType as T, Geo};
+use crate::event::{BadInput, BadReason, Event, EventType as T, Geo, Text};
 
 /// What an event type means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,7 +154,7 @@ fn sign_in(e: &mut Event, v: &Value, response: Option<&str>) -> T {
             } else {
                 None
             };
-            e.reason = reason.map(str::to_string);
+            e.reason = reason.map(Into::into);
             T::LoginFailure
         }
         // The password passed and a further challenge (a second factor, or the one adaptive
@@ -176,7 +176,7 @@ fn risk_blocked(v: &Value) -> bool {
 
 /// Cognito's challenge names: `Mfa` (SMS or TOTP, not said which), `SmsMfa`/`SMS_MFA`,
 /// `SoftwareTokenMfa`, `EmailOtp`, `WebAuthn`.
-fn factor(challenge: &str) -> Option<String> {
+fn factor(challenge: &str) -> Option<Text> {
     let c = challenge.replace('_', "");
     let f = if c.contains("sms") {
         "sms"
@@ -210,7 +210,7 @@ fn fill(e: &mut Event, v: &Value) {
     set_geo(
         e,
         Geo {
-            country: country.and_then(country_code).map(str::to_string),
+            country: country.and_then(country_code).map(Into::into),
             city: owned(text(context, &["City"]).or_else(|| text(v, &["city"]))),
             ..Geo::default()
         },

@@ -143,7 +143,7 @@ pub(crate) fn set_attr_opt(e: &mut Event, key: &str, value: Option<impl Into<Val
 /// usernames case-insensitively).
 pub(crate) fn set_username(e: &mut Event, name: Option<&str>) {
     if let Some(n) = name.and_then(present) {
-        e.username = Some(n.to_lowercase());
+        e.username = Some(n.to_lowercase().into());
     }
 }
 
@@ -161,8 +161,8 @@ pub(crate) fn set_ip(e: &mut Event, ip: Option<&str>) {
 }
 
 /// An owned copy of an optional text value.
-pub(crate) fn owned(s: Option<&str>) -> Option<String> {
-    s.map(str::to_string)
+pub(crate) fn owned<T: for<'a> From<&'a str>>(s: Option<&str>) -> Option<T> {
+    s.map(T::from)
 }
 
 /// Stores `geo` only when something is known, so an empty object never hides GeoIP.

@@ -8,7 +8,7 @@ use super::common::{
     set_geo, set_ip, set_username, text, timestamp,
 };
 use super::country::country_code;
-use crate::event::{BadInput, BadReason, Event, EventType as T, Geo};
+use crate::event::{BadInput, BadReason, Event, EventType as T, Geo, Text};
 
 /// What a sign-in `errorCode` means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,7 +307,7 @@ fn mfa_steps(props: &Value) -> impl Iterator<Item = &Value> {
 }
 
 /// The factor of the MFA step (the last succeeded one for a success), else `mfaDetail`.
-fn mfa_factor(props: &Value, succeeded: bool) -> Option<String> {
+fn mfa_factor(props: &Value, succeeded: bool) -> Option<Text> {
     let step = mfa_steps(props)
         .filter(|d| !succeeded || boolean(d, &["succeeded"]) == Some(true))
         .last();
@@ -319,7 +319,7 @@ fn mfa_factor(props: &Value, succeeded: bool) -> Option<String> {
         .into_iter()
         .flatten()
         .find_map(entra_factor)
-        .map(str::to_string)
+        .map(Into::into)
 }
 
 /// Entra's method names (`Mobile app notification`, `Text message`, `OATH verification
@@ -344,7 +344,7 @@ fn entra_factor(method: &str) -> Option<&'static str> {
 /// Why the second factor failed, from the step's `authenticationStepResultDetail` ("MFA
 /// denied; user declined the authentication", "MFA denied; user did not respond to mobile app
 /// notification", "MFA denied; invalid verification code") or `status.additionalDetails`.
-fn mfa_reason(props: &Value) -> Option<String> {
+fn mfa_reason(props: &Value) -> Option<Text> {
     let said: Vec<String> = mfa_steps(props)
         .filter_map(|d| text(d, &["authenticationStepResultDetail"]))
         .chain(text(props, &["status", "additionalDetails"]))
@@ -422,7 +422,7 @@ fn geo(props: &Value) -> Geo {
     Geo {
         country: text(place, &["countryOrRegion"])
             .and_then(country_code)
-            .map(str::to_string),
+            .map(Into::into),
         city: owned(text(place, &["city"])),
         lat: number(place, &["geoCoordinates", "latitude"]),
         lon: number(place, &["geoCoordinates", "longitude"]),
@@ -468,7 +468,7 @@ fn audit(v: &Value, props: &Value) -> Result<Event, BadInput> {
         e.factor = additional_detail(props, "Method")
             .or_else(|| additional_detail(props, "AuthenticationMethod"))
             .and_then(entra_factor)
-            .map(str::to_string);
+            .map(Into::into);
     }
     e.id = owned(text(props, &["id"]));
     e.tenant = owned(text(props, &["tenantId"]).or_else(|| text(v, &["tenantId"])));

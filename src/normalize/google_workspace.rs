@@ -7,7 +7,7 @@ use super::common::{
     factor_in_text, get, new_event, path, present, set_attr, set_attr_opt, set_ip, set_username,
     text, timestamp,
 };
-use crate::event::{BadInput, BadReason, Event, EventType as T};
+use crate::event::{BadInput, BadReason, Event, EventType as T, Text};
 
 /// What an event name means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,7 +156,7 @@ fn classify(e: &mut Event, kind: Kind, event: &Value) {
             } else {
                 e.kind = T::LoginFailure;
             }
-            e.reason = reason.filter(|r| *r != "unknown").map(str::to_string);
+            e.reason = reason.filter(|r| *r != "unknown").map(Into::into);
         }
         Kind::Challenge => {
             let status = param_text(event, "login_challenge_status").unwrap_or_default();
@@ -187,22 +187,22 @@ fn classify(e: &mut Event, kind: Kind, event: &Value) {
 
 /// An identifier Google writes as a string (`"104839562817364592014"`, `"-7348112290011223300"`)
 /// and some exports as a number.
-fn id_text(v: &Value, keys: &[&str]) -> Option<String> {
+fn id_text(v: &Value, keys: &[&str]) -> Option<Text> {
     match path(v, keys)? {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) => present(s).map(str::to_string),
+        Value::Number(n) => Some(n.to_string().into()),
+        Value::String(s) => present(s).map(Into::into),
         _ => None,
     }
 }
 
-fn challenge_factor(event: &Value) -> Option<String> {
+fn challenge_factor(event: &Value) -> Option<Text> {
     let method = param_text(event, "login_challenge_method")?;
     CHALLENGE_METHODS
         .iter()
         .find(|(m, _)| m.eq_ignore_ascii_case(method))
         .map(|(_, f)| *f)
         .or_else(|| factor_in_text(method))
-        .map(str::to_string)
+        .map(Into::into)
 }
 
 /// Identity, network and the attrs worth keeping. The account is the actor, or for account

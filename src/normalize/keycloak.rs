@@ -8,7 +8,7 @@ use super::common::{
     factor_in_text, get, new_event, owned, parse_timestamp, parse_timestamp_str, set_attr,
     set_attr_opt, set_ip, set_username, text, timestamp,
 };
-use crate::event::{BadInput, BadReason, Event, EventType as T};
+use crate::event::{BadInput, BadReason, Event, EventType as T, Text};
 
 /// What a user event type means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -381,7 +381,7 @@ fn user_event(ts: i64, event_type: &str, f: &Value) -> Event {
     let credential = text(f, &["credential_type"]);
     // A credential type other than the password means a second factor was involved.
     let second_factor = credential.filter(|c| !c.eq_ignore_ascii_case("password"));
-    let factor = second_factor.and_then(factor_in_text).map(str::to_string);
+    let factor = second_factor.and_then(factor_in_text).map(Into::into);
     match kind {
         Some(Is(t)) => e.kind = t,
         Some(Factor(t, name)) => (e.kind, e.factor) = (t, Some(name.into())),
@@ -415,14 +415,14 @@ fn login_error(e: &mut Event, error: Option<&str>, second_factor: bool) {
             .find(|(name, _)| name.eq_ignore_ascii_case(err))
             .map(|(_, f)| *f)
     });
-    let mfa = |reason: &str| (T::MfaFailure, Some(reason.to_string()));
+    let mfa = |reason: &str| (T::MfaFailure, Some(Text::from(reason)));
     let (kind, reason) = match (failure, second_factor) {
         (Some(Failure::Credential(_)), true) => mfa("bad_code"),
-        (Some(Failure::Credential(reason)), false) => (T::LoginFailure, Some(reason.to_string())),
+        (Some(Failure::Credential(reason)), false) => (T::LoginFailure, Some(Text::from(reason))),
         (Some(Failure::Refused), true) => mfa("mfa_denied"),
         (Some(Failure::Refused), false) => (T::Other, None),
-        (Some(Failure::Client), _) => (T::Other, Some("client_error".to_string())),
-        (None, _) => (T::LoginFailure, error.map(str::to_string)),
+        (Some(Failure::Client), _) => (T::Other, Some(Text::from("client_error"))),
+        (None, _) => (T::LoginFailure, error.map(Into::into)),
     };
     e.kind = kind;
     e.reason = reason;
@@ -488,13 +488,10 @@ fn path_matches(pattern: &str, actual: &str) -> bool {
 }
 
 /// The user id after `users/` in a resource path.
-fn user_in_path(resource_path: &str) -> Option<String> {
+fn user_in_path(resource_path: &str) -> Option<Text> {
     let mut segments = resource_path.split('/');
     segments.find(|s| *s == "users")?;
-    segments
-        .next()
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    segments.next().filter(|s| !s.is_empty()).map(Into::into)
 }
 
 /// The admin event's `representation` (a JSON document in a string), when present.

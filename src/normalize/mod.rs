@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Deserialize;
 
-use crate::event::{BadInput, BadReason, Event, decode_line, decode_value, fingerprint};
+use crate::event::{BadInput, BadReason, Event, Text, decode_line, decode_value, fingerprint};
 
 pub use country::country_code;
 
@@ -124,7 +124,7 @@ pub fn normalize(format: Format, line: &[u8]) -> Result<Event, BadInput> {
         event
     };
     event.fingerprint = fingerprint(line);
-    event.source = Some(format.as_str().to_string());
+    event.source = Some(Text::const_new(format.as_str()));
     Ok(event)
 }
 
@@ -164,7 +164,7 @@ pub fn normalize_each(format: Format, line: &[u8], mut each: impl FnMut(Result<E
             };
             each(from_parsed(format, &record).map(|mut event| {
                 event.fingerprint = fingerprint(line);
-                event.source = Some(format.as_str().to_string());
+                event.source = Some(Text::const_new(format.as_str()));
                 retain_raw(format, &mut event, record);
                 event
             }))
@@ -182,7 +182,7 @@ pub fn normalize_value(format: Format, value: serde_json::Value) -> Result<Event
     let mut event = from_parsed(format, &value)?;
     retain_raw(format, &mut event, value);
     event.fingerprint = fingerprint(&bytes);
-    event.source = Some(format.as_str().to_string());
+    event.source = Some(Text::const_new(format.as_str()));
     Ok(event)
 }
 
@@ -237,7 +237,7 @@ fn keycloak_line(line: &str) -> Result<Event, BadInput> {
 /// it); the others are marked as native.
 fn native_source(mut event: Event) -> Event {
     if event.source.is_none() {
-        event.source = Some(Format::Native.as_str().to_string());
+        event.source = Some(Text::const_new(Format::Native.as_str()));
     }
     event
 }

@@ -8,7 +8,7 @@ use super::common::{
     set_ip, set_username, text, timestamp,
 };
 use super::country::country_code;
-use crate::event::{BadInput, BadReason, Event, EventType as T, Geo};
+use crate::event::{BadInput, BadReason, Event, EventType as T, Geo, Text};
 
 const AUTHENTICATION: i64 = 3002;
 const ACCOUNT_CHANGE: i64 = 3001;
@@ -153,11 +153,11 @@ fn status_text(v: &Value) -> String {
     .to_ascii_lowercase()
 }
 
-fn first_marker(said: &str, markers: &[(&str, &'static str)]) -> Option<String> {
+fn first_marker(said: &str, markers: &[(&str, &'static str)]) -> Option<Text> {
     markers
         .iter()
         .find(|(m, _)| said.contains(m))
-        .map(|(_, r)| r.to_string())
+        .map(|(_, r)| Text::const_new(r))
 }
 
 fn classify(e: &mut Event, kind: Kind, status: i64, v: &Value) -> T {
@@ -188,7 +188,7 @@ fn classify(e: &mut Event, kind: Kind, status: i64, v: &Value) -> T {
 
 /// The second factor of `auth_factors` (a password entry is skipped), else `factor` of an
 /// Account Change's MFA activity.
-fn factor(v: &Value) -> Option<String> {
+fn factor(v: &Value) -> Option<Text> {
     let factors = get(v, "auth_factors").and_then(Value::as_array);
     factors
         .into_iter()
@@ -206,7 +206,7 @@ fn factor(v: &Value) -> Option<String> {
                     .map(|(_, f)| *f)
             })
         })
-        .map(str::to_string)
+        .map(Into::into)
 }
 
 /// OCSF factor type names: `SMS`, `Phone Call`, `Push Notification`, `OTP`, `Email`,
@@ -253,7 +253,7 @@ fn fill(e: &mut Event, v: &Value, class: i64) {
         Geo {
             country: text(place, &["country"])
                 .and_then(country_code)
-                .map(str::to_string),
+                .map(Into::into),
             city: owned(text(place, &["city"])),
             lat: number(place, &["lat"]),
             lon: number(place, &["long"]),

@@ -8,7 +8,7 @@ use super::common::{
     set_geo, set_ip, set_username, text, timestamp,
 };
 use super::country::country_code;
-use crate::event::{BadInput, BadReason, Event, EventType as T, Geo};
+use crate::event::{BadInput, BadReason, Event, EventType as T, Geo, Text};
 
 /// Whose account an event is about: the actor who did it, or the user it was done to (an
 /// admin resetting someone's factors acts on the target; the ATO chain follows the target).
@@ -253,8 +253,8 @@ pub(crate) fn from_value(v: &Value) -> Result<Event, BadInput> {
 }
 
 /// The outcome: `SUCCESS`, `FAILURE`, `ALLOW`, `DENY`, `CHALLENGE`, ... (upper-cased).
-fn outcome(v: &Value) -> Option<String> {
-    text(v, &["outcome", "result"]).map(str::to_ascii_uppercase)
+fn outcome(v: &Value) -> Option<Text> {
+    text(v, &["outcome", "result"]).map(|s| s.to_ascii_uppercase().into())
 }
 
 /// Sets type, reason and factor from the table row and the outcome.
@@ -308,7 +308,7 @@ fn debug_data(v: &Value) -> Option<&Value> {
 
 /// The factor, from debugData (`factor: OKTA_VERIFY_PUSH`), a push response, or the
 /// outcome reason ("User set up SMS_FACTOR factor").
-fn mfa_factor(v: &Value) -> Option<String> {
+fn mfa_factor(v: &Value) -> Option<Text> {
     let debug = debug_data(v);
     if debug.is_some_and(|d| PUSH_RESPONSE_KEYS.iter().any(|k| get(d, k).is_some())) {
         return Some("push".into());
@@ -321,12 +321,12 @@ fn mfa_factor(v: &Value) -> Option<String> {
         .into_iter()
         .flatten()
         .find_map(factor_in_text)
-        .map(str::to_string)
+        .map(Into::into)
 }
 
 /// Why an MFA step failed: a denied push, a blocked phishing attempt, an unanswered prompt
 /// or a wrong code.
-fn mfa_reason(v: &Value, result: Option<&str>) -> Option<String> {
+fn mfa_reason(v: &Value, result: Option<&str>) -> Option<Text> {
     let debug = debug_data(v);
     let push_answer = debug
         .and_then(|d| PUSH_RESPONSE_KEYS.iter().find_map(|k| text(d, &[k])))
@@ -354,7 +354,7 @@ fn mfa_reason(v: &Value, result: Option<&str>) -> Option<String> {
 
 /// Why a sign-in failed. Okta reports an unknown username as VERIFICATION_ERROR with an
 /// `unknown` actor, so without a known user that reason means `unknown_user`.
-fn login_reason(v: &Value, known_user: bool) -> Option<String> {
+fn login_reason(v: &Value, known_user: bool) -> Option<Text> {
     let said = text(v, &["outcome", "reason"])?;
     if said.eq_ignore_ascii_case("VERIFICATION_ERROR") && !known_user {
         return Some("unknown_user".into());
@@ -363,7 +363,7 @@ fn login_reason(v: &Value, known_user: bool) -> Option<String> {
     LOGIN_REASONS
         .iter()
         .find(|(marker, _)| lower.contains(&marker.to_ascii_lowercase()))
-        .map(|(_, reason)| reason.to_string())
+        .map(|(_, reason)| Text::from(*reason))
 }
 
 /// Whether a profile update changed the email (debugData `changedAttributes`).
@@ -433,7 +433,7 @@ fn geo(v: &Value) -> Geo {
     Geo {
         country: text(place, &["country"])
             .and_then(country_code)
-            .map(str::to_string),
+            .map(Into::into),
         city: owned(text(place, &["city"])),
         lat: number(place, &["geolocation", "lat"]),
         lon: number(place, &["geolocation", "lon"]),

@@ -132,7 +132,7 @@ mod tests {
                 b.items
                     .iter()
                     .map(|i| match i {
-                        Item::Event(e) => e.username.clone().unwrap_or_default(),
+                        Item::Event(e) => e.username.as_deref().unwrap_or_default().to_string(),
                         Item::Bad(bad, _, n) => format!("bad {n} {}", bad.reason.as_str()),
                         Item::TooLong(len, n) => format!("long {n} {len}"),
                         _ => "other".into(),

@@ -260,7 +260,7 @@ mod tests {
             e.reason = Some(if i < 10 {
                 "mfa_denied".into()
             } else {
-                format!("r{i}")
+                format!("r{i}").into()
             });
             t.event(&e);
         }

@@ -139,7 +139,7 @@ fn traffic(seed: u64, n: usize, days_ahead: i64, partitions: i32) -> (Vec<Record
     let mut lines = Vec::new();
     for e in &events {
         let json = serde_json::to_vec(e).unwrap();
-        let key = e.username.clone().unwrap_or_default();
+        let key = e.username.as_deref().unwrap_or_default().to_string();
         records.push((
             partition_of(&key, partitions),
             key.into_bytes(),
