@@ -127,23 +127,12 @@ pub fn held_bytes(e: &Event) -> usize {
         &e.reason,
         &e.source,
     ];
-    let text: usize = strings
-        .iter()
-        .map(|s| {
-            s.as_ref().map_or(0, |s| {
-                if s.is_heap_allocated() {
-                    s.capacity()
-                } else {
-                    0
-                }
-            })
-        })
-        .sum();
+    let text: usize = strings.iter().map(|s| text_heap(s)).sum();
     let geo = e.geo.as_ref().map_or(0, |g| {
         std::mem::size_of::<crate::event::Geo>()
-            + g.city.as_ref().map_or(0, String::len)
-            + g.country.as_ref().map_or(0, String::len)
-            + g.as_org.as_ref().map_or(0, String::len)
+            + text_heap(&g.city)
+            + text_heap(&g.country)
+            + text_heap(&g.as_org)
     });
     let attrs = e.attrs.as_ref().map_or(0, |a| {
         a.iter()
@@ -345,6 +334,13 @@ impl Reorder {
         }
         gone
     }
+}
+
+/// The heap bytes of a text field: none when it is stored inline (up to 24 bytes).
+fn text_heap(s: &Option<crate::event::Text>) -> usize {
+    s.as_ref()
+        .filter(|s| s.is_heap_allocated())
+        .map_or(0, |s| s.capacity())
 }
 
 #[cfg(test)]

@@ -182,7 +182,7 @@ fn label(geo: Option<&Geo>) -> String {
     };
     match (&geo.city, &geo.country) {
         (Some(city), Some(country)) => format!("{city} {country}"),
-        (Some(only), None) | (None, Some(only)) => only.clone(),
+        (Some(only), None) | (None, Some(only)) => only.to_string(),
         (None, None) => format!(
             "{:.2},{:.2}",
             geo.lat.unwrap_or_default(),

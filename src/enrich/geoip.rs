@@ -392,7 +392,7 @@ impl GeoIp {
         match asn {
             Some(Ok(Some(record))) => {
                 geo.asn = record.autonomous_system_number;
-                geo.as_org = record.autonomous_system_organization.map(str::to_string);
+                geo.as_org = record.autonomous_system_organization.map(Into::into);
             }
             Some(Err(e)) => self.lookup_failed(DbKind::Asn, ip, &e),
             _ => {}
@@ -449,12 +449,12 @@ impl GeoIp {
 }
 
 fn fill_city(geo: &mut Geo, record: CityRecord<'_>) {
-    geo.country = record.country.and_then(|c| c.iso_code).map(str::to_string);
+    geo.country = record.country.and_then(|c| c.iso_code).map(Into::into);
     geo.city = record
         .city
         .and_then(|c| c.names)
         .and_then(|n| n.en)
-        .map(str::to_string);
+        .map(Into::into);
     if let Some(location) = record.location {
         geo.lat = location.latitude;
         geo.lon = location.longitude;

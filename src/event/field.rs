@@ -236,7 +236,6 @@ impl Field {
     /// Reads the field from an event; `None` when it is absent.
     pub fn get<'a>(&self, e: &'a Event) -> Option<FieldValue<'a>> {
         let s = |v: &'a Option<super::Text>| v.as_deref().map(FieldValue::Str);
-        let geo_text = |v: &'a Option<String>| v.as_deref().map(FieldValue::Str);
         match self {
             Field::Ts => Some(FieldValue::Int(e.ts)),
             Field::Type => Some(FieldValue::Str(e.kind.as_str())),
@@ -256,13 +255,13 @@ impl Field {
             Field::Geo(g) => {
                 let geo = e.geo.as_ref()?;
                 match g {
-                    GeoField::Country => geo_text(&geo.country),
-                    GeoField::City => geo_text(&geo.city),
+                    GeoField::Country => s(&geo.country),
+                    GeoField::City => s(&geo.city),
                     GeoField::Lat => geo.lat.map(FieldValue::Float),
                     GeoField::Lon => geo.lon.map(FieldValue::Float),
                     GeoField::AccuracyKm => geo.accuracy_km.map(FieldValue::Float),
                     GeoField::Asn => geo.asn.map(|a| FieldValue::Int(a.into())),
-                    GeoField::AsOrg => geo_text(&geo.as_org),
+                    GeoField::AsOrg => s(&geo.as_org),
                 }
             }
             Field::Attr(path) => {
