@@ -204,15 +204,21 @@ impl ConsumerContext for Revocations {
                 paused,
                 "kafka: alert partitions assigned for delivery"
             );
-            let result = if paused {
-                consumer.pause(tpl)
-            } else {
-                consumer.resume(tpl)
-            };
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "kafka: cannot set the alert partitions' pause after a rebalance");
-            }
+            set_pause(consumer, tpl, paused);
         }
+    }
+}
+
+/// Pauses or resumes fetching from `partitions`: the one place both the loop and a rebalance
+/// set it.
+fn set_pause(consumer: &BaseConsumer<Revocations>, partitions: &TopicPartitionList, paused: bool) {
+    let result = if paused {
+        consumer.pause(partitions)
+    } else {
+        consumer.resume(partitions)
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, paused, "kafka: cannot pause or resume the alert partitions");
     }
 }
 
@@ -259,9 +265,7 @@ impl KafkaLog {
             None => false,
         }
     }
-}
 
-impl KafkaLog {
     /// Joins `settings`' group on `topic` (the assignment comes with the first polls).
     fn join(settings: &rdkafka::ClientConfig, topic: &str) -> anyhow::Result<KafkaLog> {
         use anyhow::Context as _;
@@ -284,16 +288,8 @@ impl KafkaLog {
             .context()
             .paused
             .store(paused, Ordering::Relaxed);
-        let Ok(assigned) = self.consumer.assignment() else {
-            return;
-        };
-        let result = if paused {
-            self.consumer.pause(&assigned)
-        } else {
-            self.consumer.resume(&assigned)
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, topic = %self.topic, paused, "kafka: cannot pause or resume the alert partitions");
+        if let Ok(assigned) = self.consumer.assignment() {
+            set_pause(&self.consumer, &assigned, paused);
         }
     }
 }
